@@ -1,0 +1,237 @@
+"""Typed configuration of a workspace (``onetoone.toml``).
+
+Unknown keys are rejected with the file line that holds them, so a typo never passes silently.
+Later capabilities add their own sections here; every key is documented in
+``docs/configuration.md`` (a test checks that none is missing).
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from onetoone.errors import ConfigError
+from onetoone.schema import ENTITIES
+
+CONFIG_FILE = "onetoone.toml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class WorkspaceSettings(_Section):
+    """[workspace]: what applies to the whole customer base."""
+
+    name: str = "onetoone"
+    default_country: str = Field("FR", description="ISO country for phone numbers without +")
+    timezone: str = Field("Europe/Paris", description="Time zone of times given without offset")
+    currency: str = "EUR"
+    language: str = "fr"
+
+    @field_validator("default_country")
+    @classmethod
+    def _upper_country(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z]{2}", value):
+            raise ValueError("must be a two-letter ISO country code such as FR")
+        return value.upper()
+
+
+class SourceConfig(_Section):
+    """[sources.NAME]: one silo export and how its columns map to the canonical model."""
+
+    entity: str
+    path: str
+    format: Literal["csv", "tsv", "parquet", "json", "jsonl"] | None = None
+    delimiter: str | None = None
+    decimal: Literal[".", ","] = "."
+    encoding: str = "auto"
+    date_format: str | list[str] | None = None
+    datetime_format: str | list[str] | None = None
+    quote: str = '"'
+    header: bool = True
+    skip_rows: int = Field(0, ge=0)
+    null_values: list[str] = Field(
+        default_factory=lambda: ["", "NULL", "null", "None", "N/A", "n/a", "#N/A"]
+    )
+    customer_source: str | None = None
+    explode: str | None = None
+    country: str | None = None
+    timezone: str | None = None
+    columns: dict[str, str] = Field(default_factory=dict)
+    identifiers: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("entity")
+    @classmethod
+    def _known_entity(cls, value: str) -> str:
+        if value not in ENTITIES:
+            raise ValueError(f"unknown entity '{value}'; use one of {', '.join(ENTITIES)}")
+        return value
+
+    @field_validator("delimiter", "quote")
+    @classmethod
+    def _one_char(cls, value: str | None) -> str | None:
+        if value is not None and value != "\\t" and len(value) != 1:
+            raise ValueError("must be a single character")
+        return "\t" if value == "\\t" else value
+
+    @field_validator("identifiers")
+    @classmethod
+    def _identifier_types(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+                raise ValueError(
+                    f"identifier type '{name}' must be lower-case letters, digits and _"
+                )
+        return value
+
+    def date_formats(self) -> list[str]:
+        return _as_list(self.date_format)
+
+    def datetime_formats(self) -> list[str]:
+        return _as_list(self.datetime_format)
+
+
+def _as_list(value: str | list[str] | None) -> list[str]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+class Config(_Section):
+    """The whole ``onetoone.toml``."""
+
+    workspace: WorkspaceSettings = Field(default_factory=lambda: WorkspaceSettings())
+    sources: dict[str, SourceConfig] = Field(default_factory=dict)
+
+    def check(self) -> Config:
+        """Cross-field checks that pydantic cannot express per section."""
+        for name, source in self.sources.items():
+            if not re.fullmatch(r"[A-Za-z0-9_\-]+", name):
+                raise ConfigError(
+                    f"Source name '{name}' may only hold letters, digits, '_' and '-'."
+                )
+            entity = ENTITIES[source.entity]
+            for canonical in source.columns:
+                if entity.field(canonical) is None:
+                    known = ", ".join(f.name for f in entity.fields)
+                    raise ConfigError(
+                        f"[sources.{name}.columns] maps unknown field '{canonical}' for entity "
+                        f"'{source.entity}'.",
+                        hint=f"Known fields: {known}.",
+                    )
+            if source.customer_source is not None:
+                target = self.sources.get(source.customer_source)
+                if target is None or target.entity != "customers":
+                    raise ConfigError(
+                        f"[sources.{name}] customer_source = '{source.customer_source}' is not "
+                        "a source of entity 'customers' in this file."
+                    )
+            if "customer_source_id" in source.columns and source.customer_source is None:
+                raise ConfigError(
+                    f"[sources.{name}] maps customer_source_id but does not say which customers "
+                    "source those ids belong to.",
+                    hint='Add customer_source = "<name of the customers source>".',
+                )
+        return self
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate a configuration file; errors name the key and its line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"No configuration file at {path}.",
+            hint="Run 'onetoone init' to create a workspace, or pass --workspace.",
+        ) from None
+    return parse_config(text, path)
+
+
+def parse_config(text: str, path: Path | str = CONFIG_FILE) -> Config:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}.") from None
+    try:
+        return Config.model_validate(data).check()
+    except ValidationError as exc:
+        raise _config_error(exc, text, path) from None
+
+
+def _config_error(exc: ValidationError, text: str, path: Path | str) -> ConfigError:
+    first = exc.errors()[0]
+    loc = [str(part) for part in first["loc"]]
+    line = _line_of(text, loc)
+    where = f"{path}, line {line}" if line else str(path)
+    dotted = ".".join(loc)
+    if first["type"] == "extra_forbidden":
+        section = ".".join(loc[:-1]) or "top level"
+        return ConfigError(
+            f"Unknown key '{loc[-1]}' in [{section}] ({where}).",
+            hint="Check its spelling against docs/configuration.md.",
+        )
+    if first["type"] == "missing":
+        return ConfigError(f"Missing key '{dotted}' ({where}).")
+    message = str(first["msg"]).removeprefix("Value error, ")
+    return ConfigError(f"Invalid value for '{dotted}' ({where}): {message}.")
+
+
+def _line_of(text: str, loc: list[str]) -> int | None:
+    """Best-effort line number of a dotted key in TOML text."""
+    lines = text.splitlines()
+    section: list[str] = []
+    key = loc[-1]
+    for number, raw in enumerate(lines, start=1):
+        stripped = raw.strip()
+        header = re.fullmatch(r"\[\[?\s*([^\]]+?)\s*\]\]?", stripped)
+        if header:
+            section = [part.strip().strip('"') for part in header.group(1).split(".")]
+            if section == loc:
+                return number
+            continue
+        match = re.match(r'["\']?([A-Za-z0-9_\-]+)["\']?\s*=', stripped)
+        if match and match.group(1) == key and section == loc[:-1]:
+            return number
+    return None
+
+
+def default_config_text(name: str = "onetoone") -> str:
+    """The commented ``onetoone.toml`` that ``onetoone init`` writes."""
+    return f'''# onetoone workspace configuration. Reference: docs/configuration.md
+
+[workspace]
+name = "{name}"
+default_country = "FR"        # phone numbers without +country are read in this country
+timezone = "Europe/Paris"     # times without offset are in this time zone
+currency = "EUR"
+language = "fr"
+
+# Declare one [sources.NAME] section per export. Example:
+#
+# [sources.crm]
+# entity = "customers"            # customers, transactions, transaction_items, products,
+#                                 # interactions, consents, contracts, social_posts, feedback
+# path = "exports/crm_*.csv"      # file, folder or glob, relative to this file
+# delimiter = ";"
+# decimal = ","
+# encoding = "auto"               # auto, utf-8, utf-8-sig, cp1252, latin-1
+# date_format = "%d/%m/%Y"
+#
+# [sources.crm.columns]           # canonical field = source column
+# source_id = "client_id"
+# first_name = "prenom"
+# last_name = "nom"
+# email = "mail"
+#
+# [sources.crm.identifiers]       # identifier type = source column
+# loyalty_card = "carte"
+'''
+
+
+def as_dict(config: Config) -> dict[str, Any]:
+    return config.model_dump(exclude_defaults=True)

@@ -1,0 +1,48 @@
+"""Errors raised by onetoone: one root, subclasses that know their HTTP status.
+
+A user sees ``str(error)``: one sentence saying what is wrong, followed by ``hint`` saying what
+to do. The CLI prints both without a traceback; the REST API answers with ``http_status``.
+"""
+
+from __future__ import annotations
+
+
+class OneToOneError(Exception):
+    """Root of every error onetoone raises on purpose."""
+
+    http_status: int = 400
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+    def user_message(self) -> str:
+        """The sentence and the hint, as a person reads them."""
+        text = str(self)
+        return f"{text} {self.hint}" if self.hint else text
+
+
+class ConfigError(OneToOneError):
+    """The configuration file is invalid (unknown key, wrong type, unknown source)."""
+
+
+class WorkspaceError(OneToOneError):
+    """The workspace folder is missing, locked or made by an incompatible version."""
+
+    http_status = 409
+
+
+class IngestError(OneToOneError):
+    """A source file cannot be read at all (missing columns, wrong encoding, empty)."""
+
+    http_status = 422
+
+
+class NotFoundError(OneToOneError):
+    """A customer, source or object asked for does not exist."""
+
+    http_status = 404
+
+
+class ModelError(OneToOneError):
+    """A model cannot be fitted or used as asked (bad inputs, not fitted, no convergence)."""

@@ -1,0 +1,103 @@
+"""The embedded DuckDB store: one file per workspace, schema versioned with migrations."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from onetoone.errors import WorkspaceError
+from onetoone.schema import SCHEMA_VERSION, TABLES
+
+DATABASE_FILE = "onetoone.duckdb"
+
+
+def _create_tables(con: duckdb.DuckDBPyConnection) -> None:
+    for table in TABLES.values():
+        con.execute(table.ddl())
+
+
+#: Migration to version N is MIGRATIONS[N]; each brings a database from N-1 to N.
+MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {1: _create_tables}
+
+
+class Store:
+    """A DuckDB database holding one customer base."""
+
+    def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
+        self.path = Path(path) if str(path) != ":memory:" else path
+        try:
+            self.con = duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise WorkspaceError(
+                    f"The database {path} is in use by another onetoone process.",
+                    hint="Stop that process (e.g. 'onetoone serve') or use its REST API.",
+                ) from None
+            raise WorkspaceError(f"Cannot open the database {path}: {exc}.") from None
+        self.con.execute("SET enable_progress_bar = false")
+        self.con.execute("SET TimeZone = 'UTC'")
+        if not read_only:
+            self.migrate()
+
+    # -- schema -------------------------------------------------------------------------
+    def schema_version(self) -> int:
+        self.con.execute(
+            "CREATE TABLE IF NOT EXISTS onetoone_meta (key VARCHAR PRIMARY KEY, value VARCHAR)"
+        )
+        row = self.con.execute(
+            "SELECT value FROM onetoone_meta WHERE key = 'schema_version'"
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def migrate(self) -> None:
+        """Bring the database to the package's schema version, in one transaction."""
+        version = self.schema_version()
+        if version > SCHEMA_VERSION:
+            raise WorkspaceError(
+                f"This workspace was made by a newer onetoone (schema version {version}; this "
+                f"version knows up to {SCHEMA_VERSION}).",
+                hint="Upgrade onetoone ('pip install -U onetoone') to open it.",
+            )
+        if version == SCHEMA_VERSION:
+            return
+        with self.transaction():
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                MIGRATIONS[target](self.con)
+            self.con.execute(
+                "INSERT OR REPLACE INTO onetoone_meta VALUES ('schema_version', ?)",
+                [str(SCHEMA_VERSION)],
+            )
+
+    # -- access -------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """All or nothing: an exception rolls everything back."""
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield self.con
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("COMMIT")
+
+    def execute(self, sql: str, params: list[Any] | None = None) -> duckdb.DuckDBPyConnection:
+        return self.con.execute(sql, params or [])
+
+    def fetchall(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        return self.con.execute(sql, params or []).fetchall()
+
+    def scalar(self, sql: str, params: list[Any] | None = None) -> Any:
+        row = self.con.execute(sql, params or []).fetchone()
+        return row[0] if row else None
+
+    def table_counts(self) -> dict[str, int]:
+        return {
+            name: int(self.scalar(f'SELECT count(*) FROM "{name}"')) for name in TABLES
+        }
+
+    def close(self) -> None:
+        self.con.close()

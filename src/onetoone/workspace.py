@@ -1,0 +1,140 @@
+"""The Workspace: one customer base, a folder with ``onetoone.toml`` and ``onetoone.duckdb``.
+
+Every interface (Python, CLI, REST API, dashboard) is a thin adapter over this object.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from types import TracebackType
+
+from onetoone.config import CONFIG_FILE, Config, SourceConfig, default_config_text, load_config
+from onetoone.errors import ConfigError, NotFoundError, WorkspaceError
+from onetoone.ingest import SourceLoader, SourceResult
+from onetoone.ingest._loader import Progress
+from onetoone.schema import ENTITIES, TABLES
+from onetoone.store import Store
+from onetoone.store.duckdb import DATABASE_FILE
+
+
+class Workspace:
+    """A customer base on disk.
+
+    >>> ws = Workspace.init("shop")          # doctest: +SKIP
+    >>> ws.ingest()                          # doctest: +SKIP
+    """
+
+    def __init__(self, directory: Path | str = ".", *, read_only: bool = False) -> None:
+        self.root = Path(directory).resolve()
+        config_path = self.root / CONFIG_FILE
+        if not config_path.is_file():
+            raise WorkspaceError(
+                f"{self.root} is not a onetoone workspace (no {CONFIG_FILE}).",
+                hint="Run 'onetoone init' there, or pass --workspace DIR.",
+            )
+        self.config: Config = load_config(config_path)
+        self.store = Store(self.root / DATABASE_FILE, read_only=read_only)
+
+    # -- lifecycle ----------------------------------------------------------------------
+    @classmethod
+    def init(cls, directory: Path | str = ".", *, name: str | None = None,
+             config_text: str | None = None) -> Workspace:
+        """Create a workspace folder (or open it if it already is one)."""
+        root = Path(directory).resolve()
+        root.mkdir(parents=True, exist_ok=True)
+        config_path = root / CONFIG_FILE
+        if not config_path.exists():
+            config_path.write_text(config_text or default_config_text(name or root.name),
+                                   encoding="utf-8")
+        return cls(root)
+
+    @classmethod
+    def open(cls, directory: Path | str = ".") -> Workspace:
+        return cls(directory)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    # -- ingest -------------------------------------------------------------------------
+    def ingest(
+        self,
+        source: str | None = None,
+        *,
+        path: Path | str | None = None,
+        entity: str | None = None,
+        columns: dict[str, str] | None = None,
+        identifiers: dict[str, str] | None = None,
+        options: dict[str, object] | None = None,
+        progress: Progress | None = None,
+    ) -> list[SourceResult]:
+        """Load every declared source, one source by name, or an ad-hoc file.
+
+        Each source loads atomically. A file already loaded is skipped; a changed file adds
+        only its new or changed rows.
+        """
+        if path is not None or (source and source not in self.config.sources and
+                                Path(source).exists()):
+            return [self._ingest_path(Path(path or str(source)), entity, columns or {},
+                                      identifiers or {}, options or {}, progress)]
+        if source is not None:
+            if source not in self.config.sources:
+                known = ", ".join(self.config.sources) or "none declared"
+                raise NotFoundError(
+                    f"No source named '{source}' and no such file.",
+                    hint=f"Sources in {CONFIG_FILE}: {known}.",
+                )
+            names = [source]
+        else:
+            names = list(self.config.sources)
+            if not names:
+                raise ConfigError(
+                    f"{CONFIG_FILE} declares no source.",
+                    hint="Add a [sources.NAME] section, or run 'onetoone ingest PATH "
+                    "--entity ENTITY'.",
+                )
+        return [
+            SourceLoader(self.store, name, self.config.sources[name], self.config.workspace,
+                         self.root, progress).load()
+            for name in self._load_order(names)
+        ]
+
+    def _load_order(self, names: list[str]) -> list[str]:
+        """Customers sources first, so that events find the profiles they name."""
+        return sorted(names, key=lambda n: self.config.sources[n].entity != "customers")
+
+    def _ingest_path(self, path: Path, entity: str | None, columns: dict[str, str],
+                     identifiers: dict[str, str], options: dict[str, object],
+                     progress: Progress | None) -> SourceResult:
+        if entity is None:
+            raise ConfigError(
+                f"Loading {path} directly needs its entity.",
+                hint=f"Add --entity, one of: {', '.join(ENTITIES)}.",
+            )
+        if not path.exists():
+            raise NotFoundError(f"No file or folder {path}.")
+        name = re.sub(r"[^A-Za-z0-9_\-]", "_", path.stem.split(".")[0]) or "adhoc"
+        try:
+            config = SourceConfig(entity=entity, path=str(path.resolve()), columns=columns,
+                                  identifiers=identifiers, **options)  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise ConfigError(f"Invalid options for {path.name}: {exc}.") from None
+        full = Config(workspace=self.config.workspace, sources={name: config})
+        full.check()
+        return SourceLoader(self.store, name, config, self.config.workspace, self.root,
+                            progress).load()
+
+    # -- look --------------------------------------------------------------------------
+    def summary(self) -> dict[str, int]:
+        """Rows per table of the open data model."""
+        return self.store.table_counts()
+
+    def tables(self) -> list[str]:
+        return list(TABLES)
