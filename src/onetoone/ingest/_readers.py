@@ -215,8 +215,9 @@ def _open_csv(path: Path, source: SourceConfig, fmt: str) -> SourceFile:
         ),
         convert_options=pacsv.ConvertOptions(
             column_types={n: pa.string() for n in names},
-            strings_can_be_null=False,
-            quoted_strings_can_be_null=False,
+            null_values=source.null_values,
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=True,
         ),
     )
 

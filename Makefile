@@ -1,0 +1,29 @@
+# Habits of the onetoone project. `make help` lists them.
+PYTHON ?= python3
+.DEFAULT_GOAL := help
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+install: ## Install onetoone with every extra and the dev tools (editable)
+	$(PYTHON) -m pip install -e '.[dev]'
+
+demo: ## Generate the demo company and run every step on it (in ./onetoone-demo)
+	rm -rf onetoone-demo && onetoone demo --workspace onetoone-demo
+
+test: ## Run the test suite (the README's test command)
+	$(PYTHON) -m pytest
+
+lint: ## ruff (lint and format check) and mypy
+	$(PYTHON) -m ruff check src tests benchmarks
+	$(PYTHON) -m ruff format --check src
+	$(PYTHON) -m mypy
+
+docs: ## Regenerate docs/data-model.md from the schema
+	$(PYTHON) -c "from onetoone.schema import render_markdown; open('docs/data-model.md','w').write(render_markdown())"
+
+bench: ## Run the benchmarks (minutes; prints figures for docs/benchmarks.md)
+	$(PYTHON) benchmarks/ingest.py
+	$(PYTHON) benchmarks/btyd.py
+
+.PHONY: help install demo test lint docs bench
