@@ -15,6 +15,7 @@ from contextlib import suppress
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 
 import duckdb
@@ -28,6 +29,14 @@ from onetoone.schema import ENTITIES, STRICT_KINDS, TABLES, Entity
 from onetoone.store import Store
 
 Progress = Callable[[str, int], None]
+
+
+@dataclass(frozen=True)
+class _BatchPlan:
+    staged: str
+    insert_rows: str
+    insert_rejects: str
+    insert_identifiers: str | None
 
 
 @dataclass
@@ -216,110 +225,131 @@ class SourceLoader:
         self._finish(ingestion_id, result)
 
     def _insert_batch(self, batch: pa.RecordBatch, names: list[str], ingestion_id: int) -> None:
+        """Parse one batch once into a staging table, then split it: rows → target, rejects →
+        quarantine, identifiers → ``_ids``."""
         con = self.store.con
+        plan = self._plan(tuple(names))
         con.register("_batch", batch)
         try:
-            select, reason, raw_json = self._select(names)
-            target = TABLES[self.table]
-            cols = ", ".join(ident(c.name) for c in target.columns)
-            staged = f"(SELECT {select}, {reason} AS _reason FROM _batch)"
-            exprs = ", ".join(
-                ident(c.name) if c.name in self._produced else "NULL"
-                for c in target.columns
-            )
-            con.execute(
-                f"INSERT INTO {ident(self.table)} ({cols}) SELECT {exprs} FROM {staged} "
-                f"WHERE _reason IS NULL",
-                [ingestion_id],
-            )
-            con.execute(
-                f"INSERT INTO quarantine SELECT ?, {q(self.name)}, ?, _row, _reason, _raw, "
-                f"row_hash FROM (SELECT {raw_json} AS _raw, _row, {reason} AS _reason, "
-                f"{self._row_hash(names)} AS row_hash FROM _batch) WHERE _reason IS NOT NULL",
-                [ingestion_id, str(self._current_path)],
-            )
-            self._insert_identifiers(names)
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _staged AS {plan.staged}",
+                        [ingestion_id])
         finally:
             with suppress(duckdb.Error):
                 con.unregister("_batch")
+        con.execute(plan.insert_rows)
+        con.execute(plan.insert_rejects, [ingestion_id, str(self._current_path)])
+        if plan.insert_identifiers:
+            con.execute(plan.insert_identifiers)
 
     _current_path: Path = Path()
-    _names: list[str] = []  # noqa: RUF012
-    _produced: set[str] = set()  # noqa: RUF012
 
-    def _row_hash(self, names: list[str]) -> str:
-        return f"hash({q(self.name)}, {', '.join(ident(n) for n in names)})"
+    @lru_cache(maxsize=8)  # noqa: B019 - one loader per source load, few column layouts
+    def _plan(self, names: tuple[str, ...]) -> _BatchPlan:
+        """The SQL that stages, validates and splits a batch with these columns.
 
-    def _select(self, names: list[str]) -> tuple[str, str, str]:
-        """The SELECT list for one batch, the reason expression and the raw-row JSON."""
+        Three layers so that each value is parsed once: (1) typed values ``__v_<field>`` and
+        normalized identifiers ``__id_<type>``; (2) the reason a row is refused, from them;
+        (3) the canonical row, and the raw row as JSON only for refused rows.
+        """
         entity = self.entity
-        self._names = names
-        mapped = {canon: col for canon, col in self.source.columns.items() if col in names}
-        parts: list[str] = []
+        present = set(names)
+        mapped = {canon: col for canon, col in self.source.columns.items() if col in present}
+        row_hash = f"hash({q(self.name)}, {', '.join(ident(n) for n in names)})"
+        layer1 = ["*", f"{row_hash} AS __hash"]
         reasons: list[str] = []
         invalid: list[str] = []
-        produced = {"record_key", "source", "attributes", "ingestion_id", "source_row",
-                    "row_hash"}
+        out: dict[str, str] = {}
         for fld in entity.fields:
             col = mapped.get(fld.name)
             if col is None:
                 if fld.required:
-                    reasons.append(f"'{fld.name} is missing'")
+                    reasons.append(q(f"{fld.name} is missing"))
                 continue
             raw = ident(col)
             expr = self.norm.field(raw, fld.kind, fld.name)
-            parts.append(f"{expr.value} AS {ident(fld.name)}")
-            produced.add(fld.name)
-            words = (q(f"{fld.name} '") + f" || {raw} || " + q(f"' is not {expr.expected}"))
-            if fld.kind in STRICT_KINDS:
-                reasons.append(f"CASE WHEN {expr.failed} THEN {words} END")
-            elif expr.failed != "false":
-                invalid.append(f"{{'k': {q(fld.name)}, 'v': CASE WHEN {expr.failed} THEN {raw} END}}")
+            typed = ident(f"__v_{fld.name}")
+            layer1.append(f"{expr.value} AS {typed}")
+            out[fld.name] = typed
+            if expr.failed != "false":
+                failed = f"(nullif(trim({raw}), '') IS NOT NULL AND {typed} IS NULL)"
+                if fld.kind in STRICT_KINDS:
+                    words = (q(f"{fld.name} '") + f" || {raw} || "
+                             + q(f"' is not {expr.expected}"))
+                    reasons.append(f"CASE WHEN {failed} THEN {words} END")
+                else:
+                    invalid.append(f"{{'k': {q(fld.name)}, 'v': CASE WHEN {failed} "
+                                   f"THEN {raw} END}}")
             if fld.required:
-                reasons.append(
-                    f"CASE WHEN nullif(trim({raw}), '') IS NULL THEN "
-                    f"{q(fld.name + ' is empty')} END"
-                )
-        key = self._record_key(mapped)
-        parts.append(f"{key} AS record_key")
-        parts.append(f"{q(self.name)} AS source")
-        unmapped = [n for n in names if n not in set(self.source.columns.values())]
-        attributes = (
-            f"json_object({', '.join(f'{q(n)}, {ident(n)}' for n in unmapped)})"
-            if unmapped else "NULL::JSON"
-        )
-        if invalid:
-            entries = ", ".join(invalid)
-            bad = f"map_from_entries(list_filter([{entries}], lambda x: x.v IS NOT NULL))"
-            attributes = (
-                f"(SELECT CASE WHEN cardinality(m) = 0 THEN a "
-                f"ELSE json_merge_patch(coalesce(a, '{{}}'), json_object('_invalid', to_json(m))) "
-                f"END FROM (SELECT {attributes} AS a, {bad} AS m))"
-            )
-        parts.append(f"{attributes} AS attributes")
-        parts.append("? AS ingestion_id")
-        parts.append("_row AS source_row")
-        parts.append(f"{self._row_hash(names)} AS row_hash")
-        if entity.name == "customers":
-            parts.append("'profile' AS origin")
-            produced.add("origin")
-        elif entity.is_event:
-            parts.append(f"{self._customer_reference(mapped, names)} AS customer_record_key")
-            produced.add("customer_record_key")
-        self._produced = produced
-        reason = (
-            f"nullif(concat_ws('; ', {', '.join(reasons)}), '')" if reasons else "NULL::VARCHAR"
-        )
-        raw_json = f"json_object({', '.join(f'{q(n)}, {ident(n)}' for n in names)})"
-        return ", ".join(parts), reason, raw_json
+                reasons.append(f"CASE WHEN nullif(trim({raw}), '') IS NULL THEN "
+                               f"{q(fld.name + ' is empty')} END")
+        identifiers = self._identifier_columns(names)
+        for kind, value in identifiers:
+            layer1.append(f"{value} AS {ident('__id_' + kind)}")
+        reason = (f"nullif(concat_ws('; ', {', '.join(reasons)}), '')" if reasons
+                  else "NULL::VARCHAR")
+        layer2 = f"SELECT *, {reason} AS __reason FROM (SELECT {', '.join(layer1)} FROM _batch)"
 
-    def _record_key(self, mapped: dict[str, str]) -> str:
         if "source_id" in mapped:
-            return f"{q(self.name + ':')} || trim({ident(mapped['source_id'])})"
-        # Keyless rows: fingerprint now, occurrence number added in _finish.
-        return f"{q(self.name + ':#')} || {self._row_hash(self._names)}"
+            out["record_key"] = f"{q(self.name + ':')} || {out['source_id']}"
+        else:  # keyless rows: fingerprint now, occurrence number added in _finish
+            out["record_key"] = f"{q(self.name + ':#')} || __hash"
+        out["source"] = q(self.name)
+        used = {*self.source.columns.values(), *self.source.identifiers.values()}
+        unmapped = [n for n in names if n not in used]
+        attributes = (f"json_object({', '.join(f'{q(n)}, {ident(n)}' for n in unmapped)})"
+                      if unmapped else "NULL::JSON")
+        if invalid:
+            bad = f"map_from_entries(list_filter([{', '.join(invalid)}], "\
+                  "lambda x: x.v IS NOT NULL))"
+            attributes = (
+                f"(SELECT CASE WHEN cardinality(m) = 0 THEN a ELSE json_merge_patch("
+                f"coalesce(a, '{{}}'), json_object('_invalid', to_json(m))) END "
+                f"FROM (SELECT {attributes} AS a, {bad} AS m))"
+            )
+        out["attributes"] = attributes
+        out["ingestion_id"] = "?::BIGINT"
+        out["source_row"] = "_row"
+        out["row_hash"] = "__hash"
+        customer_key = "NULL"
+        if entity.name == "customers":
+            out["origin"] = "'profile'"
+            customer_key = "record_key"
+        elif entity.is_event:
+            options = []
+            if "customer_source_id" in out and self.source.customer_source:
+                options.append(f"{q(self.source.customer_source + ':')} || "
+                               f"{out['customer_source_id']}")
+            options += [f"{q(self.name + '~' + kind + ':')} || {ident('__id_' + kind)}"
+                        for kind, _ in identifiers]
+            out["customer_record_key"] = (f"coalesce({', '.join(options)})" if options
+                                          else "NULL::VARCHAR")
+            customer_key = "customer_record_key"
+        raw_json = f"json_object({', '.join(f'{q(n)}, {ident(n)}' for n in names)})"
+        staged_cols = [f"{expr} AS {ident(name)}" for name, expr in out.items()]
+        staged_cols += ["__reason",
+                        f"CASE WHEN __reason IS NOT NULL THEN {raw_json} END AS __raw"]
+        staged_cols += [ident("__id_" + kind) for kind, _ in identifiers]
+        staged = f"SELECT {', '.join(staged_cols)} FROM ({layer2})"
 
-    def _identifier_columns(self, names: list[str]) -> list[tuple[str, str]]:
+        target = TABLES[self.table]
+        cols = ", ".join(ident(c.name) for c in target.columns)
+        values = ", ".join(ident(c.name) if c.name in out else "NULL" for c in target.columns)
+        insert_rows = (f"INSERT INTO {ident(self.table)} ({cols}) SELECT {values} "
+                       "FROM _staged WHERE __reason IS NULL")
+        insert_rejects = (f"INSERT INTO quarantine SELECT ?, {q(self.name)}, ?, source_row, "
+                          "__reason, __raw, row_hash FROM _staged WHERE __reason IS NOT NULL")
+        insert_identifiers = None
+        if identifiers:
+            unions = " UNION ALL ".join(
+                f"SELECT {customer_key} AS k, {q(kind)}, {ident('__id_' + kind)} AS v, "
+                f"source_row FROM _staged WHERE __reason IS NULL"
+                for kind, _ in identifiers
+            )
+            insert_identifiers = (f"INSERT INTO _ids SELECT * FROM ({unions}) "
+                                  "WHERE k IS NOT NULL AND v IS NOT NULL")
+        return _BatchPlan(staged, insert_rows, insert_rejects, insert_identifiers)
+
+    def _identifier_columns(self, names: list[str] | tuple[str, ...]) -> list[tuple[str, str]]:
         """(identifier type, SQL of its normalized value) for this source's rows."""
         pairs: list[tuple[str, str]] = []
         if self.entity.name == "customers":
@@ -328,41 +358,9 @@ class SourceLoader:
                 if col in names:
                     pairs.append((kind, self.norm.identifier(ident(col), kind)))
         for kind, col in self.source.identifiers.items():
-            if col in names:
+            if col in names and kind not in dict(pairs):
                 pairs.append((kind, self.norm.identifier(ident(col), kind)))
         return pairs
-
-    def _customer_reference(self, mapped: dict[str, str], names: list[str]) -> str:
-        options = []
-        if "customer_source_id" in mapped and self.source.customer_source:
-            col = ident(mapped["customer_source_id"])
-            options.append(
-                f"CASE WHEN nullif(trim({col}), '') IS NOT NULL THEN "
-                f"{q(self.source.customer_source + ':')} || trim({col}) END"
-            )
-        for kind, value in self._identifier_columns(names):
-            options.append(f"{q(self.name + '~' + kind + ':')} || ({value})")
-        return f"coalesce({', '.join(options)})" if options else "NULL::VARCHAR"
-
-    def _insert_identifiers(self, names: list[str]) -> None:
-        pairs = self._identifier_columns(names)
-        if not pairs:
-            return
-        mapped = {canon: col for canon, col in self.source.columns.items() if col in names}
-        _, reason, _ = self._select(names)
-        if self.entity.name == "customers":
-            key = self._record_key(mapped)
-        else:
-            key = self._customer_reference(mapped, names)
-        unions = " UNION ALL ".join(
-            f"SELECT {key} AS record_key, {q(kind)} AS type, {value} AS value, _row FROM _batch "
-            f"WHERE {reason} IS NULL"
-            for kind, value in pairs
-        )
-        self.store.execute(
-            f"INSERT INTO _ids SELECT DISTINCT * FROM ({unions}) "
-            "WHERE record_key IS NOT NULL AND value IS NOT NULL"
-        )
 
     # -- after the batches: idempotency, duplicates, identifiers, references --------------
     def _finish(self, ingestion_id: int, result: FileResult) -> None:
@@ -426,7 +424,7 @@ class SourceLoader:
                     """, [ingestion_id, self.name, ingestion_id])
         con.execute(f"""
             INSERT INTO identifiers SELECT DISTINCT i.record_key, i.type, i.value,
-                   {q(self.name)}, ? FROM _ids i
+                   {q(self.name)}, ? FROM (SELECT DISTINCT record_key, type, value FROM _ids) i
             WHERE NOT EXISTS (SELECT 1 FROM identifiers x WHERE x.record_key = i.record_key
                               AND x.type = i.type AND x.value = i.value)
         """, [ingestion_id])

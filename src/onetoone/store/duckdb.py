@@ -40,6 +40,7 @@ class Store:
             raise WorkspaceError(f"Cannot open the database {path}: {exc}.") from None
         self.con.execute("SET enable_progress_bar = false")
         self.con.execute("SET TimeZone = 'UTC'")
+        self.con.execute("SET preserve_insertion_order = false")
         if not read_only:
             self.migrate()
 
