@@ -102,11 +102,52 @@ def _as_list(value: str | list[str] | None) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
+Survivorship = Literal["most_recent", "most_frequent", "source_priority", "longest", "non_empty"]
+
+
+class IdentifySettings(_Section):
+    """[identify]: how records are stitched into customers (see docs/identity.md)."""
+
+    identifier_priority: list[str] = Field(
+        default_factory=lambda: ["customer_number", "loyalty_card", "email", "phone",
+                                 "social_handle", "device_id"],
+        description="Identifier types from strongest to weakest; unlisted types come last",
+    )
+    ignore_types: list[str] = Field(default_factory=list)
+    unique_per_person: list[str] = Field(default_factory=lambda: ["customer_number"])
+    garbage_values: list[str] = Field(
+        default_factory=lambda: ["test@test.com", "n/a", "na", "none", "null", "unknown",
+                                 "inconnu", "nobody@nowhere.com", "noemail@noemail.com",
+                                 "0123456789", "123456789", "1234567890"]
+    )
+    garbage_email_domains: list[str] = Field(
+        default_factory=lambda: ["example.com", "example.org", "example.net", "example.fr",
+                                 "test.com", "test.fr", "localhost", "invalid", "mailinator.com"]
+    )
+    generic_email_local_parts: list[str] = Field(
+        default_factory=lambda: ["contact", "info", "noreply", "no-reply", "admin", "test",
+                                 "sales", "support", "service", "hello", "bonjour", "accueil",
+                                 "commande", "webmaster", "postmaster"]
+    )
+    min_length: int = Field(default=2, ge=1)
+    shared_min_records: int = Field(default=2, ge=2)
+    max_records_per_value: int = Field(default=50, ge=2)
+    max_emails_per_customer: int = Field(default=5, ge=1)
+    max_birth_dates_per_customer: int = Field(default=2, ge=1)
+    probabilistic: bool = True
+    match_threshold: float = Field(default=0.95, gt=0, lt=1)
+    review_threshold: float = Field(default=0.80, gt=0, lt=1)
+    max_pairs_for_u: float = Field(default=1e6, gt=0)
+    survivorship: dict[str, Survivorship] = Field(default_factory=dict)
+    source_priority: list[str] = Field(default_factory=list)
+
+
 class Config(_Section):
     """The whole ``onetoone.toml``."""
 
     workspace: WorkspaceSettings = Field(default_factory=lambda: WorkspaceSettings())
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
+    identify: IdentifySettings = Field(default_factory=lambda: IdentifySettings())
 
     def check(self) -> Config:
         """Cross-field checks that pydantic cannot express per section."""

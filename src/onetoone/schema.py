@@ -373,6 +373,68 @@ TABLES: dict[str, Table] = {
             ),
         ),
         Table(
+            "customer_ids",
+            "Every customer id ever given, so that ids persist across runs (the older survives).",
+            (
+                _c("customer_id", "VARCHAR", "Customer id."),
+                _c("created_at", "TIMESTAMP", "When the id was first given (UTC)."),
+                _c("retired_at", "TIMESTAMP", "When a merge retired it (UTC); empty while "
+                   "in use."),
+                _c("merged_into", "VARCHAR", "The customer that absorbed it."),
+            ),
+        ),
+        Table(
+            "identity_events",
+            "Audit trail of identity changes: merges, splits, manual decisions.",
+            (
+                _c("event", "VARCHAR", "merge, split, manual_merge, manual_unmerge, "
+                   "review_accepted, review_rejected."),
+                _c("customer_id", "VARCHAR", "The customer that survives or is split."),
+                _c("other_customer_id", "VARCHAR", "The customer absorbed, or split off."),
+                _c("reason", "VARCHAR", "Why, in words."),
+                _c("at", "TIMESTAMP", "When (UTC)."),
+            ),
+        ),
+        Table(
+            "identity_overrides",
+            "Manual decisions that every later identify run respects.",
+            (
+                _c("kind", "VARCHAR", "`link` (these records are one customer) or `separate` "
+                   "(this record stands alone)."),
+                _c("record_key", "VARCHAR", "A record."),
+                _c("other_record_key", "VARCHAR", "The record it is linked to (link only)."),
+                _c("reason", "VARCHAR", "Why, as given by the person."),
+                _c("created_at", "TIMESTAMP", "When (UTC)."),
+            ),
+        ),
+        Table(
+            "identity_review",
+            "Pairs of records found by probabilistic matching, with their decision.",
+            (
+                _c("record_key_l", "VARCHAR", "First record."),
+                _c("record_key_r", "VARCHAR", "Second record."),
+                _c("match_probability", "DOUBLE", "Fellegi-Sunter match probability."),
+                _c("match_weight", "DOUBLE", "Log2 Bayes factor."),
+                _c("evidence", "JSON", "Agreement level per compared field."),
+                _c("status", "VARCHAR", "`linked` (above match_threshold), `pending` (review "
+                   "band), `accepted` or `rejected` (by a person)."),
+                _c("decided_at", "TIMESTAMP", "When a person decided (UTC)."),
+            ),
+        ),
+        Table(
+            "identity_runs",
+            "One row per identify run.",
+            (
+                _c("run_id", "BIGINT", "Run number."),
+                _c("mode", "VARCHAR", "full or incremental."),
+                _c("max_ingestion_id", "BIGINT", "Newest load the run saw."),
+                _c("records", "BIGINT", "Customer records linked."),
+                _c("customers", "BIGINT", "Customers after the run."),
+                _c("started_at", "TIMESTAMP", "Start (UTC)."),
+                _c("seconds", "DOUBLE", "Duration."),
+            ),
+        ),
+        Table(
             "customer_scores",
             "Scores per customer and as-of date (value, defection, needs).",
             (

@@ -6,8 +6,10 @@ Every interface (Python, CLI, REST API, dashboard) is a thin adapter over this o
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
 from onetoone.config import CONFIG_FILE, Config, SourceConfig, default_config_text, load_config
 from onetoone.errors import ConfigError, NotFoundError, WorkspaceError
@@ -16,6 +18,9 @@ from onetoone.ingest._loader import Progress
 from onetoone.schema import ENTITIES, TABLES
 from onetoone.store import Store
 from onetoone.store.duckdb import DATABASE_FILE
+
+if TYPE_CHECKING:
+    from onetoone.identify import IdentifyResult, IdentityResolver
 
 
 class Workspace:
@@ -138,3 +143,22 @@ class Workspace:
 
     def tables(self) -> list[str]:
         return list(TABLES)
+
+    # -- identify -----------------------------------------------------------------------
+    @property
+    def identity(self) -> IdentityResolver:
+        """Identity resolution of this base: ``merge``, ``unmerge``, ``decide`` (reviews)."""
+        from onetoone.identify import IdentityResolver
+
+        return IdentityResolver(self.store, self.config.identify)
+
+    def identify(self, *, full: bool = False,
+                 progress: Callable[[str], None] | None = None) -> IdentifyResult:
+        """Link every customer record into customers; only new records unless ``full``."""
+        return self.identity.run(full=full, progress=progress)
+
+    def customer(self, customer_id: str, *, why: bool = False) -> dict[str, Any]:
+        """One customer: golden record, source records and, with ``why``, the evidence."""
+        from onetoone.identify.explain import customer_view
+
+        return customer_view(self.store, self.config.identify, customer_id, why=why)

@@ -1,0 +1,478 @@
+"""Identity resolution: records from every silo → one customer, with stable ids.
+
+One run (:meth:`IdentityResolver.run`):
+
+1. build the guarded identifier graph (:mod:`._edges`), add probabilistic pairs above the
+   match threshold and manual decisions;
+2. find customers as connected components, rebuilding edge by edge only those that break a
+   cardinality guard (:mod:`._components`);
+3. give each customer a stable id: a customer keeps the id of the oldest customer whose records
+   it mostly holds (the older id survives a merge, the larger part keeps the id after a split);
+   merges and splits are written to ``identity_events``;
+4. write ``customer_links``, the golden records (:mod:`._golden`) and the ``customer_id`` of every
+   event table.
+
+An incremental run rewrites only the customers that new records (or manual decisions) touch; a
+customer untouched keeps its links, which is what a full run would compute for it too.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from onetoone.config import IdentifySettings
+from onetoone.errors import NotFoundError, OneToOneError
+from onetoone.identify._components import components, guarded_components
+from onetoone.identify._edges import (
+    build_identifier_edges,
+    build_records,
+    garbage_predicate,
+)
+from onetoone.identify._golden import rebuild_golden
+from onetoone.ingest._normalize import ident, q
+from onetoone.schema import ENTITIES
+from onetoone.store import Store
+
+Progress = Callable[[str], None]
+
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base 32
+
+
+@dataclass
+class IdentifyResult:
+    """What a run did, in numbers a marketer reads."""
+
+    mode: str
+    records: int = 0
+    customers: int = 0
+    records_relinked: int = 0
+    customers_new: int = 0
+    merges: int = 0
+    splits: int = 0
+    probabilistic_links: int = 0
+    pending_reviews: int = 0
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def customer_id_sql(expr: str, salt: str = "") -> str:
+    """SQL of a customer id derived from a string: ``C`` + 10 Crockford base-32 characters."""
+    h = f"md5_number_lower({expr}{' || ' + q(salt) if salt else ''})"
+    chars = " || ".join(
+        f"substr({q(_ALPHABET)}, (({h} >> {5 * i}) & 31)::INTEGER + 1, 1)" for i in range(10)
+    )
+    return f"('C' || {chars})"
+
+
+class IdentityResolver:
+    """Links the records of one store into customers, as ``[identify]`` configures."""
+
+    def __init__(self, store: Store, settings: IdentifySettings) -> None:
+        self.store = store
+        self.con: duckdb.DuckDBPyConnection = store.con
+        self.settings = settings
+
+    # -- the run ------------------------------------------------------------------------
+    def run(self, *, full: bool = False, progress: Progress | None = None,
+            touched: list[str] | None = None, event_prefix: str = "",
+            reason: str | None = None) -> IdentifyResult:
+        """Link records into customers; incremental unless ``full`` or the first run."""
+        started = time.perf_counter()
+        say = progress or (lambda _msg: None)
+        con = self.con
+        last = con.execute(
+            "SELECT max_ingestion_id FROM identity_runs ORDER BY run_id DESC LIMIT 1"
+        ).fetchone()
+        has_links = bool(self.store.scalar("SELECT count(*) > 0 FROM customer_links"))
+        mode = "full" if full or last is None or not has_links else "incremental"
+        last_ingestion = int(last[0]) if last and last[0] is not None else -1
+        result = IdentifyResult(mode)
+        with self.store.transaction():
+            say("reading records")
+            build_records(con)
+            n_records = int(self.store.scalar("SELECT count(*) FROM _rec"))
+            result.records = n_records
+            con.execute("""CREATE OR REPLACE TEMP TABLE _new AS SELECT idx FROM _rec r
+                           WHERE ingestion_id > ? OR NOT EXISTS
+                           (SELECT 1 FROM customer_links l WHERE l.record_key = r.record_key)""",
+                        [last_ingestion])
+            say("stitching identifiers")
+            build_identifier_edges(con, self.settings)
+            if self.settings.probabilistic:
+                say("probabilistic matching")
+                self._probabilistic(result, mode)
+            self._all_edges()
+            labels = self._components(n_records)
+            say("guarding against over-merging")
+            labels = self._apply_guards(labels, n_records)
+            self._write_labels(labels, n_records)
+            self._affected(mode, touched or [])
+            say("assigning stable customer ids")
+            self._assign_ids(result, event_prefix, reason)
+            self._write_links(result)
+            say("building golden records")
+            rebuild_golden(con, self.settings, "_affected_ids")
+            con.execute("DELETE FROM customers WHERE customer_id NOT IN "
+                        "(SELECT customer_id FROM customer_links)")
+            say("attaching events to customers")
+            self._update_events()
+            result.customers = int(self.store.scalar("SELECT count(*) FROM customers"))
+            result.pending_reviews = int(self.store.scalar(
+                "SELECT count(*) FROM identity_review WHERE status = 'pending'"))
+            result.seconds = time.perf_counter() - started
+            max_ing = self.store.scalar("SELECT max(ingestion_id) FROM ingestions")
+            con.execute(
+                "INSERT INTO identity_runs SELECT coalesce(max(run_id), 0) + 1, ?, ?, ?, ?, ?, ? "
+                "FROM identity_runs",
+                [mode, max_ing, n_records, result.customers, _now(), result.seconds],
+            )
+        return result
+
+    # -- graph --------------------------------------------------------------------------
+    def _probabilistic(self, result: IdentifyResult, mode: str) -> None:
+        try:
+            from onetoone.identify._probabilistic import match_pairs
+        except ImportError:
+            result.notes.append("Probabilistic matching skipped: install 'onetoone[identify]' "
+                                "for Splink.")
+            return
+        result.probabilistic_links = match_pairs(self.store, self.settings, mode)
+
+    def _all_edges(self) -> None:
+        """``_edges(idx, nid, node, method, rank, prob, forced)`` with integer node ids."""
+        k = len(self.settings.identifier_priority) + 2
+        self.con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _sep AS
+            SELECT r.idx FROM identity_overrides o JOIN _rec r USING (record_key)
+            WHERE o.kind = 'separate';
+            CREATE OR REPLACE TEMP TABLE _edges0 AS
+            SELECT idx, node, 'deterministic:' || type AS method, rank, 1.0 AS prob,
+                   false AS forced
+            FROM _id_edges WHERE idx NOT IN (SELECT idx FROM _sep)
+            UNION ALL
+            SELECT r.idx, 'manual:' || o.record_key || '|' || o.other_record_key, 'manual', 0,
+                   1.0, true
+            FROM identity_overrides o JOIN _rec r
+              ON r.record_key IN (o.record_key, o.other_record_key)
+            WHERE o.kind = 'link'
+            UNION ALL
+            SELECT r.idx, 'pair:' || p.record_key_l || '|' || p.record_key_r,
+                   CASE p.status WHEN 'accepted' THEN 'manual' ELSE 'probabilistic' END,
+                   CASE p.status WHEN 'accepted' THEN 0 ELSE {k} END,
+                   CASE p.status WHEN 'accepted' THEN 1.0 ELSE p.match_probability END,
+                   p.status = 'accepted'
+            FROM identity_review p JOIN _rec r
+              ON r.record_key IN (p.record_key_l, p.record_key_r)
+            WHERE p.status IN ('linked', 'accepted') AND (p.status = 'accepted' OR NOT EXISTS (
+                SELECT 1 FROM _sep s JOIN _rec x USING (idx)
+                WHERE x.record_key IN (p.record_key_l, p.record_key_r)));
+            CREATE OR REPLACE TEMP TABLE _edges AS
+            SELECT e.*, (dense_rank() OVER (ORDER BY node) - 1)::BIGINT AS nid FROM _edges0 e;
+        """)
+
+    def _components(self, n_records: int) -> np.ndarray:
+        arrays = self.con.execute("SELECT idx, nid FROM _edges").fetchnumpy()
+        rec = np.asarray(arrays["idx"], dtype=np.int64)
+        nid = np.asarray(arrays["nid"], dtype=np.int64)
+        return components(n_records, rec, nid)
+
+    def _caps(self) -> dict[str, int]:
+        caps = {f"u:{t}": 1 for t in self.settings.unique_per_person}
+        caps["email"] = self.settings.max_emails_per_customer
+        caps["bd"] = self.settings.max_birth_dates_per_customer
+        return caps
+
+    def _apply_guards(self, labels: np.ndarray, n_records: int) -> np.ndarray:
+        """Rebuild, edge by edge, the components that hold too many values of a kind."""
+        con = self.con
+        con.register("_lab_view", pd.DataFrame({"idx": np.arange(n_records),
+                                                "comp": labels[:n_records]}))
+        unique = ", ".join(q(t) for t in self.settings.unique_per_person) or "NULL"
+        caps = self._caps()
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _attr AS
+            SELECT DISTINCT r.idx, CASE WHEN i.type = 'email' THEN 'email'
+                                        ELSE 'u:' || i.type END AS key, i.value
+            FROM identifiers i JOIN _rec r USING (record_key)
+            WHERE (i.type = 'email' OR i.type IN ({unique}))
+              AND NOT {garbage_predicate(self.settings, 'i.type', 'i.value')}
+            UNION ALL
+            SELECT idx, 'bd', bd::VARCHAR FROM _rec WHERE bd IS NOT NULL
+        """)
+        cap_case = " ".join(f"WHEN {q(k)} THEN {v}" for k, v in caps.items())
+        bad = con.execute(f"""
+            SELECT DISTINCT comp FROM (
+                SELECT l.comp, a.key, count(DISTINCT a.value) AS n
+                FROM _attr a JOIN _lab_view l USING (idx) GROUP BY ALL)
+            WHERE n > CASE key {cap_case} ELSE 1000000 END
+        """).fetchnumpy()["comp"]
+        if len(bad) == 0:
+            con.unregister("_lab_view")
+            return labels
+        con.register("_bad", pd.DataFrame({"comp": np.asarray(bad, dtype=np.int64)}))
+        recs = con.execute("SELECT idx FROM _lab_view WHERE comp IN (SELECT comp FROM _bad)"
+                           ).fetchnumpy()["idx"]
+        edges = con.execute("""
+            SELECT e.idx, e.nid, e.forced FROM _edges e
+            WHERE e.idx IN (SELECT idx FROM _lab_view WHERE comp IN (SELECT comp FROM _bad))
+            ORDER BY e.forced DESC, e.rank, e.prob DESC, e.node, e.idx
+        """).fetchall()
+        values: dict[int, dict[str, set[str]]] = {}
+        for idx, key, value in con.execute(
+            "SELECT idx, key, value FROM _attr WHERE idx IN "
+            "(SELECT idx FROM _lab_view WHERE comp IN (SELECT comp FROM _bad))"
+        ).fetchall():
+            values.setdefault(int(idx), {}).setdefault(str(key), set()).add(str(value))
+        roots = guarded_components(
+            np.asarray(recs, dtype=np.int64),
+            [(int(r), n_records + int(n), bool(f)) for r, n, f in edges],
+            values, caps,
+        )
+        con.unregister("_bad")
+        con.unregister("_lab_view")
+        labels = labels.copy()
+        offset = int(labels.max()) + 1
+        for item, root in roots.items():
+            labels[item] = offset + root
+        return labels
+
+    def _write_labels(self, labels: np.ndarray, n_records: int) -> None:
+        con = self.con
+        frame = pd.DataFrame({"idx": np.arange(n_records, dtype=np.int64),
+                              "comp": labels[:n_records]})
+        con.register("_labels_view", frame)
+        con.execute("CREATE OR REPLACE TEMP TABLE _comp AS SELECT * FROM _labels_view")
+        con.unregister("_labels_view")
+        nodes = pd.DataFrame({"nid": np.arange(len(labels) - n_records, dtype=np.int64),
+                              "comp": labels[n_records:]})
+        con.register("_nodes_view", nodes)
+        con.execute("CREATE OR REPLACE TEMP TABLE _node_comp AS SELECT * FROM _nodes_view")
+        con.unregister("_nodes_view")
+
+    # -- which customers change ---------------------------------------------------------
+    def _affected(self, mode: str, touched: list[str]) -> None:
+        """``_aff(comp)``: the components to rewrite."""
+        con = self.con
+        con.execute("""
+            CREATE OR REPLACE TEMP TABLE _old AS
+            SELECT r.idx, l.record_key, l.customer_id, l.linked_at FROM customer_links l
+            LEFT JOIN _rec r USING (record_key)
+        """)
+        if mode == "full":
+            con.execute("CREATE OR REPLACE TEMP TABLE _aff AS SELECT DISTINCT comp FROM _comp")
+            return
+        con.register("_touched_view", pd.DataFrame({"record_key": pd.Series(touched,
+                                                                           dtype="object")}))
+        con.execute("""
+            CREATE OR REPLACE TEMP TABLE _touch AS
+            SELECT idx FROM _new
+            UNION SELECT r.idx FROM _rec r JOIN _touched_view t USING (record_key)
+            UNION SELECT r.idx FROM identifiers i JOIN _rec r USING (record_key)
+                  JOIN (SELECT DISTINCT i2.type, i2.value FROM identifiers i2 JOIN _rec r2
+                        USING (record_key) WHERE r2.idx IN (SELECT idx FROM _new)) v
+                  USING (type, value)
+            UNION SELECT r.idx FROM identity_review p JOIN _rec r
+                  ON r.record_key IN (p.record_key_l, p.record_key_r)
+                  WHERE p.record_key_l IN (SELECT record_key FROM _rec
+                                           WHERE idx IN (SELECT idx FROM _new))
+                     OR p.record_key_r IN (SELECT record_key FROM _rec
+                                           WHERE idx IN (SELECT idx FROM _new));
+            CREATE OR REPLACE TEMP TABLE _aff AS
+            WITH per_comp AS (
+                SELECT c.comp, count(*) AS n, count(DISTINCT o.customer_id) AS n_old,
+                       count(o.customer_id) AS n_linked, any_value(o.customer_id) AS old_id
+                FROM _comp c LEFT JOIN _old o USING (idx) GROUP BY c.comp
+            ), old_size AS (SELECT customer_id, count(*) AS n FROM _old GROUP BY ALL)
+            SELECT p.comp FROM per_comp p LEFT JOIN old_size s ON s.customer_id = p.old_id
+            WHERE NOT (p.n_old = 1 AND p.n_linked = p.n AND s.n = p.n)
+               OR p.comp IN (SELECT comp FROM _comp WHERE idx IN (SELECT idx FROM _touch));
+        """)
+        con.unregister("_touched_view")
+
+    # -- stable ids ---------------------------------------------------------------------
+    def _assign_ids(self, result: IdentifyResult, event_prefix: str,
+                    reason: str | None) -> None:
+        con = self.con
+        now = _now()
+        con.execute("""
+            CREATE OR REPLACE TEMP TABLE _share AS
+            SELECT o.customer_id AS old_id, c.comp, count(*) AS n, min(c.idx) AS m
+            FROM _old o JOIN _comp c USING (idx)
+            WHERE c.comp IN (SELECT comp FROM _aff) GROUP BY ALL;
+            CREATE OR REPLACE TEMP TABLE _heir AS
+            SELECT old_id, arg_max(comp, (n, -m)) AS comp FROM _share GROUP BY old_id;
+            CREATE OR REPLACE TEMP TABLE _cid AS
+            SELECT h.comp, arg_min(h.old_id, (coalesce(ci.created_at, TIMESTAMP '1900-01-01'),
+                                              h.old_id)) AS customer_id
+            FROM _heir h LEFT JOIN customer_ids ci ON ci.customer_id = h.old_id
+            GROUP BY h.comp;
+        """)
+        # Components that inherit no id get a new one, derived from their first record.
+        salt = 0
+        while True:
+            con.execute(f"""
+                INSERT INTO _cid
+                SELECT c.comp, {customer_id_sql('min(r.record_key)', str(salt) if salt else '')}
+                FROM _comp c JOIN _rec r USING (idx)
+                WHERE c.comp IN (SELECT comp FROM _aff)
+                  AND c.comp NOT IN (SELECT comp FROM _cid)
+                GROUP BY c.comp
+            """)
+            clash = con.execute("""
+                SELECT comp FROM _cid n WHERE n.comp NOT IN (SELECT comp FROM _heir) AND (
+                    n.customer_id IN (SELECT customer_id FROM customer_ids) OR
+                    n.customer_id IN (SELECT customer_id FROM _cid x WHERE x.comp < n.comp))
+            """).fetchall()
+            if not clash:
+                break
+            con.execute("DELETE FROM _cid WHERE comp IN (" +
+                        ", ".join(str(int(c[0])) for c in clash) + ")")
+            salt += 1
+        result.customers_new = int(self.store.scalar(
+            "SELECT count(*) FROM _cid WHERE customer_id NOT IN "
+            "(SELECT customer_id FROM customer_ids)"))
+        con.execute("INSERT INTO customer_ids SELECT customer_id, ?, NULL, NULL FROM _cid "
+                    "WHERE customer_id NOT IN (SELECT customer_id FROM customer_ids)", [now])
+        merge_reason = reason or ("their records were found to be one person "
+                                  "(see 'onetoone customer ID --why')")
+        split_reason = reason or ("a guard or a manual decision separated records that "
+                                  "were one customer")
+        merges = con.execute(f"""
+            INSERT INTO identity_events
+            SELECT {q(event_prefix + 'merge')}, c.customer_id, h.old_id, ?, ?
+            FROM _heir h JOIN _cid c USING (comp) WHERE h.old_id <> c.customer_id
+            RETURNING other_customer_id, customer_id
+        """, [merge_reason, now]).fetchall()
+        result.merges = len(merges)
+        if merges:
+            con.executemany("UPDATE customer_ids SET retired_at = ?, merged_into = ? "
+                            "WHERE customer_id = ?", [[now, s, o] for o, s in merges])
+        splits = con.execute(f"""
+            INSERT INTO identity_events
+            SELECT DISTINCT {q(event_prefix + 'split')}, s.old_id, c.customer_id, ?, ?
+            FROM _share s JOIN _heir h USING (old_id) JOIN _cid c ON c.comp = s.comp
+            WHERE s.comp <> h.comp
+            RETURNING 1
+        """, [split_reason, now]).fetchall()
+        result.splits = len(splits)
+        con.execute("""CREATE OR REPLACE TEMP TABLE _affected_ids AS
+                       SELECT customer_id FROM _cid UNION SELECT old_id FROM _heir""")
+
+    # -- writing ------------------------------------------------------------------------
+    def _write_links(self, result: IdentifyResult) -> None:
+        con = self.con
+        now = _now()
+        con.execute("""
+            CREATE OR REPLACE TEMP TABLE _eff AS
+            SELECT e.idx, arg_min(e.method, (e.rank, -e.prob)) AS method, max(e.prob) AS prob
+            FROM _edges e JOIN _comp c USING (idx) JOIN _node_comp n USING (nid)
+            WHERE c.comp = n.comp AND c.comp IN (SELECT comp FROM _aff)
+            GROUP BY e.idx
+        """)
+        con.execute("""
+            CREATE OR REPLACE TEMP TABLE _links_new AS
+            SELECT r.record_key, i.customer_id,
+                   CASE WHEN s.size = 1 THEN 'singleton' ELSE coalesce(f.method, 'singleton')
+                   END AS method,
+                   CASE WHEN s.size = 1 THEN 1.0 ELSE coalesce(f.prob, 1.0) END AS prob,
+                   o.customer_id AS old_id, o.linked_at AS old_linked_at
+            FROM _comp c JOIN _rec r USING (idx) JOIN _cid i USING (comp)
+            JOIN (SELECT comp, count(*) AS size FROM _comp GROUP BY comp) s USING (comp)
+            LEFT JOIN _eff f USING (idx) LEFT JOIN _old o USING (idx)
+            WHERE c.comp IN (SELECT comp FROM _aff)
+        """)
+        result.records_relinked = int(self.store.scalar(
+            "SELECT count(*) FROM _links_new WHERE old_id IS DISTINCT FROM customer_id"))
+        con.execute("""
+            DELETE FROM customer_links WHERE record_key IN (SELECT record_key FROM _links_new)
+               OR record_key NOT IN (SELECT record_key FROM _rec)
+        """)
+        con.execute("""
+            INSERT INTO customer_links
+            SELECT record_key, customer_id, method, prob,
+                   CASE WHEN old_id = customer_id THEN coalesce(old_linked_at, ?) ELSE ? END
+            FROM _links_new
+        """, [now, now])
+
+    def _update_events(self) -> None:
+        for entity in ENTITIES.values():
+            if not entity.is_event:
+                continue
+            table = ident(entity.table)
+            self.con.execute(f"""
+                UPDATE {table} SET customer_id = l.customer_id FROM customer_links l
+                WHERE {table}.customer_record_key = l.record_key
+                  AND {table}.customer_id IS DISTINCT FROM l.customer_id
+            """)
+            self.con.execute(f"""
+                UPDATE {table} SET customer_id = NULL
+                WHERE customer_id IS NOT NULL AND (customer_record_key IS NULL OR
+                      customer_record_key NOT IN (SELECT record_key FROM customer_links))
+            """)
+
+    # -- manual decisions ---------------------------------------------------------------
+    def _records_of(self, customer_id: str) -> list[str]:
+        keys = [r[0] for r in self.con.execute(
+            "SELECT record_key FROM customer_links WHERE customer_id = ? ORDER BY record_key",
+            [customer_id]).fetchall()]
+        if not keys:
+            merged = self.store.scalar(
+                "SELECT merged_into FROM customer_ids WHERE customer_id = ?", [customer_id])
+            hint = (f"It was merged into {merged}." if merged
+                    else "List customers with 'onetoone customer'.")
+            raise NotFoundError(f"No customer {customer_id}.", hint=hint)
+        return keys
+
+    def merge(self, customer_a: str, customer_b: str, reason: str = "") -> IdentifyResult:
+        """Make two customers one (the older id survives); remembered by later runs."""
+        keys_a, keys_b = self._records_of(customer_a), self._records_of(customer_b)
+        if customer_a == customer_b:
+            raise OneToOneError(f"{customer_a} and {customer_b} are the same customer.")
+        self.con.execute("INSERT INTO identity_overrides VALUES ('link', ?, ?, ?, ?)",
+                         [keys_a[0], keys_b[0], reason or "merged by a person", _now()])
+        self.con.execute("DELETE FROM identity_overrides WHERE kind = 'separate' "
+                         "AND record_key IN (?, ?)", [keys_a[0], keys_b[0]])
+        return self.run(touched=keys_a + keys_b, event_prefix="manual_",
+                        reason=reason or "merged by a person")
+
+    def unmerge(self, record_key: str, reason: str = "") -> IdentifyResult:
+        """Take one record out of its customer, for good (it becomes its own customer)."""
+        row = self.con.execute("SELECT customer_id FROM customer_links WHERE record_key = ?",
+                               [record_key]).fetchone()
+        if row is None:
+            raise NotFoundError(f"No linked record {record_key}.",
+                                hint="Record keys look like 'crm:1234'; run identify first.")
+        keys = self._records_of(str(row[0]))
+        self.con.execute("DELETE FROM identity_overrides WHERE kind = 'link' AND "
+                         "(record_key = ? OR other_record_key = ?)", [record_key, record_key])
+        self.con.execute("UPDATE identity_review SET status = 'rejected', decided_at = ? "
+                         "WHERE status IN ('linked', 'accepted') AND ? IN "
+                         "(record_key_l, record_key_r)", [_now(), record_key])
+        self.con.execute("INSERT INTO identity_overrides VALUES ('separate', ?, NULL, ?, ?)",
+                         [record_key, reason or "separated by a person", _now()])
+        return self.run(touched=keys, event_prefix="manual_",
+                        reason=reason or f"record {record_key} separated by a person")
+
+    def decide(self, record_key_l: str, record_key_r: str, accept: bool) -> IdentifyResult:
+        """A person's answer to a pair in the review band; remembered by later runs."""
+        left, right = sorted((record_key_l, record_key_r))
+        found = self.con.execute(
+            "UPDATE identity_review SET status = ?, decided_at = ? "
+            "WHERE record_key_l = ? AND record_key_r = ? RETURNING 1",
+            ["accepted" if accept else "rejected", _now(), left, right]).fetchall()
+        if not found:
+            raise NotFoundError(f"No pair {left} / {right} in the review list.",
+                                hint="See 'onetoone identify review'.")
+        return self.run(touched=[left, right], event_prefix="review_",
+                        reason="accepted by a person" if accept else "rejected by a person")
