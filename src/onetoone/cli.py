@@ -30,7 +30,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console()
-err = Console(stderr=True)
+if not console.is_terminal:  # piped or captured: do not squeeze tables to 80 columns
+    console = Console(width=140)
+err = Console(stderr=True, soft_wrap=True)
 _state = {"debug": False}
 
 WorkspaceOpt = Annotated[
