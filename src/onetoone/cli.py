@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -54,7 +55,7 @@ def _friendly() -> Iterator[None]:
     except OneToOneError as exc:
         if _state["debug"]:
             raise
-        err.print(f"[bold red]Error:[/] {exc.user_message()}", highlight=False)
+        err.print(f"[bold red]Error:[/] {escape(exc.user_message())}", highlight=False)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         err.print("Interrupted; nothing half-written was kept.")
@@ -222,7 +223,7 @@ def main() -> None:
     except Exception as exc:  # a bug, not a user mistake: say so briefly
         if _state["debug"]:
             raise
-        err.print(f"[bold red]Internal error:[/] {type(exc).__name__}: {exc}. "
+        err.print(f"[bold red]Internal error:[/] {type(exc).__name__}: {escape(str(exc))}. "
                   "Run again with --debug for the traceback and report it.")
         sys.exit(2)
 
