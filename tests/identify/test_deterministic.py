@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.identify.conftest import Builder, customer_of, groups
+from _identify_data import Builder, customer_of, groups
 
 
 def test_records_sharing_an_email_or_phone_become_one_customer(base: Builder) -> None:
