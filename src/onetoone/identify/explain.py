@@ -94,8 +94,8 @@ def evidence(store: Store, settings: IdentifySettings, customer_id: str) -> list
                      f"names ({', '.join(sorted(n for n in names if n))}): it only joins "
                      "records of the same first name.")
     for event, other, reason, at in store.fetchall("""
-            SELECT event, other_customer_id, reason, at FROM identity_events
-            WHERE customer_id = ? ORDER BY at""", [customer_id]):
+            SELECT event, other_customer_id, reason, "at" FROM identity_events
+            WHERE customer_id = ? ORDER BY "at" """, [customer_id]):
         verb = "absorbed" if event.endswith("merge") else "split off"
         lines.append(f"On {at:%Y-%m-%d} it {verb} {other}: {reason}.")
     if not lines:
