@@ -33,9 +33,9 @@ Progress = Callable[[str, int], None]
 
 @dataclass(frozen=True)
 class _BatchPlan:
-    staged: str
     insert_rows: str
     insert_rejects: str
+    remember_rejects: str
     insert_identifiers: str | None
 
 
@@ -205,6 +205,7 @@ class SourceLoader:
             self._check_columns(source_file.columns, source_file)
         con.execute("CREATE OR REPLACE TEMP TABLE _ids (record_key VARCHAR, type VARCHAR, "
                     "value VARCHAR, source_row BIGINT)")
+        con.execute("CREATE OR REPLACE TEMP TABLE _rejected (source_row BIGINT)")
         seen_columns: set[str] = set()
         for batch in source_file.batches():
             names = [n for n in batch.schema.names if n != "_row"]
@@ -225,21 +226,22 @@ class SourceLoader:
         self._finish(ingestion_id, result)
 
     def _insert_batch(self, batch: pa.RecordBatch, names: list[str], ingestion_id: int) -> None:
-        """Parse one batch once into a staging table, then split it: rows → target, rejects →
-        quarantine, identifiers → ``_ids``."""
+        """Validate one batch and split it: rows → target, rejects → quarantine, identifiers →
+        ``_ids``. The common case (no reject) parses each value once."""
         con = self.store.con
         plan = self._plan(tuple(names))
         con.register("_batch", batch)
         try:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE _staged AS {plan.staged}",
-                        [ingestion_id])
+            inserted = con.execute(plan.insert_rows, [ingestion_id]).fetchone()
+            if inserted is None or int(inserted[0]) < batch.num_rows:
+                con.execute(plan.insert_rejects, [ingestion_id, str(self._current_path),
+                                                  ingestion_id])
+                con.execute(plan.remember_rejects, [ingestion_id])
+            if plan.insert_identifiers:
+                con.execute(plan.insert_identifiers, [ingestion_id])
         finally:
             with suppress(duckdb.Error):
                 con.unregister("_batch")
-        con.execute(plan.insert_rows)
-        con.execute(plan.insert_rejects, [ingestion_id, str(self._current_path)])
-        if plan.insert_identifiers:
-            con.execute(plan.insert_identifiers)
 
     _current_path: Path = Path()
 
@@ -335,19 +337,23 @@ class SourceLoader:
         cols = ", ".join(ident(c.name) for c in target.columns)
         values = ", ".join(ident(c.name) if c.name in out else "NULL" for c in target.columns)
         insert_rows = (f"INSERT INTO {ident(self.table)} ({cols}) SELECT {values} "
-                       "FROM _staged WHERE __reason IS NULL")
+                       f"FROM ({staged}) WHERE __reason IS NULL")
         insert_rejects = (f"INSERT INTO quarantine SELECT ?, {q(self.name)}, ?, source_row, "
-                          "__reason, __raw, row_hash FROM _staged WHERE __reason IS NOT NULL")
+                          f"__reason, __raw, row_hash FROM ({staged}) "
+                          "WHERE __reason IS NOT NULL")
+        remember_rejects = (f"INSERT INTO _rejected SELECT source_row FROM ({staged}) "
+                            "WHERE __reason IS NOT NULL")
         insert_identifiers = None
         if identifiers:
+            # Rejected rows' identifiers are removed in _finish (cheaper than re-validating).
             unions = " UNION ALL ".join(
                 f"SELECT {customer_key} AS k, {q(kind)}, {ident('__id_' + kind)} AS v, "
-                f"source_row FROM _staged WHERE __reason IS NULL"
+                f"source_row FROM __s"
                 for kind, _ in identifiers
             )
-            insert_identifiers = (f"INSERT INTO _ids SELECT * FROM ({unions}) "
-                                  "WHERE k IS NOT NULL AND v IS NOT NULL")
-        return _BatchPlan(staged, insert_rows, insert_rejects, insert_identifiers)
+            insert_identifiers = (f"INSERT INTO _ids WITH __s AS ({staged}) SELECT * FROM "
+                                  f"({unions}) WHERE k IS NOT NULL AND v IS NOT NULL")
+        return _BatchPlan(insert_rows, insert_rejects, remember_rejects, insert_identifiers)
 
     def _identifier_columns(self, names: list[str] | tuple[str, ...]) -> list[tuple[str, str]]:
         """(identifier type, SQL of its normalized value) for this source's rows."""
@@ -367,15 +373,18 @@ class SourceLoader:
         con = self.store.con
         table = ident(self.table)
         path = q(str(self._current_path))
+        con.execute("DELETE FROM _ids WHERE source_row IN (SELECT source_row FROM _rejected)")
         if self.entity.has_source_id and self.source.columns.get("source_id"):
             # The same id twice in one file: the first is kept, the others quarantined.
             con.execute(f"""
                 CREATE OR REPLACE TEMP TABLE _dups AS
-                SELECT rowid AS rid, record_key, source_row, first_row, row_hash FROM (
-                  SELECT rowid, record_key, source_row, row_hash,
-                         min(source_row) OVER (PARTITION BY record_key) AS first_row
-                  FROM {table} WHERE ingestion_id = ?) WHERE source_row > first_row
-            """, [ingestion_id])
+                SELECT t.rowid AS rid, t.record_key, t.source_row, d.first_row, t.row_hash
+                FROM {table} t JOIN (
+                  SELECT record_key, min(source_row) AS first_row FROM {table}
+                  WHERE ingestion_id = ? GROUP BY record_key HAVING count(*) > 1
+                ) d ON t.record_key = d.record_key
+                WHERE t.ingestion_id = ? AND t.source_row > d.first_row
+            """, [ingestion_id, ingestion_id])
             con.execute(f"""
                 INSERT INTO quarantine
                 SELECT ?, {q(self.name)}, {path}, d.source_row,
@@ -447,9 +456,10 @@ class SourceLoader:
         con.execute(f"""
             INSERT INTO customer_records (record_key, source, source_id, origin, ingestion_id)
             SELECT k, split_part(k, ':', 1), substr(k, strpos(k, ':') + 1), 'reference', ?
-            FROM (SELECT DISTINCT customer_record_key AS k FROM {table}
-                  WHERE ingestion_id = ? AND customer_record_key IS NOT NULL)
-            WHERE k NOT IN (SELECT record_key FROM customer_records)
+            FROM (SELECT customer_record_key AS k FROM {table}
+                  WHERE ingestion_id = ? AND customer_record_key IS NOT NULL
+                  GROUP BY customer_record_key) n
+            ANTI JOIN customer_records c ON c.record_key = n.k
         """, [ingestion_id, ingestion_id])
 
 
