@@ -1,0 +1,168 @@
+"""Identity resolution on public benchmarks: onetoone vs Splink alone, same data, same run.
+
+Data sets (from ``../shared/data`` or ``$ONETOONE_SHARED_DATA``), each loaded through the normal
+ingestion path (a temporary workspace whose ``onetoone.toml`` maps the files' columns):
+
+* FEBRL1 (``febrl/dataset1.csv``): deduplicate 1,000 records, 500 true pairs;
+* FEBRL4 (``febrl/dataset4a.csv`` + ``dataset4b.csv``): link 5,000 + 5,000 records;
+* fake_1000 (``splink/fake_1000.csv``): 1,000 records, truth in ``cluster``.
+
+Truth for FEBRL is the number in ``rec-N-org`` / ``rec-N-dup-K``. Reported: pairwise precision,
+recall and F1 (pairs of records put in one customer), cluster precision/recall (customers that
+are exactly a true entity), and seconds. Run: ``python benchmarks/identity.py``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("ONETOONE_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+FEBRL_COLUMNS = """
+date_format = "%Y%m%d"
+[sources.{name}.columns]
+source_id = "rec_id"
+first_name = "given_name"
+last_name = "surname"
+address = "address_1"
+postcode = "postcode"
+city = "suburb"
+region = "state"
+birth_date = "date_of_birth"
+[sources.{name}.identifiers]
+soc_sec_id = "soc_sec_id"
+"""
+
+FAKE_COLUMNS = """
+[sources.{name}.columns]
+source_id = "unique_id"
+first_name = "first_name"
+last_name = "surname"
+birth_date = "dob"
+city = "city"
+email = "email"
+"""
+
+
+def febrl_entity(record_key: str) -> str:
+    match = re.search(r"rec-(\d+)-", record_key)
+    return match.group(1) if match else record_key
+
+
+def source_toml(name: str, path: Path, columns: str) -> str:
+    return f'[sources.{name}]\nentity = "customers"\npath = "{path}"\n' + \
+        columns.format(name=name)
+
+
+def pairs_of(groups: dict[str, list[str]]) -> set[tuple[str, str]]:
+    out: set[tuple[str, str]] = set()
+    for members in groups.values():
+        out.update(itertools.combinations(sorted(members), 2))
+    return out
+
+
+def scores(predicted: dict[str, str], truth: dict[str, str]) -> dict[str, float]:
+    """Pairwise and cluster precision/recall/F1 of record → cluster assignments."""
+    pred_groups: dict[str, list[str]] = defaultdict(list)
+    true_groups: dict[str, list[str]] = defaultdict(list)
+    for key, cluster in predicted.items():
+        pred_groups[cluster].append(key)
+    for key, cluster in truth.items():
+        true_groups[cluster].append(key)
+    p, t = pairs_of(pred_groups), pairs_of(true_groups)
+    tp = len(p & t)
+    precision = tp / len(p) if p else 1.0
+    recall = tp / len(t) if t else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    pred_sets = {frozenset(v) for v in pred_groups.values()}
+    true_sets = {frozenset(v) for v in true_groups.values()}
+    exact = len(pred_sets & true_sets)
+    return {"precision": precision, "recall": recall, "f1": f1,
+            "cluster_precision": exact / len(pred_sets), "cluster_recall": exact / len(true_sets),
+            "pairs_predicted": len(p), "pairs_true": len(t)}
+
+
+def splink_alone(frame: pd.DataFrame, threshold: float) -> tuple[dict[str, str], float]:
+    """Splink with the same model, on the same records, clustered at ``threshold``."""
+    import logging
+
+    from splink import DuckDBAPI, Linker
+
+    from onetoone.identify._probabilistic import FIELDS, splink_settings, train
+
+    started = time.perf_counter()
+    columns = [c for c in FIELDS.values() if frame[c].notna().any()]
+    db_api = DuckDBAPI()
+    data = db_api.register(frame[["unique_id", *columns]])
+    linker = Linker(data, splink_settings(columns), log_level=logging.ERROR)
+    train(linker, columns, 1e6)
+    pred = linker.inference.predict(threshold_match_probability=threshold)
+    clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
+        pred, threshold_match_probability=threshold).as_pandas_dataframe()
+    result = dict(zip(clusters["unique_id"].astype(str), clusters["cluster_id"].astype(str),
+                      strict=True))
+    return result, time.perf_counter() - started
+
+
+def run(name: str, sources: str, truth_of: object) -> list[dict[str, object]]:
+    from onetoone import Workspace
+    from onetoone.identify._probabilistic import _input
+
+    rows: list[dict[str, object]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        ws = Workspace.init(tmp, config_text=f'[workspace]\nname = "{name}"\n\n{sources}')
+        t0 = time.perf_counter()
+        results = ws.ingest()
+        load = time.perf_counter() - t0
+        quarantined = sum(r.total("rows_quarantined") for r in results)
+        t0 = time.perf_counter()
+        outcome = ws.identify()
+        seconds = time.perf_counter() - t0
+        links = dict(ws.store.fetchall("SELECT record_key, customer_id FROM customer_links"))
+        truth = {k: truth_of(k) for k in links}  # type: ignore[operator]
+        ours = scores(links, truth)
+        rows.append({"data": name, "system": "onetoone identify", **ours, "seconds": seconds,
+                     "load_seconds": load, "quarantined": quarantined,
+                     "pending_reviews": outcome.pending_reviews})
+        frame = _input(ws.store)
+        alone, seconds = splink_alone(frame, ws.config.identify.match_threshold)
+        for key in links:  # records Splink did not see (no name) stand alone
+            alone.setdefault(key, "single:" + key)
+        rows.append({"data": name, "system": "Splink alone", **scores(alone, truth),
+                     "seconds": seconds})
+        ws.close()
+    return rows
+
+
+def main() -> int:
+    if not DATA.is_dir():
+        print(f"reference data folder {DATA} is absent (set ONETOONE_SHARED_DATA)")
+        return 1
+    febrl = DATA / "febrl"
+    fake = pd.read_csv(DATA / "splink" / "fake_1000.csv", dtype=str)
+    fake_truth = dict(zip("fake:" + fake["unique_id"], fake["cluster"], strict=True))
+    table: list[dict[str, object]] = []
+    table += run("FEBRL1", source_toml("febrl", febrl / "dataset1.csv", FEBRL_COLUMNS),
+                 febrl_entity)
+    table += run("FEBRL4", source_toml("a", febrl / "dataset4a.csv", FEBRL_COLUMNS) +
+                 source_toml("b", febrl / "dataset4b.csv", FEBRL_COLUMNS), febrl_entity)
+    table += run("fake_1000", source_toml("fake", DATA / "splink" / "fake_1000.csv",
+                                          FAKE_COLUMNS), lambda k: fake_truth.get(k, k))
+    frame = pd.DataFrame(table)
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(frame.round(4).to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
