@@ -1,0 +1,1 @@
+"""Differentiate customers by value, defection risk and needs."""
