@@ -215,6 +215,111 @@ def status(workspace: WorkspaceOpt = Path(".")) -> None:
         console.print(_summary_table(ws))
 
 
+identify_app = typer.Typer(help="Link records into customers; merge, unmerge, review pairs.",
+                           invoke_without_command=True, no_args_is_help=False)
+app.add_typer(identify_app, name="identify")
+
+
+def _identify_summary(result: Any) -> None:
+    console.print(
+        f"{result.records:,} records -> {result.customers:,} customers ({result.mode} run, "
+        f"{result.seconds:.1f} s): {result.customers_new:,} new, {result.merges:,} merged, "
+        f"{result.splits:,} split, {result.probabilistic_links:,} probabilistic links, "
+        f"{result.pending_reviews:,} pairs to review."
+    )
+    for note in result.notes:
+        console.print(note, markup=False)
+
+
+@identify_app.callback()
+def identify(
+    ctx: typer.Context,
+    workspace: WorkspaceOpt = Path("."),
+    full: Annotated[bool, typer.Option("--full", help="Recompute every customer.")] = False,
+) -> None:
+    """Link every customer record into customers (only what changed, unless --full)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    with _friendly(), Workspace(workspace) as ws:
+        _identify_summary(ws.identify(full=full, progress=lambda m: err.print(m)
+                                      if err.is_terminal else None))
+
+
+@identify_app.command("merge")
+def identify_merge(
+    customer_a: Annotated[str, typer.Argument(help="Customer id.")],
+    customer_b: Annotated[str, typer.Argument(help="Customer id.")],
+    workspace: WorkspaceOpt = Path("."),
+    reason: Annotated[str, typer.Option(help="Why (kept in identity_events).")] = "",
+) -> None:
+    """Make two customers one (the older id survives), for good."""
+    with _friendly(), Workspace(workspace) as ws:
+        _identify_summary(ws.identity.merge(customer_a, customer_b, reason=reason))
+
+
+@identify_app.command("unmerge")
+def identify_unmerge(
+    record_key: Annotated[str, typer.Argument(help="Record key, e.g. crm:1234.")],
+    workspace: WorkspaceOpt = Path("."),
+    reason: Annotated[str, typer.Option(help="Why (kept in identity_events).")] = "",
+) -> None:
+    """Take one record out of its customer, for good."""
+    with _friendly(), Workspace(workspace) as ws:
+        _identify_summary(ws.identity.unmerge(record_key, reason=reason))
+
+
+@identify_app.command("review")
+def identify_review(
+    workspace: WorkspaceOpt = Path("."),
+    accept: Annotated[list[str] | None, typer.Option(
+        help="Accept the pair LEFT,RIGHT (repeat).")] = None,
+    reject: Annotated[list[str] | None, typer.Option(
+        help="Reject the pair LEFT,RIGHT (repeat).")] = None,
+) -> None:
+    """List the pairs waiting for a person, or accept / reject some."""
+    with _friendly(), Workspace(workspace) as ws:
+        decisions = [(p, True) for p in accept or []] + [(p, False) for p in reject or []]
+        for pair, ok in decisions:
+            left, _, right = pair.partition(",")
+            _identify_summary(ws.identity.decide(left.strip(), right.strip(), ok))
+        if decisions:
+            return
+        table = Table(title="Pairs to review", title_justify="left")
+        for col in ("left", "right", "probability", "evidence"):
+            table.add_column(col)
+        for left, right, prob, evidence in ws.store.fetchall(
+                "SELECT record_key_l, record_key_r, match_probability, evidence FROM "
+                "identity_review WHERE status = 'pending' ORDER BY match_probability DESC"):
+            table.add_row(left, right, f"{prob:.3f}", str(evidence))
+        console.print(table)
+
+
+@app.command()
+def customer(
+    customer_id: Annotated[str, typer.Argument(help="Customer id.")],
+    workspace: WorkspaceOpt = Path("."),
+    why: Annotated[bool, typer.Option("--why", help="Why these records are one.")] = False,
+) -> None:
+    """One customer: golden record, source records and, with --why, the evidence."""
+    with _friendly(), Workspace(workspace, read_only=True) as ws:
+        view = ws.customer(customer_id, why=why)
+        golden = Table(title=f"Customer {customer_id}", title_justify="left", show_header=False)
+        for key, value in view["customer"].items():
+            if value is not None and key not in ("field_sources", "customer_id"):
+                golden.add_row(key, str(value))
+        console.print(golden)
+        records = Table(title="Source records", title_justify="left")
+        columns = ["record_key", "source", "first_name", "last_name", "email", "phone",
+                   "method", "match_probability"]
+        for col in columns:
+            records.add_column(col)
+        for rec in view["records"]:
+            records.add_row(*("" if rec[c] is None else str(rec[c]) for c in columns))
+        console.print(records)
+        for line in view.get("evidence", []):
+            console.print(f"- {line}", markup=False, highlight=False)
+
+
 def main() -> None:
     try:
         app()

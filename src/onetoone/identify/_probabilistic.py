@@ -52,7 +52,7 @@ def splink_settings(columns: list[str]) -> Any:
             term_frequency_adjustments=True))
     if "address" in columns:
         comparisons.append(cl.JaroWinklerAtThresholds("address", [0.9, 0.7]))
-    rules = [block_on(*pair) for pair in (
+    rules: list[Any] = [block_on(*pair) for pair in (
         ("first_name", "surname"), ("surname", "birth_date"), ("first_name", "birth_date"),
         ("postcode", "surname"), ("postcode", "first_name"), ("city", "surname"),
         ("address", "postcode"),
