@@ -34,3 +34,26 @@ def test_init_ingest_and_clear_errors(tmp_path: Path):
     bad = run("ingest", "--workspace", str(shop), cwd=tmp_path)
     assert bad.returncode == 1
     assert "Unknown key 'nmae' in [workspace]" in bad.stderr and "line 2" in bad.stderr
+
+
+def test_demo_end_to_end(tmp_path: Path):
+    done = run("demo", "--workspace", "demo", "--customers", "400", "--seed", "7", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "Demo company of 400 people" in done.stdout
+    root = tmp_path / "demo"
+    assert (root / "truth" / "records.parquet").is_file()
+    con = duckdb.connect(str(root / "onetoone.duckdb"), read_only=True)
+    # Every row of every file is accounted for, loaded or quarantined.
+    bad = con.execute("SELECT count(*) FROM ingestions "
+                      "WHERE rows_read <> rows_loaded + rows_quarantined").fetchone()
+    assert bad == (0,)
+    sources = {s for (s,) in con.execute("SELECT DISTINCT source FROM ingestions").fetchall()}
+    assert len(sources) >= 7
+    assert con.execute("SELECT count(*) FROM customer_records").fetchone()[0] > 400
+    # Ground truth never lands in the workspace's tables.
+    tables = {t for (t,) in con.execute(
+        "SELECT table_name FROM information_schema.tables").fetchall()}
+    assert not any("truth" in t for t in tables)
+    con.close()
+    again = run("demo", "--workspace", "demo", cwd=tmp_path)
+    assert again.returncode == 1 and "already holds a workspace" in again.stderr
