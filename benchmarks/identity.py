@@ -105,7 +105,7 @@ def splink_alone(frame: pd.DataFrame, threshold: float) -> tuple[dict[str, str],
     db_api = DuckDBAPI()
     data = db_api.register(frame[["unique_id", *columns]])
     linker = Linker(data, splink_settings(columns), log_level=logging.ERROR)
-    train(linker, columns, 1e6)
+    train(linker, columns, 1e6, len(frame))
     pred = linker.inference.predict(threshold_match_probability=threshold)
     clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
         pred, threshold_match_probability=threshold).as_pandas_dataframe()

@@ -60,7 +60,9 @@ def make_base(tmp_path: Path) -> Builder:
         (tmp_path / "crm.csv").write_text(CRM_HEADER + crm, encoding="utf-8")
         (tmp_path / "web1.csv").write_text("id,first,last,email,num\n" + web, encoding="utf-8")
         (tmp_path / "tx.csv").write_text("tid,cust,email,at,amount\n" + tx, encoding="utf-8")
-        config = f'[workspace]\nname = "t"\n\n[identify]\nprobabilistic = false\n{identify}\n'
+        if "probabilistic" not in identify:
+            identify = "probabilistic = false\n" + identify
+        config = f'[workspace]\nname = "t"\n\n[identify]\n{identify}\n'
         ws = Workspace.init(tmp_path, config_text=config + SOURCES)
         ws.ingest()
         return ws

@@ -64,13 +64,18 @@ def splink_settings(columns: list[str]) -> Any:
     )
 
 
-def train(linker: Any, columns: list[str], max_pairs: float) -> None:
+def train(linker: Any, columns: list[str], max_pairs: float, n_records: int) -> None:
     """Estimate the model without labels: λ from a strict rule, u by sampling, m by EM."""
     from splink import block_on
 
     strict = [c for c in ("first_name", "surname", "birth_date") if c in columns]
     linker.training.estimate_probability_two_random_records_match(
         [block_on(*strict)], recall=0.7)
+    settings = linker._settings_obj
+    if not 0 < settings._probability_two_random_records_match < 1:
+        # No pair agrees on the strict rule (small or very noisy data): assume about one
+        # duplicate per record, the least informative prior that keeps the model defined.
+        settings._probability_two_random_records_match = 1 / max(n_records, 2)
     linker.training.estimate_u_using_random_sampling(max_pairs=max_pairs, seed=1)
     sessions = [("first_name", "surname"), ("birth_date",), ("postcode",)]
     for rule in sessions:
@@ -124,7 +129,7 @@ def predict_pairs(frame: pd.DataFrame, settings: IdentifySettings,
         linker = Linker(data, model, log_level=logging.ERROR)
     else:
         linker = Linker(data, splink_settings(columns), log_level=logging.ERROR)
-        train(linker, columns, settings.max_pairs_for_u)
+        train(linker, columns, settings.max_pairs_for_u, len(frame))
     pairs = linker.inference.predict(
         threshold_match_probability=settings.review_threshold,
         warning_mode="never").as_pandas_dataframe()
