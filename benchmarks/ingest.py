@@ -123,9 +123,8 @@ def main() -> None:
         print(f"{'onetoone ingest':24}{elapsed:10.2f}{args.rows / elapsed:14,.0f}")
         print(f"ratio onetoone/duckdb rate: {reference / elapsed:.2f} (goal >= 0.33)")
         print(f"onetoone peak memory: {peak_mb:,.0f} MB for a {size:,.0f} MB file")
-        print(
-            f"parent peak memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB"
-        )
+        parent = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"parent peak memory: {parent:,.0f} MB")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -28,8 +28,10 @@ class WorkspaceSettings(_Section):
     """[workspace]: what applies to the whole customer base."""
 
     name: str = "onetoone"
-    default_country: str = Field("FR", description="ISO country for phone numbers without +")
-    timezone: str = Field("Europe/Paris", description="Time zone of times given without offset")
+    #: ISO country for phone numbers written without +country.
+    default_country: str = "FR"
+    #: Time zone of times written without offset.
+    timezone: str = "Europe/Paris"
     currency: str = "EUR"
     language: str = "fr"
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
-from contextlib import suppress
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -171,7 +171,7 @@ class SourceLoader:
         missing = sorted({col for col in wanted.values() if col not in columns})
         if missing:
             shown = ", ".join(f"'{c}'" for c in missing)
-            hint = "Check [sources.%s.columns] against the file's header." % self.name
+            hint = f"Check [sources.{self.name}.columns] against the file's header."
             if len(columns) == 1 and source_file.format in ("csv", "tsv"):
                 hint = (f"The header was read as one column '{columns[0][:60]}': the delimiter "
                         "is probably wrong (set delimiter in the source).")
@@ -361,7 +361,7 @@ class SourceLoader:
         if self.entity.name == "customers":
             for kind in ("email", "phone"):
                 col = self.source.columns.get(kind)
-                if col in names:
+                if col is not None and col in names:
                     pairs.append((kind, self.norm.identifier(ident(col), kind)))
         for kind, col in self.source.identifiers.items():
             if col in names and kind not in dict(pairs):

@@ -73,12 +73,14 @@ class Normalizer:
         self.country = (source.country or settings.default_country).upper()
         self.timezone = source.timezone or settings.timezone
         meta = PhoneMetadata.metadata_for_region(self.country)
+        self.lengths: tuple[int, ...]
         if meta is None:
             self.calling_code, self.trunk, self.lengths = 0, "", (9,)
         else:
-            self.calling_code = int(meta.country_code)
+            self.calling_code = int(meta.country_code or 0)
             self.trunk = meta.national_prefix or ""
-            self.lengths = tuple(meta.general_desc.possible_length) or (9,)
+            desc = meta.general_desc
+            self.lengths = tuple(desc.possible_length) if desc and desc.possible_length else (9,)
 
     # -- text kinds ---------------------------------------------------------------------
     def text(self, raw: str) -> str:
@@ -223,7 +225,7 @@ class Normalizer:
     def _formats_hint(self, dates: bool = False) -> str:
         formats = self.source.date_formats() if dates else [
             *self.source.datetime_formats(), *self.source.date_formats()]
-        shown = ", ".join(formats + ["ISO 8601"])
+        shown = ", ".join([*formats, "ISO 8601"])
         return f" (expected {shown})"
 
     def _decimal_hint(self) -> str:
