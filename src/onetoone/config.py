@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from onetoone.errors import ConfigError
 from onetoone.schema import ENTITIES
@@ -76,7 +76,9 @@ class SourceConfig(_Section):
 
     @field_validator("delimiter", "quote")
     @classmethod
-    def _one_char(cls, value: str | None) -> str | None:
+    def _one_char(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.field_name == "delimiter" and value == "whitespace":
+            return value
         if value is not None and value != "\\t" and len(value) != 1:
             raise ValueError("must be a single character")
         return "\t" if value == "\\t" else value

@@ -125,7 +125,8 @@ ENTITIES: dict[str, Entity] = {
             "transactions",
             "transactions",
             (
-                _f("source_id", "id", "Transaction (order, ticket) id in the source.", True),
+                _f("source_id", "id", "Transaction (order, ticket) id in the source; without "
+                   "one, rows are keyed by a fingerprint of their values."),
                 _CUSTOMER_REF,
                 _f("occurred_at", "timestamp", "When the purchase happened (UTC).", True),
                 _f("amount", "money", "Total amount; negative for returns and refunds.", True),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -177,7 +178,11 @@ def _open_csv(path: Path, source: SourceConfig, fmt: str) -> SourceFile:
         lines_close()
     if first is None or not first.strip():
         return SourceFile(path, fmt, encoding, [], iter(()))
-    delimiter = source.delimiter or ("\t" if fmt == "tsv" else _sniff_delimiter(first))
+    whitespace = source.delimiter == "whitespace"
+    if whitespace:  # runs of blanks separate fields: read a tab-separated UTF-8 view instead
+        first, delimiter = _squeeze(first), "\t"
+    else:
+        delimiter = source.delimiter or ("\t" if fmt == "tsv" else _sniff_delimiter(first))
     header_fields = next(csv.reader([first], delimiter=delimiter, quotechar=source.quote))
     if source.header:
         raw_names = header_fields
@@ -198,13 +203,13 @@ def _open_csv(path: Path, source: SourceConfig, fmt: str) -> SourceFile:
         return "skip"
 
     reader = pacsv.open_csv(
-        path,
+        io.BufferedReader(_SqueezedLines(path, encoding), _BLOCK_BYTES) if whitespace else path,
         read_options=pacsv.ReadOptions(
             use_threads=True,
             block_size=_BLOCK_BYTES,
             skip_rows=skip,
             column_names=names,
-            encoding="utf8" if encoding == "utf-8" else encoding,
+            encoding="utf8" if encoding == "utf-8" or whitespace else encoding,
         ),
         parse_options=pacsv.ParseOptions(
             delimiter=delimiter,
@@ -253,6 +258,39 @@ def _open_csv(path: Path, source: SourceConfig, fmt: str) -> SourceFile:
 
     result._batches = batches()
     return result
+
+
+def _squeeze(line: str) -> str:
+    """A whitespace-delimited line as tab-separated fields (leading and trailing blanks dropped)."""
+    return "\t".join(line.split())
+
+
+class _SqueezedLines(io.RawIOBase):
+    """A whitespace-delimited text file (``delimiter = "whitespace"``) read as UTF-8 TSV bytes.
+
+    Fixed-width-looking exports (CDNOW's ``  00004 0001 19970101  2   29.33``) separate fields by
+    runs of blanks; each line is squeezed as it is read, so the file streams in bounded memory.
+    Values cannot contain blanks, quoted or not.
+    """
+
+    def __init__(self, path: Path, encoding: str) -> None:
+        self._lines = _text_lines(path, encoding)
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        while len(self._pending) < len(view):
+            chunk = [_squeeze(line) + "\n" for _, line in zip(range(65536), self._lines)]
+            if not chunk:
+                break
+            self._pending += "".join(chunk).encode("utf-8")
+        n = min(len(view), len(self._pending))
+        view[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
 
 
 def _locate_lines(path: Path, encoding: str, rejects: list[Reject]) -> None:
