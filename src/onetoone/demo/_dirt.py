@@ -255,7 +255,7 @@ BAD_DATES = {
     "ymd_hm": ["2024-13-01 10:00", "2023-02-29 14:00"],
     "ymd_hms": ["0000-00-00 00:00:00", "2024-04-31 18:00:00"],
 }
-BAD_NUMBERS = ["#VALEUR!", "N/A", "12,5O", "NC", "—"]
+BAD_NUMBERS = ["#VALEUR!", "12,5O", "NC", "—", "env. 30"]
 
 
 def pick_rows(rng: np.random.Generator, n_rows: int, count: int, exclude: set[int]) -> list[int]:
