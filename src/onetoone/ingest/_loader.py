@@ -37,6 +37,7 @@ class _BatchPlan:
     insert_rejects: str
     remember_rejects: str
     insert_identifiers: str | None
+    identifier_types: int
 
 
 @dataclass
@@ -238,7 +239,7 @@ class SourceLoader:
                                                   ingestion_id])
                 con.execute(plan.remember_rejects, [ingestion_id])
             if plan.insert_identifiers:
-                con.execute(plan.insert_identifiers, [ingestion_id])
+                con.execute(plan.insert_identifiers, [ingestion_id] * plan.identifier_types)
         finally:
             with suppress(duckdb.Error):
                 con.unregister("_batch")
@@ -347,13 +348,17 @@ class SourceLoader:
         if identifiers:
             # Rejected rows' identifiers are removed in _finish (cheaper than re-validating).
             unions = " UNION ALL ".join(
-                f"SELECT {customer_key} AS k, {q(kind)}, {ident('__id_' + kind)} AS v, "
-                f"source_row FROM __s"
+                f"SELECT {customer_key} AS k, {q(kind)} AS t, {ident('__id_' + kind)} AS v, "
+                f"source_row FROM ({staged})"
                 for kind, _ in identifiers
             )
-            insert_identifiers = (f"INSERT INTO _ids WITH __s AS ({staged}) SELECT * FROM "
-                                  f"({unions}) WHERE k IS NOT NULL AND v IS NOT NULL")
-        return _BatchPlan(insert_rows, insert_rejects, remember_rejects, insert_identifiers)
+            insert_identifiers = (
+                f"INSERT INTO _ids SELECT k, t, v, min(source_row) FROM ({unions}) "
+                "WHERE k IS NOT NULL AND v IS NOT NULL AND source_row NOT IN "
+                "(SELECT source_row FROM _rejected) GROUP BY k, t, v"
+            )
+        return _BatchPlan(insert_rows, insert_rejects, remember_rejects, insert_identifiers,
+                          len(identifiers))
 
     def _identifier_columns(self, names: list[str] | tuple[str, ...]) -> list[tuple[str, str]]:
         """(identifier type, SQL of its normalized value) for this source's rows."""
@@ -373,7 +378,6 @@ class SourceLoader:
         con = self.store.con
         table = ident(self.table)
         path = q(str(self._current_path))
-        con.execute("DELETE FROM _ids WHERE source_row IN (SELECT source_row FROM _rejected)")
         if self.entity.has_source_id and self.source.columns.get("source_id"):
             # The same id twice in one file: the first is kept, the others quarantined.
             con.execute(f"""

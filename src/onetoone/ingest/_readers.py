@@ -28,7 +28,7 @@ from onetoone.config import SourceConfig
 from onetoone.errors import IngestError
 
 BATCH_ROWS = 200_000
-_BLOCK_BYTES = 16 << 20
+_BLOCK_BYTES = 32 << 20
 
 
 @dataclass
