@@ -201,6 +201,8 @@ def demo(
             with _progress("loading") as progress:
                 results = ws.ingest(progress=progress)
             console.print(_ingest_table(results))
+            if ws.store.scalar("SELECT count(*) FROM customers"):  # identified: score value
+                _value_summary(ws.score())
             console.print(_summary_table(ws))
         console.print(
             f"Demo company of {customers:,} people ready in {root} "
@@ -213,6 +215,49 @@ def status(workspace: WorkspaceOpt = Path(".")) -> None:
     """Rows in every table of the workspace."""
     with _friendly(), Workspace(workspace, read_only=True) as ws:
         console.print(_summary_table(ws))
+
+def _value_summary(result: Any) -> None:
+    """The value pyramid and Pareto share of a scoring run, in a few lines."""
+    table = Table(title=f"Value as of {result.as_of.date()} ({result.model_name} model)",
+                  title_justify="left")
+    for col in ("tier", "customers", "CLV", "share of value"):
+        table.add_column(col, justify="left" if col == "tier" else "right")
+    for tier, row in result.pyramid.iterrows():
+        table.add_row(str(tier), f"{int(row['customers']):,}", f"{row['clv']:,.0f}",
+                      f"{row['value_share']:.0%}")
+    console.print(table)
+    pareto = result.pareto()
+    console.print(f"Top 1 % of customers hold {pareto['top_1pct']:.0%} of the value, top 20 % "
+                  f"hold {pareto['top_20pct']:.0%}.")
+    for note in result.notes:
+        console.print(note, markup=False, highlight=False)
+
+
+@app.command()
+def score(
+    workspace: WorkspaceOpt = Path("."),
+    as_of: Annotated[str | None, typer.Option(
+        "--as-of", help="Date the scores describe (default: the last transaction day).")] = None,
+) -> None:
+    """Score every customer's value: P(alive), expected purchases, CLV, value tier."""
+    with _friendly(), Workspace(workspace) as ws:
+        started = time.perf_counter()
+        result = ws.score(as_of=as_of)
+        _value_summary(result)
+        console.print(f"{len(result.scores):,} customers scored into customer_scores in "
+                      f"{time.perf_counter() - started:.1f} s.")
+
+
+@app.command()
+def report(
+    workspace: WorkspaceOpt = Path("."),
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="HTML file (default: report/index.html in the workspace).")] = None,
+) -> None:
+    """Write the HTML report (value pyramid, Pareto, model validation), plots as PNG too."""
+    with _friendly(), Workspace(workspace, read_only=True) as ws:
+        path = ws.report(output)
+        console.print(f"Report written to {path}.")
 
 
 identify_app = typer.Typer(help="Link records into customers; merge, unmerge, review pairs.",

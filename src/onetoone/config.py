@@ -146,12 +146,33 @@ class IdentifySettings(_Section):
     source_priority: list[str] = Field(default_factory=list)
 
 
+class ValueSettings(_Section):
+    """[value]: lifetime value, model choice and value tiers (see docs/value-models.md)."""
+
+    time_unit: Literal["day", "week", "month"] = "week"
+    holdout_weeks: int = Field(default=26, ge=1)
+    models: list[Literal["bgnbd", "paretonbd", "mbgnbd"]] = Field(
+        default_factory=lambda: ["bgnbd", "paretonbd", "mbgnbd"], min_length=1
+    )
+    min_customers: int = Field(default=30, ge=2)
+    min_repeat_customers: int = Field(default=10, ge=2)
+    horizon_months: int = Field(default=12, ge=1)
+    monthly_discount_rate: float = Field(default=0.01, ge=0, lt=1)
+    default_margin: float = Field(default=0.3, ge=-1, le=1)
+    cost_to_serve_per_year: float = Field(default=0.0, ge=0)
+    exclude_statuses: list[str] = Field(default_factory=lambda: ["cancelled", "canceled"])
+    top_share: float = Field(default=0.2, gt=0, lt=1)
+    growable_min_purchases_quantile: float = Field(default=0.5, ge=0, le=1)
+    growable_max_spend_quantile: float = Field(default=0.5, ge=0, le=1)
+
+
 class Config(_Section):
     """The whole ``onetoone.toml``."""
 
     workspace: WorkspaceSettings = Field(default_factory=lambda: WorkspaceSettings())
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
     identify: IdentifySettings = Field(default_factory=lambda: IdentifySettings())
+    value: ValueSettings = Field(default_factory=lambda: ValueSettings())
 
     def check(self) -> Config:
         """Cross-field checks that pydantic cannot express per section."""

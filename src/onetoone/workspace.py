@@ -20,6 +20,7 @@ from onetoone.store import Store
 from onetoone.store.duckdb import DATABASE_FILE
 
 if TYPE_CHECKING:
+    from onetoone.differentiate.value import ValueResult
     from onetoone.identify import IdentifyResult, IdentityResolver
 
 
@@ -162,3 +163,35 @@ class Workspace:
         from onetoone.identify.explain import customer_view
 
         return customer_view(self.store, self.config.identify, customer_id, why=why)
+
+    # -- differentiate -------------------------------------------------------------------
+    def score(self, as_of: Any = None, *, calibration_end: Any = None,
+              write: bool = True) -> ValueResult:
+        """Value of every customer as of ``as_of`` (default: the last transaction day).
+
+        Fills ``customer_scores`` (one row per customer and as-of date; re-scoring replaces);
+        see docs/value-models.md for the model choice, the fallbacks and the tiers.
+        """
+        from onetoone.differentiate._value_io import (
+            load_customers,
+            load_transactions,
+            write_scores,
+        )
+        from onetoone.differentiate.value import ScoringError, score_value
+
+        settings = self.config.value
+        customers = load_customers(self.store)
+        if not customers:
+            raise ScoringError("There is no customer to score.",
+                               hint="Run 'onetoone identify' after ingesting.")
+        tx = load_transactions(self.store, settings, self.config.workspace.timezone)
+        result = score_value(tx, customers, settings, as_of, calibration_end=calibration_end)
+        if write:
+            write_scores(self.store, result)
+        return result
+
+    def report(self, output: Path | str | None = None) -> Path:
+        """Write the HTML report (and its PNG plots next to it); returns its path."""
+        from onetoone.report import write_report
+
+        return write_report(self, output)

@@ -1,0 +1,10 @@
+"""The HTML report of a workspace: one self-contained page a board can read.
+
+Rendered with Jinja2; plots are drawn with matplotlib (the ``report`` extra, imported lazily) and
+both inlined as PNG (no CDN, no script) and saved next to the page. Without matplotlib the page
+has the tables and says how to get the plots. See docs/report.md.
+"""
+
+from onetoone.report._html import write_report
+
+__all__ = ["write_report"]

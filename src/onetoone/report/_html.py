@@ -1,0 +1,121 @@
+"""Build and write the HTML report (see the package docstring and docs/report.md)."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import jinja2
+
+from onetoone.differentiate import tiers as tiering
+from onetoone.differentiate._value_io import latest_as_of
+from onetoone.differentiate.value import MODEL_LABELS, ValueResult
+from onetoone.report import _plots as plots
+from onetoone.report._truth import find_truth, truth_comparison
+
+if TYPE_CHECKING:
+    from onetoone.workspace import Workspace
+
+
+def write_report(ws: Workspace, output: Path | str | None = None) -> Path:
+    """Write the report of ``ws`` to ``output`` (default ``<workspace>/report/index.html``).
+
+    The value section describes the latest as-of date in ``customer_scores`` (or the last
+    transaction day when nothing was scored yet), recomputed with the same code as
+    ``onetoone score``. PNG plots are saved next to the page as ``<page stem>-<plot>.png``.
+    """
+    path = Path(output) if output is not None else ws.root / "report" / "index.html"
+    path = path.resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stored = latest_as_of(ws.store)
+    result = ws.score(as_of=stored, write=False)
+    context = value_context(ws, result, path, stored is not None)
+    template = (Path(__file__).parent / "report.html.j2").read_text(encoding="utf-8")
+    html = _environment().from_string(template).render(**context)
+    path.write_text(html, encoding="utf-8")
+    return path
+
+
+def value_context(ws: Workspace, result: ValueResult, path: Path, stored: bool) -> dict[str, Any]:
+    """Everything the value section shows; plots are drawn and saved when matplotlib is there."""
+    draw = plots.matplotlib_available()
+    images: dict[str, str] = {}
+    files: list[str] = []
+
+    def keep(name: str, fig: Any) -> None:
+        target = path.with_name(f"{path.stem}-{name}.png")
+        images[name] = base64.b64encode(plots.save(fig, target)).decode("ascii")
+        files.append(target.name)
+
+    pyramid = result.pyramid
+    pareto = result.pareto()
+    buyers = result.scores.loc[result.scores["fallback"] != "no_purchase", "clv"]
+    if draw:
+        keep("value-pyramid", plots.pyramid(pyramid))
+        curve = tiering.pareto_curve(buyers)
+        keep("pareto", plots.pareto(curve[0], curve[1], pareto["top_1pct"], pareto["top_20pct"]))
+
+    validation = result.validation
+    models: list[dict[str, Any]] = []
+    holdout: dict[str, Any] | None = None
+    calibration_table = tracking_table = None
+    if validation is not None:
+        first_week, last_week = validation.holdout_weeks()
+        holdout = {
+            "first_week": first_week, "last_week": last_week,
+            "start": (validation.calibration_end + _one_day()).date(),
+            "end": validation.as_of.date(), "actual": validation.actual_total,
+            "calibration_end": validation.calibration_end.date(),
+            "customers": len(validation.summary),
+        }
+        for name, cand in validation.candidates.items():
+            models.append({
+                "name": MODEL_LABELS[name], "chosen": name == validation.chosen,
+                "params": cand.model.params_ if cand.model is not None else {},
+                "log_likelihood": cand.model.log_likelihood_ if cand.model is not None else None,
+                "predicted": cand.predicted_total, "rmse": cand.rmse, "failure": cand.failure,
+            })
+        if validation.chosen is not None:
+            label = MODEL_LABELS[validation.chosen]
+            calibration_table = validation.by_frequency(validation.chosen)
+            tracking_table = validation.tracking(validation.chosen)
+            if draw:
+                keep("calibration-holdout", plots.calibration(calibration_table, label))
+                keep("tracking", plots.tracking(tracking_table, first_week - 1, label))
+
+    truth = None
+    folder = find_truth(ws.root)
+    if folder is not None:
+        truth = truth_comparison(ws.store, result, folder)
+        if truth is not None and "joined" in truth and draw:
+            keep("predicted-vs-true", plots.truth_scatter(truth["joined"], truth["deciles"]))
+    final_params = result.model.params_ if result.model is not None else {}
+    return {
+        "title": f"{ws.config.workspace.name}: customer value report",
+        "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "currency": ws.config.workspace.currency,
+        "result": result, "stored": stored, "model_label": MODEL_LABELS.get(result.model_name,
+                                                                            result.model_name),
+        "final_params": final_params, "spend_params": (result.spend_model.params_
+                                                       if result.spend_model else {}),
+        "pyramid": pyramid, "pareto": pareto, "n_customers": len(result.scores),
+        "n_buyers": len(buyers), "models": models, "holdout": holdout,
+        "calibration_table": calibration_table, "tracking_table": tracking_table,
+        "truth": truth, "images": images, "files": files, "draw": draw,
+        "settings": ws.config.value,
+    }
+
+
+def _one_day() -> Any:
+    import pandas as pd
+
+    return pd.Timedelta(days=1)
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    env.filters["num"] = lambda v, d=0: f"{v:,.{d}f}"
+    env.filters["pct"] = lambda v, d=0: f"{100 * v:.{d}f} %"
+    return env
