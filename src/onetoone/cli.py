@@ -365,6 +365,99 @@ def customer(
             console.print(f"- {line}", markup=False, highlight=False)
 
 
+@app.command()
+def serve(
+    workspace: WorkspaceOpt = Path("."),
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+) -> None:
+    """Run the REST API (decisions, events, customers; OpenAPI at /docs) owning the workspace."""
+    import logging
+
+    with _friendly():
+        try:
+            import uvicorn
+
+            from onetoone.api import create_app
+        except ImportError:
+            raise OneToOneError("The REST API needs the 'service' extra.",
+                                hint="pip install 'onetoone[service]'.") from None
+        ws = Workspace(workspace)
+        application = create_app(ws)
+        service = application.state.service
+        level = ws.config.api.log_level.upper()
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        console.print(f"Serving {ws.root} on http://{host}:{port} (OpenAPI at /docs): "
+                      f"{len(service.catalog)} actions, {len(service.keys)} API keys."
+                      + ("" if len(service.keys) else
+                         " Create a key with 'onetoone apikey create NAME --scopes admin'."),
+                      markup=False, highlight=False)
+        uvicorn.run(application, host=host, port=port, access_log=False,
+                    log_level=ws.config.api.log_level, server_header=False)
+
+
+@app.command()
+def decide(
+    channel: Annotated[str, typer.Option("--channel", "-c", help="Channel of the campaign.")],
+    workspace: WorkspaceOpt = Path("."),
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="CSV file (default: outbound/<run>.csv in the workspace).")] = None,
+) -> None:
+    """Decide for every customer on a channel: the outbound list (CSV + table 'outbound')."""
+    from onetoone.interact.service import DecisionService
+
+    with _friendly(), Workspace(workspace) as ws:
+        service = DecisionService(ws)
+        try:
+            result = service.campaign(channel, output=output)
+        finally:
+            service.close()
+        table = Table(title=f"Campaign {result.run_id} on {channel}", title_justify="left")
+        table.add_column("outcome")
+        table.add_column("customers", justify="right")
+        table.add_row("contacted", f"{result.contacted:,}")
+        table.add_row("control group (withheld)", f"{result.control:,}")
+        for reason, count in result.reasons.most_common():
+            table.add_row(reason, f"{count:,}")
+        console.print(table)
+        console.print(f"{result.contacted:,} of {result.customers:,} customers in the outbound "
+                      f"list {result.output} ({result.seconds:.1f} s).", markup=False, highlight=False)
+
+
+apikey_app = typer.Typer(help="API keys of the REST API (stored hashed).", no_args_is_help=True)
+app.add_typer(apikey_app, name="apikey")
+
+
+@apikey_app.command("create")
+def apikey_create(
+    name: Annotated[str, typer.Argument(help="Who the key is for.")],
+    scopes: Annotated[str, typer.Option(
+        help="Comma-separated: events:write, customers:read, decisions, admin.")] = "decisions",
+    workspace: WorkspaceOpt = Path("."),
+) -> None:
+    """Create a key; it is printed once, on the last line."""
+    from onetoone.api.keys import create_key
+
+    with _friendly(), Workspace(workspace) as ws:
+        key = create_key(ws.store, name, scopes.split(","))
+        console.print(f"API key '{name}' created with scopes {scopes}. Keep it secret; it is "
+                      "shown only once:", markup=False, highlight=False)
+        print(key)
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(
+    name: Annotated[str, typer.Argument(help="Name of the key.")],
+    workspace: WorkspaceOpt = Path("."),
+) -> None:
+    """Revoke every valid key of that name."""
+    from onetoone.api.keys import revoke_key
+
+    with _friendly(), Workspace(workspace) as ws:
+        count = revoke_key(ws.store, name)
+        console.print(f"{count} key(s) named '{name}' revoked.", markup=False, highlight=False)
+
+
 def main() -> None:
     try:
         app()

@@ -14,7 +14,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from onetoone.customize.settings import (
+    ActionConfig,
+    ControlGroupSettings,
+    DecisioningSettings,
+)
 from onetoone.errors import ConfigError
+from onetoone.interact.settings import ApiSettings, ContactPolicySettings
 from onetoone.schema import ENTITIES
 
 CONFIG_FILE = "onetoone.toml"
@@ -172,6 +178,13 @@ class Config(_Section):
     workspace: WorkspaceSettings = Field(default_factory=lambda: WorkspaceSettings())
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
     identify: IdentifySettings = Field(default_factory=lambda: IdentifySettings())
+    actions: dict[str, ActionConfig] = Field(default_factory=dict)
+    decisioning: DecisioningSettings = Field(default_factory=lambda: DecisioningSettings())
+    contact_policy: ContactPolicySettings = Field(
+        default_factory=lambda: ContactPolicySettings())
+    control_groups: ControlGroupSettings = Field(
+        default_factory=lambda: ControlGroupSettings())
+    api: ApiSettings = Field(default_factory=lambda: ApiSettings())
     value: ValueSettings = Field(default_factory=lambda: ValueSettings())
 
     def check(self) -> Config:

@@ -46,3 +46,27 @@ class NotFoundError(OneToOneError):
 
 class ModelError(OneToOneError):
     """A model cannot be fitted or used as asked (bad inputs, not fitted, no convergence)."""
+
+
+class InvalidInputError(OneToOneError):
+    """A request or argument that is well-formed but cannot be used (invalid identifier...)."""
+
+    http_status = 422
+
+
+class AuthenticationError(OneToOneError):
+    """No API key, or a key that is not valid."""
+
+    http_status = 401
+
+
+class PermissionDeniedError(OneToOneError):
+    """A valid API key that lacks the scope the call needs."""
+
+    http_status = 403
+
+
+class PayloadTooLargeError(OneToOneError):
+    """A request body (or batch of events) larger than the service accepts."""
+
+    http_status = 413

@@ -495,6 +495,47 @@ TABLES: dict[str, Table] = {
                 _c("occurred_at", "TIMESTAMP", "When (UTC)."),
             ),
         ),
+        Table(
+            "propensities",
+            "Adaptive propensity model: responses counted per action and segment (Beta-Bernoulli"
+            " posterior = prior + counts).",
+            (
+                _c("action_id", "VARCHAR", "Action."),
+                _c("segment", "VARCHAR", "Segment (`value_tier=top`, ... or `all`)."),
+                _c("successes", "DOUBLE", "Clicks, accepts and conversions counted."),
+                _c("failures", "DOUBLE", "Ignores and rejects counted."),
+                _c("alpha", "DOUBLE", "Posterior alpha when written (prior + successes)."),
+                _c("beta", "DOUBLE", "Posterior beta when written (prior + failures)."),
+                _c("updated_at", "TIMESTAMP", "Last update (UTC)."),
+            ),
+        ),
+        Table(
+            "outbound",
+            "Outbound lists of campaign runs (`onetoone decide`): who gets what, on which channel.",
+            (
+                _c("run_id", "VARCHAR", "Campaign run."),
+                _c("decision_id", "VARCHAR", "Decision (see `decisions`)."),
+                _c("customer_id", "VARCHAR", "Customer."),
+                _c("channel", "VARCHAR", "Channel."),
+                _c("action_id", "VARCHAR", "Action to deliver."),
+                _c("priority", "DOUBLE", "Arbitration priority."),
+                _c("address", "VARCHAR", "E-mail or phone the channel sends to."),
+                _c("language", "VARCHAR", "Language of the treatment."),
+                _c("treatment", "JSON", "Rendered treatment (subject, body...)."),
+                _c("created_at", "TIMESTAMP", "When the run decided (UTC)."),
+            ),
+        ),
+        Table(
+            "api_keys",
+            "Keys of the REST API, stored hashed.",
+            (
+                _c("name", "VARCHAR", "Name given at creation."),
+                _c("key_hash", "VARCHAR", "SHA-256 of the key (hexadecimal)."),
+                _c("scopes", "VARCHAR[]", "events:write, customers:read, decisions, admin."),
+                _c("created_at", "TIMESTAMP", "When created (UTC)."),
+                _c("revoked_at", "TIMESTAMP", "When revoked (UTC); empty while valid."),
+            ),
+        ),
     )
 }
 

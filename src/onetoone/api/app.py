@@ -1,0 +1,163 @@
+"""The FastAPI application: routers, one error handler, body-size limit, privacy-safe logs.
+
+Logs name the route template and the status, never a path value, a query string or a body: no
+personal data reaches them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from onetoone import __version__
+from onetoone.api.routes import customers, decisions, events, health, keys
+from onetoone.errors import OneToOneError, PayloadTooLargeError
+from onetoone.interact.service import DecisionService
+from onetoone.workspace import Workspace
+
+log = logging.getLogger("onetoone.api")
+access = logging.getLogger("onetoone.access")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class BodyLimit:
+    """413 for bodies above ``max_bytes`` (declared or streamed)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = 0
+                if declared > self.max_bytes:
+                    await _too_large(self.max_bytes)(scope, receive, send)
+                    return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise PayloadTooLargeError(f"The request body exceeds {self.max_bytes} bytes.")
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def _too_large(limit: int) -> JSONResponse:
+    return JSONResponse(
+        {"error": "PayloadTooLargeError", "message": f"The request body exceeds {limit} bytes."},
+        status_code=413,
+    )
+
+
+def _error(
+    status: int, error: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse({"error": error, "message": message}, status_code=status, headers=headers)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if not _noise(p)) or "body"
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}")
+    more = len(exc.errors()) - 5
+    return "Invalid request: " + "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
+def _noise(part: object) -> bool:
+    """Parts of a pydantic location that mean nothing to the caller."""
+    text = str(part)
+    return text in ("body", "event", "batch") or text.startswith("function-")
+
+
+def build_app(workspace: Workspace | Path | str) -> FastAPI:
+    """The application owning ``workspace`` (opened here when given as a folder)."""
+    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    service = DecisionService(ws)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        service.close()
+        ws.close()
+
+    app = FastAPI(
+        title="onetoone",
+        version=__version__,
+        lifespan=lifespan,
+        description="Events in, next best action out: the one-to-one decision service. "
+        "Authenticate with `Authorization: Bearer KEY`.",
+    )
+    app.state.service = service
+    for module in (events, customers, decisions, keys, health):
+        app.include_router(module.router)
+
+    @app.exception_handler(OneToOneError)
+    async def _domain(_request: Request, exc: OneToOneError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
+        return _error(exc.http_status, type(exc).__name__, exc.user_message(), headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _error(422, "InvalidInputError", _validation_message(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, "HTTPError", str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception) -> JSONResponse:
+        # The type and the frames, not the message: it could quote a value.
+        frames = "".join(traceback.format_tb(exc.__traceback__))
+        log.error("internal error %s on %s\n%s", type(exc).__name__, _route(request), frames)
+        return _error(500, "InternalError", "An internal error occurred; it has been logged.")
+
+    @app.middleware("http")
+    async def _access_log(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
+        started = time.perf_counter()
+        response = await call_next(request)
+        if access.isEnabledFor(logging.INFO):
+            access.info(
+                "%s %s %d %.1fms",
+                request.method,
+                _route(request),
+                response.status_code,
+                1000 * (time.perf_counter() - started),
+            )
+        return response
+
+    app.add_middleware(BodyLimit, max_bytes=ws.config.api.max_body_bytes)
+    return app
+
+
+def _route(request: Request) -> str:
+    route = request.scope.get("route")
+    return getattr(route, "path", "(no route)")

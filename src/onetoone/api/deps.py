@@ -1,0 +1,52 @@
+"""Dependencies of the routes, as ``Annotated`` aliases: the service and the caller's scopes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from onetoone.api.keys import Principal
+from onetoone.errors import AuthenticationError, PermissionDeniedError
+from onetoone.interact.service import DecisionService
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer KEY`.")
+
+
+def get_service(request: Request) -> DecisionService:
+    service: DecisionService = request.app.state.service
+    return service
+
+
+def get_principal(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
+    if credentials is None or not credentials.credentials:
+        raise AuthenticationError(
+            "An API key is required.", hint="Send 'Authorization: Bearer KEY'."
+        )
+    principal = get_service(request).keys.principal(credentials.credentials)
+    if principal is None:
+        raise AuthenticationError(
+            "This API key is not valid.", hint="Create one with 'onetoone apikey create'."
+        )
+    return principal
+
+
+def require(scope: str) -> Callable[[Principal], Principal]:
+    def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+        if not principal.allows(scope):
+            raise PermissionDeniedError(f"This API key lacks the scope '{scope}'.")
+        return principal
+
+    return check
+
+
+ServiceDep = Annotated[DecisionService, Depends(get_service)]
+AnyKey = Annotated[Principal, Depends(get_principal)]
+EventsWriter = Annotated[Principal, Depends(require("events:write"))]
+CustomersReader = Annotated[Principal, Depends(require("customers:read"))]
+Decider = Annotated[Principal, Depends(require("decisions"))]
+Admin = Annotated[Principal, Depends(require("admin"))]

@@ -1,0 +1,45 @@
+"""Customers: the 360 view (by id or by identifier) and consents."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+
+from onetoone.api.deps import CustomersReader, EventsWriter, ServiceDep
+from onetoone.api.models import ERROR_RESPONSES, ConsentsOut
+from onetoone.interact.events import Consent
+
+router = APIRouter(prefix="/v1/customers", tags=["customers"], responses=ERROR_RESPONSES)
+
+CustomerId = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+@router.get("")
+def find_customer(
+    service: ServiceDep,
+    _: CustomersReader,
+    identifier: Annotated[
+        str,
+        Query(min_length=3, max_length=300, description="TYPE:VALUE, e.g. email:marie@exemple.fr"),
+    ],
+) -> dict[str, Any]:
+    """The customer carrying an identifier (same answer as by id)."""
+    customer_id = service.find_customer(service.identifier_ref(identifier))
+    return service.customer_view(customer_id)
+
+
+@router.get("/{customer_id}")
+def get_customer(
+    customer_id: CustomerId, service: ServiceDep, _: CustomersReader
+) -> dict[str, Any]:
+    """Golden record, scores, consents, recent interactions on every channel, last decisions."""
+    return service.customer_view(service.find_customer({"customer_id": customer_id}))
+
+
+@router.put("/{customer_id}/consents", response_model=ConsentsOut)
+def put_consent(
+    customer_id: CustomerId, body: Consent, service: ServiceDep, _: EventsWriter
+) -> dict[str, Any]:
+    """Give or withdraw consent for a channel and purpose (history kept in ``consents``)."""
+    return service.set_consent(customer_id, body)

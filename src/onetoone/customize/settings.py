@@ -1,0 +1,135 @@
+"""Configuration sections of decisioning: ``[actions.NAME]``, ``[decisioning]``,
+``[control_groups]`` (documented in docs/service.md).
+
+Kept apart from :mod:`onetoone.config` so that the core configuration stays short; rules and
+templates are compiled here, so a wrong one is reported with its key and line when the file is
+read, not at the first decision.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from typing import Literal
+
+from jinja2 import TemplateSyntaxError
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from onetoone.customize.rules import RuleError, compile_rules
+
+_NAME = re.compile(r"[a-z][a-z0-9_]*")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+#: A channel's treatment: field -> template, or language -> (field -> template).
+Treatment = dict[str, str | dict[str, str]]
+
+
+class ActionConfig(_Section):
+    """[actions.NAME]: one offer, message or service gesture of the catalog."""
+
+    issue: str = "general"
+    group: str = ""
+    kind: Literal["offer", "message", "service"] = "offer"
+    purpose: str = "marketing"
+    channels: list[str] = Field(min_length=1)
+    treatments: dict[str, Treatment] = Field(default_factory=dict)
+    eligibility: str | list[str] = Field(default_factory=list)
+    applicability: str | list[str] = Field(default_factory=list)
+    suitability: str | list[str] = Field(default_factory=list)
+    value: float | str = 1.0
+    cost: float = 0.0
+    lever: float = Field(1.0, ge=0)
+    context_weights: dict[str, float] = Field(default_factory=dict)
+    valid_from: datetime | date | None = None
+    valid_to: datetime | date | None = None
+    prior_propensity: float = Field(0.05, gt=0, lt=1)
+    prior_strength: float = Field(20.0, gt=0)
+    prior_score: str | None = None
+    holdout_share: float = Field(0.0, ge=0, lt=1)
+
+    @field_validator("channels")
+    @classmethod
+    def _channel_names(cls, value: list[str]) -> list[str]:
+        for channel in value:
+            if not _NAME.fullmatch(channel):
+                raise ValueError(f"channel '{channel}' must be lower-case letters, digits and _")
+        return value
+
+    @field_validator("eligibility", "applicability", "suitability")
+    @classmethod
+    def _rules(cls, value: str | list[str]) -> str | list[str]:
+        try:
+            compile_rules(value)
+        except RuleError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("value")
+    @classmethod
+    def _value_rule(cls, value: float | str) -> float | str:
+        if isinstance(value, str):
+            try:
+                compile_rules(value)
+            except RuleError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("context_weights")
+    @classmethod
+    def _weights(cls, value: dict[str, float]) -> dict[str, float]:
+        for expression, weight in value.items():
+            if weight < 0:
+                raise ValueError(f"weight of '{expression}' must not be negative")
+            try:
+                compile_rules(expression)
+            except RuleError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("treatments")
+    @classmethod
+    def _templates(cls, value: dict[str, Treatment]) -> dict[str, Treatment]:
+        from onetoone.customize.catalog import template_environment
+
+        env = template_environment()
+        for channel, treatment in value.items():
+            for key, item in treatment.items():
+                texts = item if isinstance(item, dict) else {key: item}
+                for name, text in texts.items():
+                    try:
+                        env.parse(text)
+                    except TemplateSyntaxError as exc:
+                        raise ValueError(
+                            f"template {channel}.{key}.{name}: {exc.message}"
+                        ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _treatment_channels(self) -> ActionConfig:
+        unknown = set(self.treatments) - set(self.channels)
+        if unknown:
+            raise ValueError(f"treatments for channels not in 'channels': {sorted(unknown)}")
+        return self
+
+
+class DecisioningSettings(_Section):
+    """[decisioning]: arbitration."""
+
+    min_priority: float = 0.0
+    max_actions: int = Field(1, ge=1, le=20)
+    segment_by: list[str] = Field(default_factory=lambda: ["value_tier", "needs_segment"])
+    issue_levers: dict[str, float] = Field(default_factory=dict)
+    exploration: Literal["thompson", "mean"] = "thompson"
+    draw_period_minutes: int = Field(60, ge=1)
+
+
+class ControlGroupSettings(_Section):
+    """[control_groups]: universal control group and measurement."""
+
+    universal_share: float = Field(0.05, ge=0, lt=1)
+    salt: str = "onetoone"
+    window_days: int = Field(14, ge=1)

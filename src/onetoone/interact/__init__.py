@@ -1,0 +1,4 @@
+"""Interact: events in real time, consent, contact policy, customer profiles for decisions.
+
+See docs/service.md.
+"""

@@ -1,0 +1,592 @@
+"""The decision service: events in, next best action out, over one workspace.
+
+One object owns the workspace while ``onetoone serve`` runs (one process, one DuckDB database):
+it resolves customers, keeps their profiles in memory, decides with the engine, learns from
+responses and writes everything through the group-commit writer. The REST API is a thin layer
+over it, and ``onetoone decide`` (a campaign run) uses the same object, so real-time and batch
+decisions follow the same rules.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import threading
+import time
+import uuid
+from collections import Counter, OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+
+from onetoone.api.keys import KeyRing
+from onetoone.customize.catalog import Catalog, save_catalog
+from onetoone.customize.engine import Decision, DecisionEngine
+from onetoone.customize.propensity import AdaptivePropensities
+from onetoone.errors import InvalidInputError, NotFoundError
+from onetoone.interact.events import Consent, Event, event_row, utc_naive
+from onetoone.interact.identity import CustomerResolver, Resolved
+from onetoone.interact.policy import ContactPolicy
+from onetoone.interact.profiles import Profile, load_profiles
+from onetoone.interact.writer import GroupCommitWriter, Txn
+from onetoone.schema import TABLES
+
+if TYPE_CHECKING:
+    from onetoone.workspace import Workspace
+
+_SCORE_COLUMNS = {c.name for c in TABLES["customer_scores"].columns}
+ADDRESS_OF = {"email": "email", "sms": "phone", "phone": "phone"}
+RECENT_DECISIONS = 200_000
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value
+
+
+@dataclass
+class _DecisionRef:
+    customer_id: str
+    segment: str
+    given: list[str]
+    withheld: list[str]
+
+
+@dataclass
+class CampaignResult:
+    """What a campaign run (``onetoone decide``) did."""
+
+    run_id: str
+    channel: str
+    customers: int = 0
+    contacted: int = 0
+    control: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+    actions: Counter[str] = field(default_factory=Counter)
+    output: Path | None = None
+    seconds: float = 0.0
+
+
+class DecisionService:
+    """Real-time decisions and events over an open :class:`~onetoone.workspace.Workspace`."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self.workspace = workspace
+        self.config = workspace.config
+        self.con = workspace.store.con
+        self._local = threading.local()
+        self.catalog = Catalog(self.config.actions)
+        with workspace.store.transaction():
+            save_catalog(self.con, self.catalog)
+        self.propensities = AdaptivePropensities(
+            {
+                a.action_id: (a.config.prior_propensity, a.config.prior_strength)
+                for a in self.catalog.actions
+            },
+            self._score_priors(),
+        )
+        self.propensities.load(
+            self.con.execute(
+                "SELECT action_id, segment, successes, failures FROM propensities"
+            ).fetchall()
+        )
+        self.policy = ContactPolicy(self.config.contact_policy, self.config.workspace.timezone)
+        self.engine = DecisionEngine(
+            self.catalog,
+            self.propensities,
+            self.policy,
+            self.config.decisioning,
+            self.config.control_groups,
+            self.config.workspace.language,
+        )
+        self.writer = GroupCommitWriter(self.con, group_commit_ms=self.config.api.group_commit_ms)
+        self.resolver = CustomerResolver(self.config, self.cursor)
+        self.keys = KeyRing(workspace.store, self.config.api)
+        self._profiles: dict[str, Profile] = {}
+        self._profile_lock = threading.Lock()
+        self._decisions: OrderedDict[str, _DecisionRef] = OrderedDict()
+
+    def close(self) -> None:
+        self.writer.close()
+
+    # -- plumbing -----------------------------------------------------------------------
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """This thread's cursor on the service's database."""
+        cur = getattr(self._local, "cursor", None)
+        if cur is None:
+            cur = self._local.cursor = self.con.cursor()
+        return cur
+
+    def _score_priors(self) -> dict[tuple[str, str], float]:
+        """Per-segment prior means of actions whose prior comes from a batch score."""
+        out: dict[tuple[str, str], float] = {}
+        wanted = [
+            (a.action_id, a.config.prior_score)
+            for a in self.catalog.actions
+            if a.config.prior_score
+        ]
+        if not wanted:
+            return out
+
+        def col(name: str) -> str:
+            if name in _SCORE_COLUMNS:
+                return f'"{name}"::VARCHAR'
+            return "json_extract_string(scores, '$.\"' || ? || '\"')"
+
+        segment_by = self.config.decisioning.segment_by
+        seg_parts, seg_params = [], []
+        for name in segment_by:
+            expr = col(name)
+            if "?" in expr:
+                seg_params += [name, name]
+            seg_parts.append(
+                f"CASE WHEN nullif({expr}, '') IS NOT NULL THEN '{name}=' || {expr} END"
+            )
+        segment = f"coalesce({', '.join([*seg_parts, repr('all')])})"
+        for action_id, score in wanted:
+            assert score is not None
+            expr = col(score)
+            params = seg_params + ([score] if "?" in expr else [])
+            rows = self.con.execute(
+                f"""
+                WITH latest AS (SELECT * FROM customer_scores QUALIFY row_number() OVER
+                    (PARTITION BY customer_id ORDER BY as_of DESC, scored_at DESC NULLS LAST) = 1)
+                SELECT {segment} AS seg, avg(TRY_CAST({expr} AS DOUBLE)) FROM latest
+                GROUP BY GROUPING SETS ((seg), ())
+            """,
+                params,
+            ).fetchall()
+            for seg, mean in rows:
+                if mean is not None and 0 < mean < 1:
+                    out[(action_id, seg or "all")] = float(mean)
+        return out
+
+    def profile(self, customer_id: str, now: datetime | None = None) -> Profile:
+        """The in-memory profile, loaded from the tables on first use."""
+        found = self._profiles.get(customer_id)
+        if found is not None:
+            return found
+        with self._profile_lock:
+            found = self._profiles.get(customer_id)
+            if found is None:
+                found = load_profiles(
+                    self.cursor(),
+                    [customer_id],
+                    now or utcnow(),
+                    self.policy.max_days,
+                    self.policy.outbound,
+                )[customer_id]
+                self._profiles[customer_id] = found
+        return found
+
+    def _resolve(self, ref: Mapping[str, str], create: bool = True) -> Resolved:
+        if create:
+            return self.resolver.resolve(dict(ref), self.writer.submit)
+        found = self.resolver.find(dict(ref))
+        if found is None:
+            raise NotFoundError("No customer with this identifier.")
+        return found
+
+    # -- events -------------------------------------------------------------------------
+    def ingest_events(self, events: list[Event]) -> dict[str, int]:
+        """Append events durably (acknowledged after COMMIT); duplicates count once."""
+        ws = self.config.workspace
+        planned: list[tuple[str, str, dict[str, Any]]] = []
+        self.resolver.normalize(
+            [(k, v) for e in events for k, v in e.customer.items() if k != "customer_id"]
+        )
+        cache: dict[tuple[tuple[str, str], ...], Resolved] = {}
+        for event in events:
+            key = tuple(sorted(event.customer.items()))
+            resolved = cache.get(key)
+            if resolved is None:
+                resolved = cache[key] = self._resolve(event.customer)
+            table, row = event_row(
+                event, resolved.customer_id, resolved.record_key, ws.timezone, ws.currency
+            )
+            planned.append((event.event_id, table, row))
+
+        def work(txn: Txn) -> list[dict[str, Any]]:
+            accepted = []
+            for event_id, table, row in planned:
+                if txn.claim(event_id):
+                    txn.insert(table, [row])
+                    accepted.append(row)
+            return accepted
+
+        accepted: list[dict[str, Any]] = self.writer.write(work)
+        for row in accepted:  # contacts made outside the engine count against the caps
+            if (
+                row.get("direction") == "outbound"
+                and row.get("decision_id") is None
+                and row["channel"] in self.policy.outbound
+            ):
+                profile = self.profile(row["customer_id"])
+                with profile.lock:
+                    self.policy.record_contact(profile, row["channel"], row["occurred_at"])
+        return {
+            "received": len(events),
+            "accepted": len(accepted),
+            "duplicates": len(events) - len(accepted),
+        }
+
+    # -- customers ----------------------------------------------------------------------
+    def find_customer(self, ref: Mapping[str, str]) -> str:
+        return self._resolve(ref, create=False).customer_id
+
+    def identifier_ref(self, identifier: str) -> dict[str, str]:
+        kind, sep, value = identifier.partition(":")
+        if not sep or not kind or not value:
+            raise InvalidInputError("identifier must be TYPE:VALUE, e.g. email:marie@exemple.fr.")
+        return {kind.strip().lower(): value}
+
+    def customer_view(self, customer_id: str) -> dict[str, Any]:
+        """Golden record, scores, consents, recent interactions and decisions."""
+        cur = self.cursor()
+        res = cur.execute("SELECT * FROM customers WHERE customer_id = ?", [customer_id])
+        names = [d[0] for d in res.description]
+        row = res.fetchone()
+        if row is None:
+            raise NotFoundError(f"No customer {customer_id}.")
+        golden = dict(zip(names, row, strict=True))
+        golden.pop("field_sources", None)
+        res = cur.execute(
+            """SELECT * EXCLUDE (customer_id) FROM customer_scores
+                             WHERE customer_id = ? ORDER BY as_of DESC, scored_at DESC NULLS LAST
+                             LIMIT 1""",
+            [customer_id],
+        )
+        names = [d[0] for d in res.description]
+        score_row = res.fetchone()
+        scores = dict(zip(names, score_row, strict=True)) if score_row else {}
+        if isinstance(scores.get("scores"), str):
+            scores["scores"] = json.loads(scores["scores"])
+        consents = [
+            {"channel": c, "purpose": p, "granted": g, "occurred_at": t}
+            for c, p, g, t in cur.execute(
+                """
+            SELECT channel, coalesce(purpose, 'marketing') AS purpose,
+                   arg_max(granted, (occurred_at, rowid)), max(occurred_at)
+            FROM consents WHERE customer_id = ? AND granted IS NOT NULL GROUP BY ALL
+            ORDER BY channel, purpose""",
+                [customer_id],
+            ).fetchall()
+        ]
+        interactions = [
+            {
+                "occurred_at": t,
+                "channel": ch,
+                "type": ty,
+                "direction": d,
+                "event_id": e,
+                "amount": a,
+            }
+            for t, ch, ty, d, e, a in cur.execute(
+                """
+            SELECT occurred_at, channel, type, direction, event_id, NULL::DOUBLE FROM interactions
+            WHERE customer_id = ?
+            UNION ALL
+            SELECT occurred_at, channel, 'purchase', 'inbound', event_id, amount::DOUBLE
+            FROM transactions WHERE customer_id = ?
+            ORDER BY 1 DESC LIMIT 20""",
+                [customer_id, customer_id],
+            ).fetchall()
+        ]
+        decisions = [
+            {
+                "decision_id": d,
+                "channel": ch,
+                "decided_at": t,
+                "action": a,
+                "rank": r,
+                "priority": p,
+            }
+            for d, ch, t, a, r, p in cur.execute(
+                """
+            SELECT decision_id, channel, decided_at, action_id, rank, priority FROM decisions
+            WHERE customer_id = ? AND control_group IS NULL
+            ORDER BY decided_at DESC, rank LIMIT 10""",
+                [customer_id],
+            ).fetchall()
+        ]
+        identifiers = [
+            {"type": t, "value": v}
+            for t, v in cur.execute(
+                """
+            SELECT DISTINCT i.type, i.value FROM identifiers i JOIN customer_links l
+            USING (record_key) WHERE l.customer_id = ? ORDER BY 1, 2""",
+                [customer_id],
+            ).fetchall()
+        ]
+        return _jsonable(
+            {
+                "customer_id": customer_id,
+                "profile": golden,
+                "identifiers": identifiers,
+                "scores": scores,
+                "consents": consents,
+                "interactions": interactions,
+                "decisions": decisions,
+            }
+        )
+
+    def set_consent(self, customer_id: str, consent: Consent) -> dict[str, Any]:
+        """Record a consent change (history kept); effective for the next decision."""
+        resolved = self._resolve({"customer_id": customer_id}, create=False)
+        now = utcnow()
+        when = (
+            utc_naive(consent.occurred_at, self.config.workspace.timezone)
+            if consent.occurred_at
+            else now
+        )
+        profile = self.profile(resolved.customer_id)
+        consent_id = uuid.uuid4().hex
+        row = {
+            "record_key": f"api:consent-{consent_id}",
+            "source": "api",
+            "source_id": f"consent-{consent_id}",
+            "channel": consent.channel,
+            "purpose": consent.purpose,
+            "granted": consent.granted,
+            "occurred_at": when,
+            "customer_record_key": resolved.record_key,
+            "customer_id": resolved.customer_id,
+        }
+        with profile.lock:
+            profile.set_consent(consent.channel, consent.purpose, consent.granted, when)
+            future = self.writer.submit(lambda txn: txn.insert("consents", [row]))
+        future.result(60)
+        return {
+            "customer_id": resolved.customer_id,
+            "consents": [
+                {"channel": c, "purpose": p, "granted": g, "occurred_at": t.isoformat()}
+                for (c, p), (g, t) in sorted(profile.consents.items())
+            ],
+        }
+
+    # -- decisions ----------------------------------------------------------------------
+    def decide(
+        self,
+        ref: Mapping[str, str],
+        channel: str,
+        context: Mapping[str, Any],
+        now: datetime | None = None,
+    ) -> dict[str, Any]:
+        """The next best action(s) for a customer on a channel, logged durably."""
+        resolved = self._resolve(ref)
+        profile = self.profile(resolved.customer_id)
+        with profile.lock:
+            decision = self.engine.decide(profile, channel, context, now or utcnow())
+            rows = decision.rows()
+            future = self.writer.submit(lambda txn: txn.insert("decisions", rows))
+        self._remember(decision)
+        future.result(60)
+        return decision.payload()
+
+    def _remember(self, decision: Decision) -> None:
+        self._decisions[decision.decision_id] = _DecisionRef(
+            decision.customer_id,
+            decision.segment,
+            [p.action.action_id for p in decision.given],
+            [p.action.action_id for p, _ in decision.withheld],
+        )
+        while len(self._decisions) > RECENT_DECISIONS:
+            self._decisions.popitem(last=False)
+
+    def _decision(self, decision_id: str) -> _DecisionRef:
+        found = self._decisions.get(decision_id)
+        if found is not None:
+            return found
+        rows = (
+            self.cursor()
+            .execute(
+                """
+            SELECT customer_id, action_id, control_group, context->>'segment' FROM decisions
+            WHERE decision_id = ? ORDER BY rank""",
+                [decision_id],
+            )
+            .fetchall()
+        )
+        if not rows:
+            raise NotFoundError(f"No decision {decision_id}.")
+        return _DecisionRef(
+            rows[0][0],
+            rows[0][3] or "all",
+            [a for _, a, g, _ in rows if a and not g],
+            [a for _, a, g, _ in rows if a and g],
+        )
+
+    def respond(
+        self,
+        decision_id: str,
+        response: str,
+        value: float | None = None,
+        action: str | None = None,
+        occurred_at: datetime | None = None,
+    ) -> dict[str, Any]:
+        """Record a response; the action's propensity and the ignore counter move at once."""
+        ref = self._decision(decision_id)
+        if action is not None and action not in ref.given + ref.withheld:
+            raise InvalidInputError(f"Action '{action}' is not part of decision {decision_id}.")
+        action = action or (
+            ref.given[0] if ref.given else (ref.withheld[0] if ref.withheld else None)
+        )
+        when = utc_naive(occurred_at, self.config.workspace.timezone) if occurred_at else utcnow()
+        learned = False
+        if action is not None and action in ref.given:
+            profile = self.profile(ref.customer_id)
+            with profile.lock:
+                profile.record_response(action, response, when)
+            learned = self.propensities.update(action, ref.segment, response)
+        row = {
+            "decision_id": decision_id,
+            "customer_id": ref.customer_id,
+            "action_id": action,
+            "response": response,
+            "value": value,
+            "occurred_at": when,
+        }
+        segment, propensities = ref.segment, self.propensities
+
+        def work(txn: Txn) -> None:
+            txn.insert("responses", [row])
+            if learned and action is not None:
+                txn.upsert(
+                    "propensities",
+                    ("action_id", "segment"),
+                    propensities.row(action, segment, utcnow()),
+                )
+
+        self.writer.write(work)
+        out: dict[str, Any] = {
+            "decision_id": decision_id,
+            "action": action,
+            "response": response,
+            "learned": learned,
+        }
+        if learned and action is not None:
+            out["propensity"] = round(self.propensities.posterior(action, segment).mean, 6)
+        return out
+
+    # -- campaign runs ------------------------------------------------------------------
+    def campaign(
+        self,
+        channel: str,
+        output: Path | None = None,
+        now: datetime | None = None,
+        context: Mapping[str, Any] | None = None,
+    ) -> CampaignResult:
+        """Decide for every customer on ``channel``: the outbound list (table + CSV)."""
+        started = time.perf_counter()
+        now = now or utcnow()
+        result = CampaignResult(f"run-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}", channel)
+        with self._profile_lock:
+            loaded = load_profiles(
+                self.cursor(), None, now, self.policy.max_days, self.policy.outbound
+            )
+            for cid, profile in loaded.items():
+                self._profiles.setdefault(cid, profile)
+        address_field = ADDRESS_OF.get(channel)
+        decisions: list[dict[str, Any]] = []
+        outbound: list[dict[str, Any]] = []
+        for cid in sorted(loaded):
+            profile = self._profiles[cid]
+            result.customers += 1
+            address = profile.attributes.get(address_field) if address_field else None
+            if address_field and not address:
+                result.reasons[f"no {address_field}"] += 1
+                continue
+            with profile.lock:
+                decision = self.engine.decide(profile, channel, context or {}, now)
+            decisions += decision.rows()
+            if decision.withheld and not decision.given:
+                result.control += 1
+            if not decision.given:
+                result.reasons[decision.reason or "control group"] += 1
+                continue
+            result.contacted += 1
+            for rank, proposal in enumerate(decision.given, start=1):
+                result.actions[proposal.action.action_id] += 1
+                outbound.append(
+                    {
+                        "run_id": result.run_id,
+                        "decision_id": decision.decision_id,
+                        "customer_id": cid,
+                        "channel": channel,
+                        "action_id": proposal.action.action_id,
+                        "priority": proposal.priority,
+                        "address": address,
+                        "language": proposal.treatment.get("language"),
+                        "treatment": json.dumps(proposal.treatment, ensure_ascii=False),
+                        "created_at": now,
+                        "_rank": rank,
+                        "_fields": proposal.treatment,
+                        "_profile": profile.attributes,
+                    }
+                )
+
+        table_rows = [{k: v for k, v in r.items() if not k.startswith("_")} for r in outbound]
+
+        def work(txn: Txn) -> None:
+            txn.insert("decisions", decisions)
+            txn.insert("outbound", table_rows)
+
+        self.writer.write(work, timeout=None)
+        output = output or self.workspace.root / "outbound" / f"{result.run_id}.csv"
+        self._write_csv(output, outbound)
+        result.output = output
+        result.seconds = time.perf_counter() - started
+        return result
+
+    @staticmethod
+    def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+        fields = list(dict.fromkeys(k for r in rows for k in r["_fields"] if k != "language"))
+        head = [
+            "run_id",
+            "decision_id",
+            "customer_id",
+            "channel",
+            "action_id",
+            "priority",
+            "address",
+            "language",
+            "first_name",
+            "last_name",
+            *fields,
+        ]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(head)
+            for r in rows:
+                writer.writerow(
+                    [
+                        r["run_id"],
+                        r["decision_id"],
+                        r["customer_id"],
+                        r["channel"],
+                        r["action_id"],
+                        f"{r['priority']:.6f}",
+                        r["address"],
+                        r["language"],
+                        r["_profile"].get("first_name") or "",
+                        r["_profile"].get("last_name") or "",
+                        *[r["_fields"].get(f, "") for f in fields],
+                    ]
+                )

@@ -1,0 +1,19 @@
+"""Control groups: who is held out, decided by a salted hash of the customer id.
+
+The assignment is stable (the same customer stays in or out across runs, channels and restarts)
+and independent of everything the engine knows, which is what makes the comparison with the
+treated customers unbiased. The universal control group gets no marketing action at all; a
+per-action holdout withholds only that action.
+"""
+
+from __future__ import annotations
+
+from onetoone.customize.propensity import uniform
+
+
+def in_universal_control(customer_id: str, share: float, salt: str) -> bool:
+    return share > 0 and uniform(salt, "universal", customer_id) < share
+
+
+def in_holdout(customer_id: str, action_id: str, share: float, salt: str) -> bool:
+    return share > 0 and uniform(salt, "holdout", action_id, customer_id) < share
