@@ -115,7 +115,9 @@ class KeyRing:
         with self._lock:
             self._keys[key_hash] = principal
 
-    def remove(self, name: str) -> None:
+    def remove(self, name: str) -> int:
         with self._lock:
-            for h in [h for h, p in self._keys.items() if p.name == name]:
+            hashes = [h for h, p in self._keys.items() if p.name == name]
+            for h in hashes:
                 del self._keys[h]
+        return len(hashes)

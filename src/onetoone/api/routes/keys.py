@@ -11,6 +11,7 @@ from fastapi import APIRouter, Path
 from onetoone.api.deps import Admin, ServiceDep
 from onetoone.api.keys import PREFIX, Principal, check_scopes, hash_key
 from onetoone.api.models import ERROR_RESPONSES, KeyIn, KeyOut
+from onetoone.errors import NotFoundError
 from onetoone.interact.writer import Txn
 
 router = APIRouter(prefix="/v1/apikeys", tags=["admin"], responses=ERROR_RESPONSES)
@@ -43,11 +44,14 @@ def revoke_key(
     """Revoke every valid key of that name."""
     now = datetime.now(UTC).replace(tzinfo=None)
 
-    def work(txn: Txn) -> None:
-        txn.cur.execute(
-            "UPDATE api_keys SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL", [now, name]
-        )
+    def work(txn: Txn) -> int:
+        rows = txn.cur.execute(
+            "UPDATE api_keys SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL RETURNING 1",
+            [now, name],
+        ).fetchall()
+        return len(rows)
 
-    service.writer.write(work)
-    service.keys.remove(name)
+    revoked = service.writer.write(work)
+    if not service.keys.remove(name) and not revoked:
+        raise NotFoundError(f"No valid API key named '{name}'.")
     return {"name": name, "status": "revoked"}

@@ -1,0 +1,31 @@
+"""Schemathesis fuzzes every operation of the OpenAPI schema against the real server: no 5xx.
+
+Bounded (a few dozen examples per operation), marked slow.
+"""
+
+from __future__ import annotations
+
+import pytest
+from _service_server import Server
+from hypothesis import HealthCheck, settings
+
+schemathesis = pytest.importorskip("schemathesis")
+from schemathesis.checks import not_a_server_error  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def api_schema(server: Server):  # type: ignore[no-untyped-def]
+    return schemathesis.openapi.from_url(f"{server.url}/openapi.json")
+
+
+schema = schemathesis.pytest.from_fixture("api_schema")
+
+
+@schema.parametrize()
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=list(HealthCheck))
+def test_no_server_error(case, server: Server) -> None:  # type: ignore[no-untyped-def]
+    case.call_and_validate(headers={"Authorization": f"Bearer {server.keys['admin']}"},
+                           checks=[not_a_server_error])
