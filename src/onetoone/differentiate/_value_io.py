@@ -107,7 +107,9 @@ def write_scores(store: Store, result: ValueResult) -> int:
 
 
 def latest_as_of(store: Store) -> Any:
-    return store.scalar("SELECT max(as_of) FROM customer_scores")
+    """The as-of date scored last (not the latest date: an older one may be re-scored)."""
+    return store.scalar("SELECT as_of FROM customer_scores ORDER BY scored_at DESC, as_of DESC "
+                        "LIMIT 1")
 
 
 def _plain(value: Any) -> Any:

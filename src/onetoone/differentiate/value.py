@@ -18,6 +18,7 @@ Pure pandas/numpy: the store adapter is :mod:`onetoone.differentiate._value_io`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -230,7 +231,8 @@ def score_value(
         if len(kept) else pd.DataFrame(columns=["frequency", "recency", "T", "monetary_value"])
     )
     validation = _validate(kept, settings, as_of_ts, calibration_end, notes)
-    model_name, model = _fit_final(summary, settings, validation, notes)
+    candidates = _fit_final(summary, settings, validation, notes)
+    model_name, model = "rfm", None
     spend_model = _fit_spend(summary, settings, notes)
 
     # -- per-customer history --------------------------------------------------------------
@@ -271,23 +273,9 @@ def score_value(
     factors = (1.0 + settings.monthly_discount_rate) ** -np.arange(1, settings.horizon_months + 1)
     if buyer.any():
         xb, tb, bb = x[buyer], t_x[buyer], big_t[buyer]
-        if model is not None:
-            p_alive[buyer] = np.asarray(model.p_alive(xb, tb, bb), dtype=float)
-            expected[buyer] = np.asarray(model.expected_purchases(horizon, xb, tb, bb), float)
-            previous = np.zeros(len(xb))
-            acc = np.zeros(len(xb))
-            for month, factor in enumerate(factors, start=1):
-                cumulative = np.asarray(
-                    model.expected_purchases(month * per_month, xb, tb, bb), dtype=float
-                )
-                acc += (cumulative - previous) * factor
-                previous = cumulative
-            discounted[buyer] = acc
-        else:  # RFM-only: Gamma-Poisson shrinkage of each customer's rate, no drop-out
-            rate = _rfm_rates(xb, bb)
-            p_alive[buyer] = 1.0
-            expected[buyer] = rate * horizon
-            discounted[buyer] = rate * per_month * factors.sum()
+        model_name, model, preds = _predict_with_first_sound(
+            candidates, xb, tb, bb, horizon, per_month, factors, notes)
+        p_alive[buyer], expected[buyer], discounted[buyer] = preds
         discount_sum[buyer] = p_alive[buyer] * factors.sum()
 
     spend = _expected_spend(spend_model, out, kept, has_occasion)
@@ -367,13 +355,13 @@ def _enough(summary: pd.DataFrame, settings: ValueSettings) -> str | None:
     """Why a purchase model cannot be fit on these summaries, or None."""
     n = len(summary)
     repeaters = int((summary["frequency"] > 0).sum()) if n else 0
+    if n and float(summary["T"].max()) <= 0:
+        return "every customer bought for the first time on the as-of day (T = 0)"
     if n < settings.min_customers:
         return f"{n} customers with a purchase, fewer than min_customers = {settings.min_customers}"
     if repeaters < settings.min_repeat_customers:
         return (f"{repeaters} repeat customers, fewer than min_repeat_customers = "
                 f"{settings.min_repeat_customers}")
-    if float(summary["T"].max()) <= 0:
-        return "every customer bought for the first time on the as-of day (T = 0)"
     return None
 
 
@@ -414,8 +402,11 @@ def _validate(kept: pd.DataFrame, settings: ValueSettings, as_of: pd.Timestamp,
         cand = Candidate(name)
         try:
             cand.model = MODELS[name]().fit(x, t_x, big_t)
-            cand.predicted = np.asarray(cand.model.expected_purchases(duration, x, t_x, big_t),
-                                        dtype=float)
+            with np.errstate(all="ignore"):
+                predicted = cand.model.expected_purchases(duration, x, t_x, big_t)
+            cand.predicted = np.asarray(predicted, dtype=float)
+            if not np.isfinite(cand.predicted).all():
+                raise ModelError(f"{cand.model!r} gives non-finite predictions")
             cand.predicted_total = float(cand.predicted.sum())
             cand.rmse = float(np.sqrt(np.mean((cand.predicted - actual) ** 2)))
         except ModelError as exc:
@@ -431,23 +422,54 @@ def _validate(kept: pd.DataFrame, settings: ValueSettings, as_of: pd.Timestamp,
 
 
 def _fit_final(summary: pd.DataFrame, settings: ValueSettings, validation: Validation | None,
-               notes: list[str]) -> tuple[str, Any]:
+               notes: list[str]) -> Iterator[tuple[str, Any]]:
+    """The models refit on all data, best holdout first, each fit only when asked for."""
     problem = _enough(summary, settings) if len(summary) else "there is no purchase"
     if problem is not None:
         notes.append(f"RFM-only scores ({problem}): no buy-till-you-die model was fit; "
                      "P(alive) is taken as 1.")
-        return "rfm", None
+        return
     order = list(settings.models)
     if validation is not None:
         order.sort(key=lambda n: validation.candidates[n].rmse)
     x, t_x, big_t = (summary[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
     for name in order:
         try:
-            return name, MODELS[name]().fit(x, t_x, big_t)
+            model = MODELS[name]().fit(x, t_x, big_t)
         except ModelError as exc:
             notes.append(f"{MODEL_LABELS[name]} could not be fit on all the data: {exc}")
-    notes.append("RFM-only scores: no buy-till-you-die model converged; P(alive) is taken as 1.")
-    return "rfm", None
+            continue
+        yield name, model
+
+
+def _predict_with_first_sound(
+    candidates: Iterator[tuple[str, Any]], x: np.ndarray, t_x: np.ndarray, big_t: np.ndarray,
+    horizon: float, per_month: float, factors: np.ndarray, notes: list[str],
+) -> tuple[str, Any, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """P(alive), expected purchases over the horizon and their discounted monthly sum, from the
+    first model whose predictions are all finite; RFM-only when none is."""
+    tried = False
+    for name, model in candidates:
+        tried = True
+        with np.errstate(all="ignore"):
+            p_alive = np.asarray(model.p_alive(x, t_x, big_t), dtype=float)
+            expected = np.asarray(model.expected_purchases(horizon, x, t_x, big_t), float)
+            previous = np.zeros(len(x))
+            discounted = np.zeros(len(x))
+            for month, factor in enumerate(factors, start=1):
+                cumulative = np.asarray(
+                    model.expected_purchases(month * per_month, x, t_x, big_t), dtype=float
+                )
+                discounted += (cumulative - previous) * factor
+                previous = cumulative
+        if all(np.isfinite(a).all() for a in (p_alive, expected, discounted)):
+            return name, model, (p_alive, expected, discounted)
+        notes.append(f"{MODEL_LABELS[name]} ({model!r}) gives non-finite predictions for some "
+                     "customers: not used.")
+    if tried:
+        notes.append("RFM-only scores: no model gave usable predictions; P(alive) is taken as 1.")
+    rate = _rfm_rates(x, big_t)
+    return "rfm", None, (np.ones(len(x)), rate * horizon, rate * per_month * factors.sum())
 
 
 def _fit_spend(summary: pd.DataFrame, settings: ValueSettings,

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 def write_report(ws: Workspace, output: Path | str | None = None) -> Path:
     """Write the report of ``ws`` to ``output`` (default ``<workspace>/report/index.html``).
 
-    The value section describes the latest as-of date in ``customer_scores`` (or the last
+    The value section describes the as-of date scored last in ``customer_scores`` (or the last
     transaction day when nothing was scored yet), recomputed with the same code as
     ``onetoone score``. PNG plots are saved next to the page as ``<page stem>-<plot>.png``.
     """
