@@ -124,7 +124,7 @@ class IdentifySettings(_Section):
         description="Identifier types from strongest to weakest; unlisted types come last",
     )
     ignore_types: list[str] = Field(default_factory=list)
-    unique_per_person: list[str] = Field(default_factory=lambda: ["customer_number"])
+    unique_per_person: list[str] = Field(default_factory=list)
     garbage_values: list[str] = Field(
         default_factory=lambda: ["test@test.com", "n/a", "na", "none", "null", "unknown",
                                  "inconnu", "nobody@nowhere.com", "noemail@noemail.com",
@@ -144,7 +144,19 @@ class IdentifySettings(_Section):
     max_records_per_value: int = Field(default=50, ge=2)
     max_emails_per_customer: int = Field(default=5, ge=1)
     max_birth_dates_per_customer: int = Field(default=2, ge=1)
+    household_types: list[str] = Field(
+        default_factory=lambda: ["email", "phone", "device_id"],
+        description="Identifier types a household may share; their values only join "
+        "compatible records")
+    nicknames: dict[str, str] = Field(
+        default_factory=dict, description="Nickname -> first name, added to the built-in list")
+    compare: list[str] = Field(
+        default_factory=list,
+        description="Identifier types or attribute keys the probabilistic model also compares")
     probabilistic: bool = True
+    probabilistic_vetoes: bool = Field(
+        default=True, description="No probabilistic link between clearly different first "
+        "names or birth dates")
     match_threshold: float = Field(default=0.95, gt=0, lt=1)
     review_threshold: float = Field(default=0.80, gt=0, lt=1)
     max_pairs_for_u: float = Field(default=1e6, gt=0)

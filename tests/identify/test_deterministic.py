@@ -44,7 +44,8 @@ def test_unique_per_person_identifier_never_joins_two_numbers(base: Builder) -> 
     # e-mail: stitching everything would give one customer two customer numbers.
     ws = base(crm="6,Luc,Petit,luc.p@mail.fr,,1985-01-01,N0006,,,\n"
                   "7,Luc,Petit,luc@petit.fr,,1985-01-01,N0007,,,\n",
-              web="a,Luc,Petit,luc@petit.fr,N0006\n")
+              web="a,Luc,Petit,luc@petit.fr,N0006\n",
+              identify='unique_per_person = ["customer_number"]')
     ws.identify()
     assert customer_of(ws, "crm:6") == customer_of(ws, "web:a")  # the number is stronger
     assert customer_of(ws, "crm:7") != customer_of(ws, "crm:6")

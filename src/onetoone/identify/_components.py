@@ -29,6 +29,15 @@ def components(n_records: int, rec: np.ndarray, node: np.ndarray) -> np.ndarray:
     return np.asarray(labels, dtype=np.int64)
 
 
+def item_components(n_items: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Component label of each of ``n_items`` items joined by the edges ``a[i]`` — ``b[i]``."""
+    if n_items == 0:
+        return np.zeros(0, dtype=np.int64)
+    graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n_items, n_items))
+    _, labels = connected_components(graph, directed=False)
+    return np.asarray(labels, dtype=np.int64)
+
+
 class GuardedUnionFind:
     """Union-find whose roots carry value sets; a union that would break a cap is refused.
 

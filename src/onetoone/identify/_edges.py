@@ -8,8 +8,11 @@ Guards keep bad identifiers from merging different people (see docs/identity.md)
   domains or with a generic local part (``contact@``, ``info@``);
 * a value carried by more than ``max_records_per_value`` records (a store's phone) is ignored;
 * a *shared* value, whose records disagree on first name (or on birth date), only joins records
-  that agree on it: the value node is split by first name (records without one join the most
-  common group), so a family e-mail does not merge the family.
+  that are *compatible*: same first name up to a typo (one edit), a nickname (a known pair or a
+  prefix: Fred / Frédéric) or first and last names swapped, and birth dates equal up to one
+  edit when both are known. The value node is split into its groups of compatible records
+  (records without a first name join the largest group), so a family e-mail does not merge
+  the family while one person's e-mail still joins her records whatever their typos.
 
 Everything is set-based SQL; the result is an integer-coded edge list for the component step.
 """
@@ -17,9 +20,58 @@ Everything is set-based SQL; the result is an integer-coded edge list for the co
 from __future__ import annotations
 
 import duckdb
+import numpy as np
+import pandas as pd
 
 from onetoone.config import IdentifySettings
+from onetoone.identify._components import item_components
 from onetoone.ingest._normalize import q
+
+#: Common first-name nicknames (normalized: lower case, no accents, letters only) that are not a
+#: prefix of the name; prefixes (fred / frederic) are recognised without a list. Extended by
+#: ``[identify] nicknames``.
+NICKNAMES: dict[str, str] = {
+    "babeth": "elisabeth", "bill": "william", "bob": "robert", "jim": "james",
+    "jp": "jeanpierre", "kiki": "christine", "mike": "michael", "tom": "thomas",
+    "becky": "rebecca", "liv": "olivia", "mandy": "amandine", "mika": "mickael",
+    "juju": "julien", "guigui": "guillaume", "patou": "patricia", "peggy": "margaret",
+    "dick": "richard", "ted": "edward", "jojo": "josephine", "lolo": "laurent",
+    "manu": "emmanuel", "fanfan": "francoise", "mimi": "michele",
+}
+
+#: Normalized name in SQL: lower case, no accents, letters only.
+def norm_name(expr: str) -> str:
+    return f"nullif(regexp_replace(lower(strip_accents(trim({expr}))), '[^a-z]', '', 'g'), '')"
+
+
+def _short_long(fa: str, fb: str) -> tuple[str, str]:
+    return (f"(CASE WHEN length({fa}) <= length({fb}) THEN {fa} ELSE {fb} END)",
+            f"(CASE WHEN length({fa}) <= length({fb}) THEN {fb} ELSE {fa} END)")
+
+
+def feminine(fa: str, fb: str) -> str:
+    """SQL: one first name is the other's feminine form (Jean / Jeanne, Louis / Louise)."""
+    short, long_ = _short_long(fa, fb)
+    return (f"(starts_with({long_}, {short}) AND "
+            f"substr({long_}, length({short}) + 1) IN ('e', 'ne', 'le', 'te', 'se'))")
+
+
+def names_compatible(fa: str, fb: str, la: str, lb: str) -> str:
+    """SQL: two first names (normalized) may be one person's (typo, nickname or swap)."""
+    short, long_ = _short_long(fa, fb)
+    prefix = (f"(length({long_}) - length({short}) >= 3 AND (starts_with({long_}, {short}) OR "
+              f"(length({short}) >= 4 AND starts_with({long_}, left({short}, "
+              f"length({short}) - 1)))))")
+    return (f"({fa} = {fb} OR (length({short}) >= 4 AND damerau_levenshtein({fa}, {fb}) <= 1 "
+            f"AND NOT {feminine(fa, fb)}) OR {prefix} OR ({fa} = {lb} AND {la} = {fb}) OR "
+            f"EXISTS (SELECT 1 FROM _nick k WHERE (k.nick = {fa} AND k.name = {fb}) "
+            f"OR (k.nick = {fb} AND k.name = {fa})))")
+
+
+def births_compatible(ba: str, bb: str) -> str:
+    """SQL: two birth dates may be one person's (one unknown, equal, or one typo apart)."""
+    return (f"({ba} IS NULL OR {bb} IS NULL OR {ba} = {bb} OR "
+            f"damerau_levenshtein({ba}::VARCHAR, {bb}::VARCHAR) <= 1)")
 
 
 def _in_list(expr: str, values: list[str]) -> str:
@@ -57,26 +109,36 @@ def type_rank(settings: IdentifySettings) -> str:
 
 def build_records(con: duckdb.DuckDBPyConnection) -> None:
     """``_rec``: every customer record with an integer index and its discriminators."""
-    con.execute("""
+    first = norm_name("coalesce(first_name, split_part(trim(full_name), ' ', 1))")
+    last = norm_name("coalesce(last_name, nullif(trim(substr(trim(full_name), "
+                     "length(split_part(trim(full_name), ' ', 1)) + 1)), ''))")
+    con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _rec AS
         SELECT (row_number() OVER (ORDER BY record_key) - 1)::BIGINT AS idx, record_key,
-               nullif(lower(strip_accents(coalesce(first_name,
-                      split_part(trim(full_name), ' ', 1)))), '') AS fn,
-               birth_date AS bd, ingestion_id, origin
+               {first} AS fn, {last} AS ln, birth_date AS bd, ingestion_id, origin
         FROM customer_records
     """)
 
 
+def _nicknames(con: duckdb.DuckDBPyConnection, settings: IdentifySettings) -> None:
+    pairs = {**NICKNAMES, **settings.nicknames}
+    rows = ", ".join(f"({q(k)}, {q(v)})" for k, v in sorted(pairs.items())) or "('', '')"
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _nick AS
+        SELECT {norm_name('nick')} AS nick, {norm_name('name')} AS name
+        FROM (VALUES {rows}) t(nick, name)""")
+
+
 def build_identifier_edges(con: duckdb.DuckDBPyConnection, settings: IdentifySettings) -> None:
-    """``_id_edges(idx, node, type, value, rank)``: record → (guarded) identifier value node.
+    """``_id_edges(idx, node, type, value, shared, rank)``: record → (guarded) value node.
 
     Needs ``_rec``. Values held by a single record are left out: they join nothing.
     """
     ignore = _in_list("type", settings.ignore_types)
+    _nicknames(con, settings)
     con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _id_edges AS
+        CREATE OR REPLACE TEMP TABLE _ids AS
         WITH ids AS (
-            SELECT DISTINCT r.idx, i.type, i.value, r.fn, r.bd::VARCHAR AS bd
+            SELECT DISTINCT r.idx, r.record_key, i.type, i.value, r.fn, r.ln, r.bd
             FROM identifiers i JOIN _rec r USING (record_key)
             WHERE NOT ({ignore}) AND NOT {garbage_predicate(settings, 'i.type', 'i.value')}
         ), stats AS (
@@ -84,25 +146,44 @@ def build_identifier_edges(con: duckdb.DuckDBPyConnection, settings: IdentifySet
                    count(DISTINCT bd) AS n_bd
             FROM ids GROUP BY ALL
             HAVING count(DISTINCT idx) BETWEEN 2 AND {settings.max_records_per_value}
-        ), tagged AS (
-            SELECT ids.idx, ids.type, ids.value,
-                   CASE WHEN s.n >= {settings.shared_min_records} AND s.n_fn >= 2 THEN ids.fn
-                        WHEN s.n >= {settings.shared_min_records} AND s.n_bd >= 2 THEN ids.bd
-                   END AS part,
-                   s.n >= {settings.shared_min_records} AND (s.n_fn >= 2 OR s.n_bd >= 2)
-                       AS shared
-            FROM ids JOIN stats s USING (type, value)
-        ), common AS (  -- the most common group of a shared value, for records without one
-            SELECT type, value, arg_max(part, (c, part)) AS part FROM (
-                SELECT type, value, part, count(*) AS c FROM tagged
-                WHERE shared AND part IS NOT NULL GROUP BY ALL) GROUP BY ALL
         )
-        SELECT t.idx, t.type, t.value,
-               t.type || ':' || t.value ||
-                   CASE WHEN t.shared THEN '|' || coalesce(t.part, c.part) ELSE '' END AS node,
-               t.shared, {type_rank(settings)} AS rank
-        FROM tagged t LEFT JOIN common c USING (type, value)
+        SELECT ids.*, s.n >= {settings.shared_min_records} AND (s.n_fn >= 2 OR s.n_bd >= 2)
+                   AND {_in_list('ids.type', settings.household_types)} AS suspect,
+               (row_number() OVER (ORDER BY ids.type, ids.value, ids.idx) - 1)::BIGINT AS item
+        FROM ids JOIN stats s USING (type, value)
     """)
+    # Records of a suspect value: which pairs may be one person? Groups of compatible records.
+    pairs = con.execute(f"""
+        SELECT a.item AS a, b.item AS b
+        FROM _ids a JOIN _ids b ON a.type = b.type AND a.value = b.value AND a.idx < b.idx
+        WHERE a.suspect AND a.fn IS NOT NULL AND b.fn IS NOT NULL
+          AND {names_compatible('a.fn', 'b.fn', 'a.ln', 'b.ln')}
+          AND {births_compatible('a.bd', 'b.bd')}
+    """).fetchnumpy()
+    n_items = int(con.execute("SELECT count(*) FROM _ids").fetchall()[0][0])
+    a = np.asarray(pairs["a"], dtype=np.int64)
+    b = np.asarray(pairs["b"], dtype=np.int64)
+    labels = item_components(n_items, a, b)
+    con.register("_item_group_view", pd.DataFrame({
+        "item": np.arange(n_items, dtype=np.int64), "grp": labels}))
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _id_edges AS
+        WITH g AS (
+            SELECT i.*, CASE WHEN i.suspect AND i.fn IS NOT NULL THEN v.grp END AS grp
+            FROM _ids i JOIN _item_group_view v USING (item)
+        ), groups AS (  -- a group of a shared value is named by its smallest record key
+            SELECT type, value, grp, min(record_key) AS part, count(*) AS size FROM g
+            WHERE grp IS NOT NULL GROUP BY ALL
+        ), largest AS (  -- where records without a first name go
+            SELECT type, value, arg_max(part, (size, part)) AS part FROM groups GROUP BY ALL
+        )
+        SELECT g.idx, g.type, g.value,
+               g.type || ':' || g.value || CASE WHEN g.suspect THEN
+                   '|' || coalesce(p.part, l.part, g.record_key) ELSE '' END AS node,
+               g.suspect AS shared, {type_rank(settings)} AS rank
+        FROM g LEFT JOIN groups p USING (type, value, grp) LEFT JOIN largest l USING (type, value)
+    """)
+    con.unregister("_item_group_view")
     # A split value node that now holds a single record joins nothing.
     con.execute("""
         DELETE FROM _id_edges WHERE node IN

@@ -1,20 +1,32 @@
 """Probabilistic matching of profile records with Splink (Fellegi & Sunter 1969).
 
-Each compared field (first name, last name, birth date, postcode, city, address) agrees at some
-level; the model weighs each level by its m probability (how often true matches agree at that
-level) against its u probability (how often random pairs do). u is estimated by random
-sampling, m by expectation-maximisation without labels, and rare names weigh more than common
-ones (term-frequency adjustments). Splink is used rather than written here: it is the well-kept
+Each compared field (names, birth date, postcode, city, address, e-mail, phone, and the
+identifier types or attribute keys listed in ``[identify] compare``) agrees at some level; the
+model weighs each level by its m probability (how often true matches agree at that level)
+against its u probability (how often random pairs do). u is estimated by random sampling, m by
+expectation-maximisation without labels, and rare values weigh more than common ones
+(term-frequency adjustments). Splink is used rather than written here: it is the well-kept
 implementation, on DuckDB as on Spark.
 
+Training is made robust: a training step that fails (expectation-maximisation that
+degenerates on small or odd data, a level never observed) is skipped with a note and the
+model keeps Splink's starting values for what it could not estimate; m and u probabilities are
+kept inside (1e-6, 1 - 1e-6) so that one empty level cannot veto or force every pair.
+
 Pairs already joined by a strong identifier are not reported; pairs at or above
-``match_threshold`` link, those between ``review_threshold`` and it wait for a person.
+``match_threshold`` link, those between ``review_threshold`` and it wait for a person. With
+``probabilistic_vetoes`` a pair never links two records whose birth dates are both known and
+differ by more than one typo, or whose first names are both known and clearly different (not a
+typo, nickname or swap): the households and namesakes that share an address, a surname and a
+city are the over-merges a model alone makes.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -22,66 +34,213 @@ import pandas as pd
 
 from onetoone.config import IdentifySettings
 from onetoone.identify._components import components
+from onetoone.identify._edges import births_compatible, feminine, names_compatible, norm_name
+from onetoone.ingest._normalize import q
 from onetoone.store import Store
 
 #: Canonical field → name in the Splink input (the data model's, except ``surname``).
 FIELDS = {"first_name": "first_name", "last_name": "surname", "birth_date": "birth_date",
-          "postcode": "postcode", "city": "city", "address": "address"}
+          "postcode": "postcode", "city": "city", "address": "address", "email": "email",
+          "phone": "phone"}
 MIN_RECORDS = 20
 _MODEL_KEY = "identify_model"
+_FLOOR = 1e-6
+
+
+@dataclass
+class Outcome:
+    """What the probabilistic step did."""
+
+    links: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def extra_column(key: str) -> str:
+    """Splink column of an extra compared identifier type or attribute key."""
+    return "x_" + re.sub(r"[^a-z0-9_]", "_", key.lower())
 
 
 def splink_settings(columns: list[str]) -> Any:
     """The Splink model over the fields present: comparisons and blocking rules."""
     import splink.comparison_library as cl
-    from splink import SettingsCreator, block_on
+    from splink import SettingsCreator
 
     comparisons: list[Any] = []
-    if "first_name" in columns:
-        comparisons.append(cl.NameComparison("first_name").configure(
-            term_frequency_adjustments=True))
-    if "surname" in columns:
-        comparisons.append(cl.NameComparison("surname").configure(
-            term_frequency_adjustments=True))
+    if "first_name" in columns and "surname" in columns:
+        comparisons.append(cl.ForenameSurnameComparison(
+            "first_name", "surname", jaro_winkler_thresholds=[0.92, 0.8],
+            forename_surname_concat_col_name="name_concat"))
+    else:
+        for name in ("first_name", "surname"):
+            if name in columns:
+                comparisons.append(cl.NameComparison(name).configure(
+                    term_frequency_adjustments=True))
     if "birth_date" in columns:
         comparisons.append(cl.DateOfBirthComparison("birth_date", input_is_string=True))
     if "postcode" in columns:
-        comparisons.append(cl.LevenshteinAtThresholds("postcode", [1]))
+        comparisons.append(cl.LevenshteinAtThresholds("postcode", [1]).configure(
+            term_frequency_adjustments=True))
     if "city" in columns:
         comparisons.append(cl.JaroWinklerAtThresholds("city", [0.9]).configure(
             term_frequency_adjustments=True))
     if "address" in columns:
         comparisons.append(cl.JaroWinklerAtThresholds("address", [0.9, 0.7]))
-    rules: list[Any] = [block_on(*pair) for pair in (
-        ("first_name", "surname"), ("surname", "birth_date"), ("first_name", "birth_date"),
-        ("postcode", "surname"), ("postcode", "first_name"), ("city", "surname"),
-        ("address", "postcode"),
-    ) if all(c in columns for c in pair)]
+    if "email" in columns:
+        comparisons.append(email_comparison())
+    if "phone" in columns:
+        comparisons.append(cl.DamerauLevenshteinAtThresholds("phone", [1]))
+    for column in columns:
+        if column.startswith("x_"):
+            comparisons.append(cl.DamerauLevenshteinAtThresholds(column, [1]).configure(
+                term_frequency_adjustments=True))
     return SettingsCreator(
         link_type="dedupe_only", comparisons=comparisons,
-        blocking_rules_to_generate_predictions=rules,
+        blocking_rules_to_generate_predictions=blocking_rules(columns),
         retain_intermediate_calculation_columns=True,
     )
 
 
-def train(linker: Any, columns: list[str], max_pairs: float, n_records: int) -> None:
-    """Estimate the model without labels: λ from a strict rule, u by sampling, m by EM."""
+def email_comparison() -> Any:
+    """E-mails: equal, a personal user name (with digits) at another domain, a typo, else.
+
+    A user name made of the person's names (``marie.martin@``) is left out on purpose: it
+    agrees whenever the names do, so weighing it again would count the names twice.
+    """
+    import splink.comparison_level_library as cll
+    import splink.comparison_library as cl
+
+    user_l = "split_part(email_l, '@', 1)"
+    user_r = "split_part(email_r, '@', 1)"
+    domain_typo = ("damerau_levenshtein(split_part(email_l, '@', 2), "
+                   "split_part(email_r, '@', 2)) <= 2")
+    return cl.CustomComparison(output_column_name="email", comparison_levels=[
+        cll.NullLevel("email"),
+        cll.ExactMatchLevel("email"),
+        cll.CustomLevel(f"{user_l} = {user_r} AND {domain_typo}",
+                        "Same user name, domain one typo apart"),
+        cll.CustomLevel(f"replace({user_l}, '.', '') = replace({user_r}, '.', '') "
+                        f"AND {domain_typo}", "Same user name but for dots"),
+        cll.CustomLevel(f"{user_l} = {user_r} AND regexp_matches({user_l}, '[0-9]')",
+                        "Same personal user name (with digits), other domain"),
+        cll.ElseLevel(),
+    ])
+
+
+def blocking_rules(columns: list[str]) -> list[Any]:
+    """Candidate pairs: agreeing on two fields (any two strong ones), or on a contact value."""
     from splink import block_on
 
+    pairs = (("first_name", "surname"), ("surname", "birth_date"), ("first_name", "birth_date"),
+             ("birth_date", "postcode"), ("surname", "postcode"), ("first_name", "postcode"),
+             ("surname", "city"), ("birth_date", "city"), ("address", "postcode"),
+             ("email",), ("phone",))
+    rules: list[Any] = [block_on(*p) for p in pairs if all(c in columns for c in p)]
+    if "first_name" in columns and "surname" in columns:
+        from splink.blocking_rule_library import CustomRule
+
+        rules.append(CustomRule("l.first_name = r.surname AND l.surname = r.first_name"))
+    rules += [block_on(c) for c in columns if c.startswith("x_")]
+    return rules
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).splitlines() or [type(error).__name__])[0][:120]
+
+
+def _guarded(step: Any, notes: list[str], what: str) -> None:
+    try:
+        step()
+    except Exception as error:
+        notes.append(f"Probabilistic model: {what} skipped ({_first_line(error)}).")
+
+
+def floor_em_probabilities() -> None:
+    """Make Splink's expectation-maximisation floor m and u at 1e-6 instead of failing.
+
+    Splink 5 refuses an m of exactly 0, which a level that no pair of a training block
+    reaches (or whose pairs all have a negligible match probability) produces; the session
+    then fails as a whole. The floor is applied to the proportions Splink computes, before
+    they are validated. Nothing is changed when Splink's internals move (the failure is then
+    caught per session).
+    """
+    try:
+        from splink.internals import expectation_maximisation as em
+    except ImportError:  # pragma: no cover - another Splink layout
+        return
+    if getattr(em, "_onetoone_floor", False) or not hasattr(em, "populate_m_u_from_lookup"):
+        return
+    original = em.populate_m_u_from_lookup
+
+    def floored(fixed: Any, level: Any, name: str, lookup: dict[str, Any]) -> None:
+        for record in lookup.get(name, {}).values():
+            for key in ("m_probability", "u_probability"):
+                value = record.get(key)
+                if isinstance(value, float | int) and value < _FLOOR:
+                    record[key] = _FLOOR
+        original(fixed, level, name, lookup)
+
+    em.populate_m_u_from_lookup = floored  # type: ignore[assignment]
+    setattr(em, "_onetoone_floor", True)  # noqa: B010
+
+
+def clamp_probabilities(linker: Any, u_unseen: float = _FLOOR) -> None:
+    """Keep every m and u inside (1e-6, 1 - 1e-6); a level no random pair reached gets u =
+    ``u_unseen`` (one in the number of pairs sampled), not "no evidence"."""
+    for comparison in linker._settings_obj.comparisons:
+        for level in comparison.comparison_levels:
+            if level.is_null_level:
+                continue
+            unseen = level.u_probability is None or not np.isfinite(level.u_probability)
+            if unseen and (level.m_probability is not None or not level._is_else_level):
+                level.u_probability = u_unseen
+            for attr in ("m_probability", "u_probability"):
+                value = getattr(level, attr)
+                if value is None or not np.isfinite(value):
+                    continue
+                clipped = min(max(float(value), _FLOOR), 1 - _FLOOR)
+                if clipped != value:
+                    setattr(level, attr, clipped)
+
+
+def train(linker: Any, data: Any, columns: list[str], max_pairs: float, n_records: int,
+          notes: list[str] | None = None) -> Any:
+    """Estimate the model without labels: λ from a strict rule, u by sampling, m by EM.
+
+    Returns the trained linker. A step that fails is skipped with a note (``notes``) and the
+    model is restored to what it was before that step (a failed expectation-maximisation
+    session would otherwise leave its comparisons out of the model).
+    """
+    from splink import Linker, block_on
+
+    notes = notes if notes is not None else []
+    floor_em_probabilities()
     strict = [c for c in ("first_name", "surname", "birth_date") if c in columns]
-    linker.training.estimate_probability_two_random_records_match(
-        [block_on(*strict)], recall=0.7)
+    if strict:
+        _guarded(lambda: linker.training.estimate_probability_two_random_records_match(
+            [block_on(*strict)], recall=0.7), notes, "prior estimate")
     settings = linker._settings_obj
     if not 0 < settings._probability_two_random_records_match < 1:
         # No pair agrees on the strict rule (small or very noisy data): assume about one
         # duplicate per record, the least informative prior that keeps the model defined.
         settings._probability_two_random_records_match = 1 / max(n_records, 2)
-    linker.training.estimate_u_using_random_sampling(max_pairs=max_pairs, seed=1)
-    sessions = [("first_name", "surname"), ("birth_date",), ("postcode",)]
+    _guarded(lambda: linker.training.estimate_u_using_random_sampling(
+        max_pairs=max_pairs, seed=1), notes, "u estimate")
+    u_unseen = 1 / max(max_pairs, 1 / _FLOOR)
+    clamp_probabilities(linker, u_unseen)
+    sessions = [("first_name", "surname"), ("birth_date",), ("postcode",), ("email",)]
     for rule in sessions:
-        if all(c in columns for c in rule):
+        if not all(c in columns for c in rule):
+            continue
+        before = linker.misc.save_model_to_json()
+        try:
             linker.training.estimate_parameters_using_expectation_maximisation(
                 block_on(*rule), estimate_without_term_frequencies=False)
+        except Exception as error:
+            notes.append(f"Probabilistic model: expectation-maximisation on "
+                         f"{' + '.join(rule)} skipped ({_first_line(error)}).")
+            linker = Linker(data, before, log_level=logging.ERROR)
+        clamp_probabilities(linker, u_unseen)
+    return linker
 
 
 def level_labels(linker: Any) -> dict[str, dict[int, str]]:
@@ -94,15 +253,42 @@ def level_labels(linker: Any) -> dict[str, dict[int, str]]:
     return labels
 
 
-def _input(store: Store) -> pd.DataFrame:
-    select = ", ".join(
-        f"nullif(lower(strip_accents(trim({c}::VARCHAR))), '') AS {name}"
-        for c, name in FIELDS.items())
-    return store.execute(f"""
-        SELECT r.record_key AS unique_id, {select}
-        FROM customer_records r WHERE r.origin = 'profile'
-          AND coalesce(r.first_name, r.last_name, r.full_name) IS NOT NULL
+def _input(store: Store, settings: IdentifySettings | None = None) -> pd.DataFrame:
+    """Profile records as Splink sees them: normalized fields, one row per record."""
+    text = "nullif(lower(strip_accents(trim({}::VARCHAR))), '')"
+    select = {
+        "first_name": norm_name("r.first_name"),
+        "surname": norm_name("r.last_name"),
+        "birth_date": "strftime(r.birth_date, '%Y-%m-%d')",
+        "postcode": text.format("r.postcode"),
+        "city": text.format("r.city"),
+        "address": text.format("r.address"),
+        "email": text.format("r.email"),
+        "phone": text.format("r.phone"),
+    }
+    joins = []
+    for i, key in enumerate(settings.compare if settings else []):
+        joins.append(f"LEFT JOIN (SELECT record_key, min(value) AS v FROM identifiers "
+                     f"WHERE type = {q(key)} GROUP BY ALL) x{i} USING (record_key)")
+        select[extra_column(key)] = (f"coalesce(x{i}.v, "
+                                     f"nullif(trim(r.attributes->>{q(key)}), ''))")
+    columns = ", ".join(f"{expr} AS {name}" for name, expr in select.items())
+    frame = store.execute(f"""
+        SELECT r.record_key AS unique_id, {columns}
+        FROM customer_records r {' '.join(joins)}
+        WHERE r.origin = 'profile'
+          AND coalesce(r.first_name, r.last_name, r.full_name, r.birth_date::VARCHAR,
+                       r.email) IS NOT NULL
         ORDER BY r.record_key""").df()
+    both = frame["first_name"].notna() & frame["surname"].notna()
+    frame["name_concat"] = (frame["first_name"] + " " + frame["surname"]).where(both)
+    return frame
+
+
+def model_columns(frame: pd.DataFrame) -> list[str]:
+    """The compared columns that hold at least one value."""
+    names = [*FIELDS.values(), *[c for c in frame.columns if c.startswith("x_")]]
+    return [c for c in names if c in frame.columns and frame[c].notna().any()]
 
 
 def _deterministic_groups(store: Store) -> pd.DataFrame:
@@ -116,64 +302,97 @@ def _deterministic_groups(store: Store) -> pd.DataFrame:
     return pd.DataFrame({"unique_id": keys, "group": labels[:n]})
 
 
-def predict_pairs(frame: pd.DataFrame, settings: IdentifySettings,
-                  model: dict[str, Any] | None) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Scored pairs above ``review_threshold`` and the (trained or given) model."""
+def make_linker(frame: pd.DataFrame, settings: IdentifySettings,
+                model: dict[str, Any] | None, notes: list[str]) -> Any:
+    """A Splink linker on ``frame``: the saved ``model`` if it fits the columns, else trained."""
     from splink import DuckDBAPI, Linker
 
-    columns = [c for c in FIELDS.values() if frame[c].notna().any()]
-    frame = frame[["unique_id", *columns]]
-    db_api = DuckDBAPI()
-    data = db_api.register(frame)
-    if model is not None and _model_columns(model) == columns:
-        linker = Linker(data, model, log_level=logging.ERROR)
-    else:
-        linker = Linker(data, splink_settings(columns), log_level=logging.ERROR)
-        train(linker, columns, settings.max_pairs_for_u, len(frame))
+    columns = model_columns(frame)
+    extra = ["name_concat"] if "first_name" in columns and "surname" in columns else []
+    data = DuckDBAPI().register(frame[["unique_id", *columns, *extra]])
+    if model is not None and model.get("columns") == columns:
+        return Linker(data, model["model"], log_level=logging.ERROR)
+    linker = Linker(data, splink_settings(columns), log_level=logging.ERROR)
+    return train(linker, data, columns, settings.max_pairs_for_u, len(frame), notes)
+
+
+def predict_pairs(frame: pd.DataFrame, settings: IdentifySettings,
+                  model: dict[str, Any] | None,
+                  notes: list[str] | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Scored pairs above ``review_threshold`` and the (trained or given) model."""
+    notes = notes if notes is not None else []
+    linker = make_linker(frame, settings, model, notes)
     pairs = linker.inference.predict(
         threshold_match_probability=settings.review_threshold,
         warning_mode="never").as_pandas_dataframe()
     labels = level_labels(linker)
+    pairs["person_probability"] = person_probability(linker, pairs)
     gammas = [c for c in pairs.columns if c.startswith("gamma_")]
     pairs["evidence"] = [
         json.dumps({g[6:]: labels.get(g[6:], {}).get(int(v), str(v))
                     for g, v in zip(gammas, row, strict=True) if int(v) != -1})
         for row in pairs[gammas].itertuples(index=False)
     ]
-    return pairs, linker.misc.save_model_to_json()
+    return pairs, {"columns": model_columns(frame), "model": linker.misc.save_model_to_json()}
 
 
-def _model_columns(model: dict[str, Any]) -> list[str]:
-    names = []
-    for comparison in model.get("comparisons", []):
-        name = str(comparison.get("output_column_name", ""))
-        names.append(name)
-    return names
+#: Comparisons whose agreement a household shares: they do not tell two relatives apart.
+HOUSEHOLD = ("postcode", "city", "address", "email", "phone")
 
 
-def match_pairs(store: Store, settings: IdentifySettings, mode: str) -> int:
+def person_probability(linker: Any, pairs: pd.DataFrame) -> np.ndarray:
+    """Match probability from the comparisons a household does not share (names, birth
+    date, extra identifiers), i.e. without the address and contact fields."""
+    lam = float(linker._settings_obj._probability_two_random_records_match)
+    weight = np.full(len(pairs), np.log2(lam / (1 - lam)))
+    for column in pairs.columns:  # mw_<comparison> and mw_tf_adj_<comparison>, in bits
+        if not column.startswith("mw_"):
+            continue
+        name = column.removeprefix("mw_tf_adj_").removeprefix("mw_")
+        if name in HOUSEHOLD:
+            continue
+        weight += pd.to_numeric(pairs[column], errors="coerce").fillna(0.0).to_numpy(float)
+    return 1 / (1 + np.power(2.0, -weight))
+
+
+def veto_sql(settings: IdentifySettings, left: str = "a", right: str = "b") -> str:
+    """SQL true when a probabilistic pair must not link (see the module docstring)."""
+    if not settings.probabilistic_vetoes:
+        return "false"
+    fa, fb, la, lb = (f"{left}.fn", f"{right}.fn", f"{left}.ln", f"{right}.ln")
+    return (f"(NOT {births_compatible(f'{left}.bd', f'{right}.bd')} OR "
+            f"({fa} IS NOT NULL AND {fb} IS NOT NULL AND "
+            f"(jaro_winkler_similarity({fa}, {fb}) < 0.8 OR {feminine(fa, fb)}) AND "
+            f"NOT {names_compatible(fa, fb, la, lb)}))")
+
+
+def match_pairs(store: Store, settings: IdentifySettings, mode: str) -> Outcome:
     """Score profile pairs into ``identity_review``; returns the pairs that link."""
-    frame = _input(store)
+    outcome = Outcome()
+    frame = _input(store, settings)
     if len(frame) < MIN_RECORDS:
-        return 0
+        return outcome
     saved = store.scalar("SELECT value FROM onetoone_meta WHERE key = ?", [_MODEL_KEY])
     model = json.loads(saved) if saved and mode == "incremental" else None
-    pairs, trained = predict_pairs(frame, settings, model)
+    pairs, trained = predict_pairs(frame, settings, model, outcome.notes)
     store.execute("INSERT OR REPLACE INTO onetoone_meta VALUES (?, ?)",
                   [_MODEL_KEY, json.dumps(trained)])
     groups = _deterministic_groups(store)
     scored = pairs[["unique_id_l", "unique_id_r", "match_probability", "match_weight",
-                    "evidence"]]
+                    "evidence", "person_probability"]]
     store.con.register("_scored", scored)
     store.con.register("_groups", groups)
-    store.execute("""
+    store.execute(f"""
         CREATE OR REPLACE TEMP TABLE _pairs AS
         SELECT least(unique_id_l, unique_id_r) AS l, greatest(unique_id_l, unique_id_r) AS r,
                match_probability, match_weight, evidence
         FROM _scored s
         JOIN _groups gl ON gl.unique_id = s.unique_id_l
         JOIN _groups gr ON gr.unique_id = s.unique_id_r
+        JOIN _rec a ON a.record_key = s.unique_id_l
+        JOIN _rec b ON b.record_key = s.unique_id_r
         WHERE gl."group" <> gr."group"
+          AND NOT ({veto_sql(settings)} AND s.person_probability < {settings.match_threshold})
     """)
     store.con.unregister("_scored")
     store.con.unregister("_groups")
@@ -185,4 +404,6 @@ def match_pairs(store: Store, settings: IdentifySettings, mode: str) -> int:
         FROM _pairs p WHERE NOT EXISTS (SELECT 1 FROM identity_review x
                                         WHERE x.record_key_l = p.l AND x.record_key_r = p.r)
     """, [settings.match_threshold])
-    return int(store.scalar("SELECT count(*) FROM identity_review WHERE status = 'linked'"))
+    outcome.links = int(store.scalar(
+        "SELECT count(*) FROM identity_review WHERE status = 'linked'"))
+    return outcome

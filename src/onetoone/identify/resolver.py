@@ -147,7 +147,16 @@ class IdentityResolver:
             result.notes.append("Probabilistic matching skipped: install 'onetoone[identify]' "
                                 "for Splink.")
             return
-        result.probabilistic_links = match_pairs(self.store, self.settings, mode)
+        try:
+            outcome = match_pairs(self.store, self.settings, mode)
+        except Exception as error:
+            self.con.execute("DELETE FROM identity_review WHERE status IN ('linked', 'pending')")
+            first = (str(error).splitlines() or [""])[0][:160]
+            result.notes.append("Probabilistic matching failed, so this run links "
+                                f"deterministically only ({type(error).__name__}: {first}).")
+            return
+        result.probabilistic_links = outcome.links
+        result.notes.extend(outcome.notes)
 
     def _all_edges(self) -> None:
         """``_edges(idx, nid, node, method, rank, prob, forced)`` with integer node ids."""
