@@ -1,0 +1,295 @@
+"""Replay weeks of decisions and responses on simulated customers with a known response model.
+
+Each customer has a true *uplift type* (Radcliffe & Surry's four: persuadables buy more when
+contacted, sure things buy anyway, lost causes never, do-not-disturbs buy less and unsubscribe)
+and a value tier; persuadables respond best to the action that suits their tier. Three
+targeting policies run through the real engine (rules, contact policy, consent, control group):
+
+* ``adaptive``: the catalog with Thompson-sampled propensities learning from every response;
+* ``random``: the same catalog, a random action for every reachable customer;
+* ``static``: the classic rule "top tier gets the retention offer".
+
+Every decision is checked afterwards, by code independent of the engine, against the consent the
+simulated customer had at that moment and the caps. The measured lift (against the universal
+control group, :func:`onetoone.measure.lift`) is reported next to the ground truth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import duckdb
+import numpy as np
+
+from onetoone.config import parse_config
+from onetoone.customize.catalog import Catalog
+from onetoone.customize.engine import DecisionEngine
+from onetoone.customize.propensity import AdaptivePropensities
+from onetoone.interact.policy import ContactPolicy
+from onetoone.interact.profiles import Profile
+from onetoone.interact.settings import Cap
+from onetoone.measure.lift import Lift, lift
+from onetoone.schema import TABLES
+
+UPLIFT_TYPES = ("persuadable", "sure_thing", "lost_cause", "do_not_disturb")
+TIERS = ("top", "middle", "low")
+TIER_SHARES = (0.2, 0.4, 0.4)
+#: P(uplift type | tier)
+TYPE_PROBS = {
+    "top": (0.35, 0.25, 0.25, 0.15),
+    "middle": (0.25, 0.20, 0.40, 0.15),
+    "low": (0.15, 0.10, 0.65, 0.10),
+}
+BASE_RATE = {"persuadable": 0.02, "sure_thing": 0.20, "lost_cause": 0.003, "do_not_disturb": 0.06}
+AMOUNT = {"top": 120.0, "middle": 60.0, "low": 30.0}
+ACTIONS = ("retention_offer", "new_collection", "loyalty_points")
+#: Extra purchase probability of a contacted persuadable, by action and tier.
+PERSUADABLE_UPLIFT = {
+    "retention_offer": {"top": 0.20, "middle": 0.04, "low": 0.02},
+    "new_collection": {"top": 0.05, "middle": 0.15, "low": 0.03},
+    "loyalty_points": {"top": 0.03, "middle": 0.04, "low": 0.10},
+}
+DND_FACTOR = 0.4
+DND_UNSUBSCRIBE = 0.08
+EMAIL_CONSENT = 0.8
+
+_CATALOG = """
+[workspace]
+name = "simulation"
+timezone = "Europe/Paris"
+[decisioning]
+segment_by = ["value_tier"]
+[control_groups]
+universal_share = {share}
+salt = "simulation"
+[contact_policy]
+suppress_after_ignores = 4
+suppress_days = 21
+"""
+_ACTION = """
+[actions.{name}]
+channels = ["email"]
+value = {value}
+prior_propensity = 0.05
+prior_strength = 10
+{rule}
+[actions.{name}.treatments.email]
+subject = "{name}"
+"""
+
+
+@dataclass
+class SimulationResult:
+    """One policy's run: volumes, the truth and the measurement."""
+
+    policy: str
+    customers: int
+    weeks: int
+    decisions: int = 0
+    contacts: int = 0
+    conversions: int = 0
+    unsubscribes: int = 0
+    true_incremental_value: float = 0.0
+    lift: Lift | None = None
+    violations: list[str] = field(default_factory=list)
+    actions: dict[str, int] = field(default_factory=dict)
+
+    def row(self) -> dict[str, Any]:
+        assert self.lift is not None
+        low, high = self.lift.incremental_value_interval
+        return {
+            "policy": self.policy,
+            "contacts": self.contacts,
+            "conversions": self.conversions,
+            "unsubscribes": self.unsubscribes,
+            "true incremental value": round(self.true_incremental_value),
+            "measured incremental value": round(self.lift.incremental_value),
+            "95% interval": f"[{low:,.0f}, {high:,.0f}]",
+            "conversion lift": f"{self.lift.difference:+.1%}",
+            "violations": len(self.violations),
+        }
+
+
+@dataclass
+class _Customer:
+    tier: str
+    kind: str
+    consent: list[tuple[datetime, bool]]  # timeline of e-mail consent
+
+
+def _population(n: int, rng: np.random.Generator) -> list[_Customer]:
+    tiers = rng.choice(len(TIERS), n, p=TIER_SHARES)
+    out = []
+    for t in tiers:
+        tier = TIERS[int(t)]
+        kind = UPLIFT_TYPES[int(rng.choice(4, p=TYPE_PROBS[tier]))]
+        out.append(
+            _Customer(tier, kind, [(datetime(2026, 1, 1), bool(rng.random() < EMAIL_CONSENT))])
+        )
+    return out
+
+
+def _catalog(policy: str, share: float) -> str:
+    text = _CATALOG.format(share=share)
+    values = {"retention_offer": 25, "new_collection": 12, "loyalty_points": 8}
+    for name in ACTIONS:
+        rule = ""
+        if policy == "static":
+            if name != "retention_offer":
+                continue
+            rule = "eligibility = \"value_tier == 'top'\""
+        value = 1 if policy == "random" else values[name]
+        text += _ACTION.format(name=name, value=value, rule=rule)
+    return text
+
+
+def _p_buy(customer: _Customer, action: str | None) -> float:
+    p0 = BASE_RATE[customer.kind]
+    if action is None or customer.kind in ("sure_thing", "lost_cause"):
+        return p0
+    if customer.kind == "do_not_disturb":
+        return p0 * DND_FACTOR
+    return p0 + PERSUADABLE_UPLIFT[action][customer.tier]
+
+
+def simulate(
+    policy: str = "adaptive",
+    *,
+    customers: int = 2000,
+    weeks: int = 8,
+    seed: int = 0,
+    universal_share: float = 0.1,
+    rounds_per_week: int = 3,
+) -> SimulationResult:
+    """Run one targeting policy; decisions on Monday, Wednesday, Friday at 09:00 UTC."""
+    if policy not in ("adaptive", "random", "static"):
+        raise ValueError("policy must be adaptive, random or static")
+    rng = np.random.default_rng(seed)
+    people = _population(customers, rng)
+    config = parse_config(_catalog(policy, universal_share))
+    catalog = Catalog(config.actions)
+    props = AdaptivePropensities(
+        {a.action_id: (a.config.prior_propensity, a.config.prior_strength) for a in catalog.actions}
+    )
+    policy_rules = ContactPolicy(config.contact_policy, config.workspace.timezone)
+    engine = DecisionEngine(
+        catalog,
+        props,
+        policy_rules,
+        config.decisioning,
+        config.control_groups,
+        exploration="random" if policy == "random" else None,
+    )
+    profiles = []
+    for i, person in enumerate(people):
+        profile = Profile(
+            f"S{i:06d}", {"value_tier": person.tier, "country": "FR", "language": "fr"}
+        )
+        profile.set_consent("email", "marketing", person.consent[0][1], person.consent[0][0])
+        profiles.append(profile)
+    result = SimulationResult(policy, customers, weeks)
+    decisions: list[dict[str, Any]] = []
+    transactions: list[dict[str, Any]] = []
+    log: list[tuple[int, datetime, str]] = []  # (customer, when, channel) of every contact
+    start = datetime(2026, 9, 7, 9, 0)  # a Monday
+    offsets = (0, 2, 4)[:rounds_per_week]
+    for week in range(weeks):
+        for day in offsets:
+            now = start + timedelta(days=7 * week + day)
+            for i, (person, profile) in enumerate(zip(people, profiles, strict=True)):
+                decision = engine.decide(profile, "email", {}, now)
+                result.decisions += 1
+                decisions += decision.rows()
+                action = decision.given[0].action.action_id if decision.given else None
+                if action is not None:
+                    result.contacts += 1
+                    result.actions[action] = result.actions.get(action, 0) + 1
+                    log.append((i, now, "email"))
+                    result.true_incremental_value += (
+                        _p_buy(person, action) - _p_buy(person, None)
+                    ) * AMOUNT[person.tier]
+                bought = rng.random() < _p_buy(person, action)
+                if bought:
+                    result.conversions += 1
+                    transactions.append(
+                        {
+                            "customer_id": profile.customer_id,
+                            "occurred_at": now + timedelta(hours=20),
+                            "amount": AMOUNT[person.tier],
+                        }
+                    )
+                if action is not None:
+                    response = "conversion" if bought else "ignore"
+                    props.update(action, decision.segment, response)
+                    profile.record_response(action, response, now)
+                    if person.kind == "do_not_disturb" and rng.random() < DND_UNSUBSCRIBE:
+                        when = now + timedelta(hours=2)
+                        person.consent.append((when, False))
+                        profile.set_consent("email", "marketing", False, when)
+                        result.unsubscribes += 1
+    result.violations = check_contacts(log, people, config.contact_policy.caps)
+    result.lift = _measure(decisions, transactions, catalog, weeks)
+    return result
+
+
+def check_contacts(
+    log: list[tuple[int, datetime, str]], people: list[_Customer], caps: list[Cap]
+) -> list[str]:
+    """Every contact against the consent the customer had then and every cap (independent of
+    the engine's own bookkeeping)."""
+    problems = []
+    by_customer: dict[int, list[tuple[datetime, str]]] = {}
+    for i, when, channel in log:
+        by_customer.setdefault(i, []).append((when, channel))
+    for i, contacts in by_customer.items():
+        contacts.sort()
+        for k, (when, channel) in enumerate(contacts):
+            state = [granted for t, granted in people[i].consent if t <= when]
+            if not state or not state[-1]:
+                problems.append(f"customer {i} contacted on {channel} at {when} without consent")
+            for cap in caps:
+                since = when - timedelta(days=cap.days)
+                used = sum(
+                    1 for t, ch in contacts[: k + 1] if t > since and cap.channel in ("all", ch)
+                )
+                if used > cap.max:
+                    problems.append(
+                        f"customer {i}: {used} contacts on {cap.channel} in "
+                        f"{cap.days} days up to {when}"
+                    )
+    return problems
+
+
+def _measure(
+    decisions: list[dict[str, Any]],
+    transactions: list[dict[str, Any]],
+    catalog: Catalog,
+    weeks: int,
+) -> Lift:
+    from onetoone.customize.catalog import save_catalog
+    from onetoone.interact.writer import arrow_table
+
+    con = duckdb.connect()
+    for name in ("decisions", "transactions", "responses", "actions"):
+        con.execute(TABLES[name].ddl())
+    save_catalog(con, catalog)
+    for table, rows in (("decisions", decisions), ("transactions", transactions)):
+        if rows:
+            data = arrow_table(table, rows)
+            cols = ", ".join(f'"{c}"' for c in data.column_names)
+            con.register("_rows", data)
+            con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _rows")
+            con.unregister("_rows")
+    return lift(con, window_days=7 * weeks)
+
+
+def compare(
+    *, customers: int = 2000, weeks: int = 8, seed: int = 0, universal_share: float = 0.1
+) -> list[SimulationResult]:
+    """The three policies on the same population (same seed)."""
+    return [
+        simulate(p, customers=customers, weeks=weeks, seed=seed, universal_share=universal_share)
+        for p in ("adaptive", "random", "static")
+    ]
