@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import gzip
 import io
 import json
 from collections.abc import Iterator
@@ -84,13 +85,19 @@ def open_source_file(path: Path, source: SourceConfig) -> SourceFile:
 
 
 # -- encodings ----------------------------------------------------------------------------
+def _open_binary(path: Path) -> Any:
+    """The file's bytes, decompressed when it ends in ``.gz`` (pyarrow's CSV reader
+    decompresses such paths itself)."""
+    return gzip.open(path, "rb") if path.suffix.lower() == ".gz" else path.open("rb")
+
+
 def detect_encoding(path: Path, declared: str) -> str:
     """The encoding to read ``path`` with.
 
     ``auto`` takes UTF-8 (with or without BOM) when every byte decodes, else cp1252 (Windows
     exports), else latin-1. A declared UTF-8 that does not decode is a clear error.
     """
-    with path.open("rb") as handle:
+    with _open_binary(path) as handle:
         head = handle.read(4)
     if head.startswith(codecs.BOM_UTF16_LE) or head.startswith(codecs.BOM_UTF16_BE):
         return "utf-16"
@@ -115,7 +122,7 @@ def detect_encoding(path: Path, declared: str) -> str:
 def _first_invalid_utf8(path: Path) -> tuple[int, bytes] | None:
     decoder = codecs.getincrementaldecoder("utf-8")()
     offset = 0
-    with path.open("rb") as handle:
+    with _open_binary(path) as handle:
         while chunk := handle.read(8 << 20):
             try:
                 decoder.decode(chunk)
@@ -131,7 +138,7 @@ def _first_invalid_utf8(path: Path) -> tuple[int, bytes] | None:
 
 def _decodes(path: Path, encoding: str) -> bool:
     decoder = codecs.getincrementaldecoder(encoding)()
-    with path.open("rb") as handle:
+    with _open_binary(path) as handle:
         try:
             while chunk := handle.read(8 << 20):
                 decoder.decode(chunk)
@@ -141,8 +148,9 @@ def _decodes(path: Path, encoding: str) -> bool:
 
 
 def _text_lines(path: Path, encoding: str) -> Iterator[str]:
-    with path.open("r", encoding="utf-8-sig" if encoding == "utf-8" else encoding,
-                   newline="") as handle:
+    with io.TextIOWrapper(_open_binary(path),
+                          encoding="utf-8-sig" if encoding == "utf-8" else encoding,
+                          newline="") as handle:
         yield from handle
 
 
