@@ -87,3 +87,29 @@ def test_golden_record_follows_survivorship_rules(base: Builder) -> None:
         "SELECT first_name, last_name, phone, city, record_count, sources, "
         "field_sources->>'phone' FROM customers").fetchall()
     assert row == [("Anne", "Martin", "+33611223355", "Lyon", 3, ["crm"], "crm:2")]
+
+
+def test_one_persons_email_joins_her_records_despite_typos_nicknames_and_swaps(
+        base: Builder) -> None:
+    ws = base(crm="1,Frédéric,Thomas,fthomas@mail.fr,,1982-12-21,,,,\n"
+                  "2,Frééric,Thomas,fthomas@mail.fr,,1982-12-21,,,,\n"
+                  "3,Thomas,Frederic,fthomas@mail.fr,,,,,,\n",
+              web="a,Fred,Thomas,fthomas@mail.fr,\n")
+    ws.identify()
+    assert len({customer_of(ws, k) for k in ("crm:1", "crm:2", "crm:3", "web:a")}) == 1
+
+
+def test_family_email_keeps_jean_and_jeanne_apart(base: Builder) -> None:
+    ws = base(crm="1,Jean,Lefèvre,lefevre@mail.fr,,1950-01-02,,,,\n"
+                  "2,Jeanne,Lefèvre,lefevre@mail.fr,,,,,,\n"
+                  "3,Jean,Lefèvre,lefevre@mail.fr,,1980-03-04,,,,\n")
+    ws.identify()
+    # a feminine form is another person; one name with two birth dates is father and son
+    assert len({customer_of(ws, k) for k in ("crm:1", "crm:2", "crm:3")}) == 3
+
+
+def test_a_personal_number_joins_whatever_the_names(base: Builder) -> None:
+    ws = base(crm="1,Amelia,Ryan,,,1923-03-01,N0001,,,\n",
+              web="a,Edward,Ryan,,N0001\n")
+    ws.identify()  # customer_number is not a household type: a name differing is a typo
+    assert customer_of(ws, "crm:1") == customer_of(ws, "web:a")

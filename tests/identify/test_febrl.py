@@ -22,6 +22,8 @@ def test_febrl1_pairwise_precision_and_recall(tmp_path: Path) -> None:
     if not path.is_file():
         pytest.skip(f"FEBRL1 is absent ({path}); set ONETOONE_SHARED_DATA")
     config = f"""[workspace]\nname = "febrl"\n
+[identify]
+compare = ["soc_sec_id", "street_number"]
 [sources.febrl]
 entity = "customers"
 path = "{path}"
@@ -48,4 +50,4 @@ soc_sec_id = "soc_sec_id"
     true = {p for p in combinations(sorted(entity), 2) if entity[p[0]] == entity[p[1]]}
     precision = len(predicted & true) / len(predicted)
     recall = len(predicted & true) / len(true)
-    assert precision >= 0.99 and recall >= 0.9, (precision, recall)  # measured 1.000 / 0.934
+    assert precision >= 0.99 and recall >= 0.98, (precision, recall)  # measured 1.000 / 0.992

@@ -49,3 +49,31 @@ def test_review_band_and_remembered_decisions(base: Builder) -> None:
                            [a]) == "manual"
     events = ws.store.fetchall("SELECT event FROM identity_events")
     assert ("review_merge",) in events
+
+
+def test_a_failing_model_leaves_deterministic_links_and_a_note(
+        base: Builder, monkeypatch: pytest.MonkeyPatch) -> None:
+    from onetoone.identify import _probabilistic
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise ValueError("m_probability value 0.0 is below the minimum allowed value")
+
+    monkeypatch.setattr(_probabilistic, "match_pairs", broken)
+    ws = base(crm="1,Anne,Martin,anne@mail.fr,,1980-01-02,,,,\n"
+                  "2,Anne,Martin,anne@mail.fr,,1980-01-02,,,,\n",
+              identify="probabilistic = true")
+    result = ws.identify()
+    assert customer_of(ws, "crm:1") == customer_of(ws, "crm:2")
+    assert any("Probabilistic matching failed" in note for note in result.notes)
+
+
+def test_expectation_maximisation_that_degenerates_does_not_fail(base: Builder) -> None:
+    # Every duplicate agrees on everything: EM meets levels that no pair reaches (m = 0),
+    # which Splink 5 refuses; the run must train around it and still link the duplicates.
+    rows = "".join(f"{i},{FIRST[i % 20]},{LAST[i % 16]},,,19{50 + i % 40}-0{1 + i % 9}-1{i % 9},"
+                   f",,{CITIES[i % 8]},\n{i}d,{FIRST[i % 20]},{LAST[i % 16]},,,19{50 + i % 40}-"
+                   f"0{1 + i % 9}-1{i % 9},,,{CITIES[i % 8]},\n" for i in range(60))
+    ws = base(crm=rows, identify="probabilistic = true")
+    result = ws.identify()
+    assert not any("failed" in note for note in result.notes), result.notes
+    assert customer_of(ws, "crm:7") == customer_of(ws, "crm:7d")
