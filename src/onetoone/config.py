@@ -184,6 +184,46 @@ class ValueSettings(_Section):
     growable_max_spend_quantile: float = Field(default=0.5, ge=0, le=1)
 
 
+class DefectionSettings(_Section):
+    """[defection]: defection risk, reasons and the mass-defection monitor
+    (see docs/defection-and-needs.md)."""
+
+    enabled: bool = True
+    kind: Literal["auto", "purchase", "contract"] = "auto"
+    horizon_days: int | None = Field(default=None, ge=7)
+    horizon_percentile: float = Field(default=0.9, ge=0.5, lt=1)
+    min_horizon_days: int = Field(default=30, ge=7)
+    max_horizon_days: int = Field(default=365, ge=7)
+    cutoffs: int = Field(default=4, ge=1)
+    cutoff_step_days: int | None = Field(default=None, ge=7)
+    min_history_days: int = Field(default=90, ge=0)
+    exclude_statuses: list[str] = Field(default_factory=lambda: ["cancelled", "canceled"])
+    n_estimators: int = Field(default=400, ge=10)
+    learning_rate: float = Field(default=0.05, gt=0, le=1)
+    num_leaves: int = Field(default=31, ge=2)
+    max_training_rows: int = Field(default=2_000_000, ge=100)
+    reasons: int = Field(default=3, ge=1)
+    sentiment_words: dict[str, float] = Field(default_factory=dict)
+    alert_threshold: float = Field(default=0.5, gt=0, lt=1)
+    monitor_margin: float = Field(default=0.05, ge=0, lt=1)
+    seed: int = 0
+
+
+class NeedsSettings(_Section):
+    """[needs]: needs-based segments (see docs/defection-and-needs.md)."""
+
+    enabled: bool = True
+    lookback_days: int = Field(default=365, ge=7)
+    min_segments: int = Field(default=3, ge=2)
+    max_segments: int = Field(default=8, ge=2)
+    max_categories: int = Field(default=12, ge=1)
+    min_customers: int = Field(default=50, ge=10)
+    sample_size: int = Field(default=20_000, ge=100)
+    match_distance: float = Field(default=1.0, gt=0)
+    exclude_statuses: list[str] = Field(default_factory=lambda: ["cancelled", "canceled"])
+    seed: int = 0
+
+
 class Config(_Section):
     """The whole ``onetoone.toml``."""
 
@@ -198,6 +238,8 @@ class Config(_Section):
         default_factory=lambda: ControlGroupSettings())
     api: ApiSettings = Field(default_factory=lambda: ApiSettings())
     value: ValueSettings = Field(default_factory=lambda: ValueSettings())
+    defection: DefectionSettings = Field(default_factory=lambda: DefectionSettings())
+    needs: NeedsSettings = Field(default_factory=lambda: NeedsSettings())
 
     def check(self) -> Config:
         """Cross-field checks that pydantic cannot express per section."""

@@ -455,6 +455,38 @@ TABLES: dict[str, Table] = {
             ),
         ),
         Table(
+            "needs_segments",
+            "Needs segments of each scoring run with their centroids, so that later runs keep "
+            "ids and names (see docs/defection-and-needs.md).",
+            (
+                _c("as_of", "DATE", "Scoring date of the run."),
+                _c("segment_id", "VARCHAR", "Stable segment id (S1, S2...)."),
+                _c("name", "VARCHAR", "Readable name (`customer_scores.scores.needs_segment`)."),
+                _c("description", "VARCHAR", "What sets the segment apart, in words."),
+                _c("customers", "BIGINT", "Customers in the segment."),
+                _c("centroid", "JSON", "Centroid in feature units, by feature name."),
+                _c("silhouette", "DOUBLE", "Silhouette score of the run's clustering."),
+                _c("created_at", "TIMESTAMP", "When computed (UTC)."),
+            ),
+        ),
+        Table(
+            "defection_monitor",
+            "Value at risk of defection per value tier and needs segment, per as-of date "
+            "(`needs_segment = 'all'`: tier totals).",
+            (
+                _c("as_of", "DATE", "Scoring date."),
+                _c("value_tier", "VARCHAR", "Value tier (`unscored` without value scores)."),
+                _c("needs_segment", "VARCHAR", "Needs segment, or `all`."),
+                _c("customers", "BIGINT", "Customers."),
+                _c("at_risk_customers", "BIGINT", "Customers whose defection risk is at or "
+                   "above `[defection] alert_threshold`."),
+                _c("value", "DOUBLE", "Sum of positive CLV."),
+                _c("at_risk_value", "DOUBLE", "Sum of positive CLV x defection risk."),
+                _c("at_risk_share", "DOUBLE", "at_risk_value / value."),
+                _c("computed_at", "TIMESTAMP", "When computed (UTC)."),
+            ),
+        ),
+        Table(
             "actions",
             "The actions catalog: offers, messages and service gestures.",
             (

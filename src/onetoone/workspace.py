@@ -20,6 +20,7 @@ from onetoone.store import Store
 from onetoone.store.duckdb import DATABASE_FILE
 
 if TYPE_CHECKING:
+    from onetoone.differentiate.defection import DifferentiateRun
     from onetoone.differentiate.value import ValueResult
     from onetoone.identify import IdentifyResult, IdentityResolver
 
@@ -188,7 +189,15 @@ class Workspace:
         result = score_value(tx, customers, settings, as_of, calibration_end=calibration_end)
         if write:
             write_scores(self.store, result)
+            result.notes.extend(self.score_defection(result.as_of).notes)
         return result
+
+    def score_defection(self, as_of: Any = None) -> DifferentiateRun:
+        """Needs segments, defection risk with reasons and the mass-defection monitor, merged
+        into ``customer_scores`` (see docs/defection-and-needs.md); ``score()`` runs it."""
+        from onetoone.differentiate.defection import score_defection_and_needs
+
+        return score_defection_and_needs(self.store, as_of, self.config)
 
     def report(self, output: Path | str | None = None) -> Path:
         """Write the HTML report (and its PNG plots next to it); returns its path."""
