@@ -201,6 +201,7 @@ def demo(
             with _progress("loading") as progress:
                 results = ws.ingest(progress=progress)
             console.print(_ingest_table(results))
+            _identify_summary(ws.identify())
             if ws.store.scalar("SELECT count(*) FROM customers"):  # identified: score value
                 _value_summary(ws.score())
             console.print(_summary_table(ws))
