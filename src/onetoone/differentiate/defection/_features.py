@@ -69,6 +69,12 @@ def connection(store: Any) -> Any:
     return getattr(store, "con", store)
 
 
+def register(con: Any, name: str, frame: pd.DataFrame) -> None:
+    """``con.register`` after finishing any pending result (DuckDB refuses it otherwise)."""
+    con.execute("SELECT 1").fetchall()
+    con.register(name, frame)
+
+
 def present_silos(con: Any) -> list[str]:
     """Silos with at least one row of an identified customer (or a table that is missing)."""
     tables = {r[0] for r in con.execute(
@@ -86,7 +92,7 @@ def present_silos(con: Any) -> list[str]:
 
 def _cutoff_table(con: Any, cutoffs: Sequence[Any]) -> None:
     stamps = pd.DataFrame({"cutoff": pd.to_datetime(list(cutoffs)).normalize()})
-    con.register("_dfx_cut_df", stamps)
+    register(con, "_dfx_cut_df", stamps)
     con.execute("CREATE OR REPLACE TEMP TABLE _dfx_cut AS "
                 "SELECT DISTINCT cutoff::TIMESTAMP AS cutoff FROM _dfx_cut_df")
     con.unregister("_dfx_cut_df")
@@ -278,7 +284,7 @@ def compute_features(
         posts = con.execute("SELECT customer_id, occurred_at, text FROM social_posts "
                             "WHERE customer_id IS NOT NULL AND occurred_at IS NOT NULL").df()
         posts["sentiment"] = sentiment_scores(posts["text"], sentiment_words)
-        con.register("_dfx_posts_df", posts[["customer_id", "occurred_at", "sentiment"]])
+        register(con, "_dfx_posts_df", posts[["customer_id", "occurred_at", "sentiment"]])
         con.execute("CREATE OR REPLACE TEMP TABLE _dfx_posts AS SELECT * FROM _dfx_posts_df")
         con.unregister("_dfx_posts_df")
     joins = "\n".join(

@@ -27,6 +27,7 @@ from onetoone.differentiate.defection._features import (
     compute_features,
     connection,
     occasions_sql,
+    register,
 )
 from onetoone.errors import ModelError
 
@@ -133,7 +134,7 @@ def labels(store: Any, kind: str, cutoffs: list[pd.Timestamp], horizon: int,
            exclude_statuses: Any) -> pd.Series:
     """1 = defected within ``horizon`` days after the cutoff, for the population at each cutoff."""
     con = connection(store)
-    con.register("_dfx_lab_cut", pd.DataFrame({"cutoff": cutoffs}))
+    register(con, "_dfx_lab_cut", pd.DataFrame({"cutoff": cutoffs}))
     if kind == "contract":
         sql = f"""
             WITH active AS (

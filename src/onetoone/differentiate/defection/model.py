@@ -52,6 +52,7 @@ class DefectionModel:
         balance_classes: bool = True,
         random_state: int = 0,
         n_jobs: int = 0,
+        baseline: tuple[str, ...] | None = None,
     ) -> None:
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
@@ -63,6 +64,7 @@ class DefectionModel:
         self.min_isotonic = min_isotonic
         self.balance_classes = balance_classes
         self.random_state = random_state
+        self.baseline = baseline
         self.n_jobs = n_jobs
 
     # -- fitting ------------------------------------------------------------------------------
@@ -95,12 +97,16 @@ class DefectionModel:
             "metric": "auc", "deterministic": True,
             "scale_pos_weight": neg / pos if self.balance_classes else 1.0,
         }
-        train = lgb.Dataset(frame.iloc[fit_idx], target[fit_idx], free_raw_data=True)
+        self._fit_baseline(frame.iloc[fit_idx], target[fit_idx])
+        base = self._base_margin(frame)
+        train = lgb.Dataset(frame.iloc[fit_idx], target[fit_idx], init_score=base[fit_idx],
+                            free_raw_data=True)
         callbacks = []
         valid_sets = []
         cal_two = len(cal_idx) and len(np.unique(target[cal_idx])) == 2
         if cal_two:
-            valid_sets = [lgb.Dataset(frame.iloc[cal_idx], target[cal_idx], reference=train)]
+            valid_sets = [lgb.Dataset(frame.iloc[cal_idx], target[cal_idx], reference=train,
+                                      init_score=base[cal_idx])]
             callbacks.append(lgb.early_stopping(self.early_stopping_rounds, verbose=False))
         self.booster_ = lgb.train(params, train, num_boost_round=self.n_estimators,
                                   valid_sets=valid_sets, callbacks=callbacks)
@@ -191,9 +197,34 @@ class DefectionModel:
         if not hasattr(self, "booster_"):
             raise ModelError("This DefectionModel is not fitted yet.", hint="Call fit first.")
 
+    def _fit_baseline(self, frame: pd.DataFrame, y: np.ndarray) -> None:
+        """Logistic regression on log1p of the ``baseline`` columns: the boosting starts from
+        its log-odds (``init_score``) and learns what it misses."""
+        self.baseline_ = None
+        cols = [c for c in (self.baseline or ()) if c in frame.columns]
+        if not cols:
+            return
+        from sklearn.linear_model import LogisticRegression
+
+        Z = self._baseline_inputs(frame, cols)
+        self.baseline_ = (cols, np.nanmean(Z, axis=0),
+                          LogisticRegression(max_iter=1000).fit(
+                              np.nan_to_num(Z - np.nanmean(Z, axis=0)), y))
+
+    @staticmethod
+    def _baseline_inputs(frame: pd.DataFrame, cols: list[str]) -> np.ndarray:
+        return np.log1p(np.clip(frame[cols].to_numpy(dtype=float), 0, None))
+
+    def _base_margin(self, frame: pd.DataFrame) -> np.ndarray:
+        if self.baseline_ is None:
+            return np.zeros(len(frame))
+        cols, mean, model = self.baseline_
+        Z = np.nan_to_num(self._baseline_inputs(frame, cols) - mean)
+        return np.asarray(model.decision_function(Z), dtype=float)
+
     def _raw(self, frame: pd.DataFrame) -> np.ndarray:
-        return np.asarray(self.booster_.predict(frame, num_iteration=self.best_iteration_,
-                                                raw_score=True), dtype=float)
+        trees = self.booster_.predict(frame, num_iteration=self.best_iteration_, raw_score=True)
+        return np.asarray(trees, dtype=float) + self._base_margin(frame)
 
     def decision_function(self, X: Any) -> np.ndarray:
         """Uncalibrated log-odds (with the class re-weighting)."""
@@ -220,7 +251,13 @@ class DefectionModel:
         values = self.booster_.predict(frame, num_iteration=self.best_iteration_,
                                        pred_contrib=True)
         cols = [*self.feature_names_in_, "_bias"]
-        return pd.DataFrame(np.asarray(values), index=frame.index, columns=cols)
+        out = pd.DataFrame(np.asarray(values), index=frame.index, columns=cols)
+        if self.baseline_ is not None:  # the linear baseline's exact per-feature terms
+            names, mean, model = self.baseline_
+            Z = np.nan_to_num(self._baseline_inputs(frame, names) - mean)
+            out[names] = out[names].to_numpy() + Z * model.coef_[0]
+            out["_bias"] += float(model.intercept_[0])
+        return out
 
     def feature_importances(self) -> pd.Series:
         """Total gain per feature, largest first."""

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from onetoone.differentiate.defection._features import connection
+from onetoone.differentiate.defection._features import connection, register
 from onetoone.differentiate.defection._reasons import reasons as say_reasons
 from onetoone.differentiate.defection._training import (
     TrainingSet,
@@ -29,6 +29,8 @@ from onetoone.differentiate.defection._training import (
 )
 from onetoone.differentiate.defection.model import DefectionModel
 
+#: Columns of the logistic recency-frequency baseline the boosting starts from.
+RECENCY_FREQUENCY = ("days_since_last_purchase", "purchases", "tenure_days")
 SCORE_KEYS = ("defection_risk", "defection_reasons", "defection_status", "defection_horizon_days")
 
 
@@ -52,7 +54,7 @@ class DefectionResult:
 def model_from_settings(settings: Any) -> DefectionModel:
     return DefectionModel(n_estimators=settings.n_estimators,
                           learning_rate=settings.learning_rate, num_leaves=settings.num_leaves,
-                          random_state=settings.seed)
+                          random_state=settings.seed, baseline=RECENCY_FREQUENCY)
 
 
 def _sample(ts: TrainingSet, max_rows: int, seed: int) -> tuple[pd.DataFrame, pd.Series]:
@@ -147,7 +149,7 @@ def write_defection(store: Any, result: DefectionResult, *,
     as_of = result.as_of.date()
     con.execute("BEGIN TRANSACTION")
     try:
-        con.register("_dfx_patch", frame)
+        register(con, "_dfx_patch", frame)
         con.execute(
             "UPDATE customer_scores SET scores = CASE WHEN scores IS NULL THEN p.patch::JSON "
             "ELSE json_merge_patch(scores, p.patch::JSON) END "

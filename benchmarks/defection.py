@@ -1,0 +1,373 @@
+"""Benchmark of the defection model: accuracy on real and synthetic data, and speed at scale.
+
+    PYTHONPATH=src python benchmarks/defection.py retail [--items]
+    PYTHONPATH=src python benchmarks/defection.py demo --workspace DIR [--customers 5000]
+    PYTHONPATH=src python benchmarks/defection.py scale --workspace DIR --factor 20
+
+* ``retail``: UCI Online Retail (``../shared/data/online_retail``) loaded through the normal
+  ingestion path in a temporary workspace. The file has one row per invoice line and no invoice
+  total, so the transactions export is the invoice headers derived from it (amount = sum of
+  quantity x unit price; ``C`` invoices are returns with a negative amount, status
+  ``returned``); ``--items`` also loads the raw ``.csv.gz`` as ``transaction_items`` (slow).
+  Time split: the model is trained and scored as of ``as_of`` = last day - horizon (nothing
+  after it is read); the truth is "no purchase in the horizon after as_of". Baselines in the
+  same run: a recency-frequency logistic regression trained on the same training cutoffs, and
+  BG/NBD 1 - P(alive) at as_of. AUC, Brier score and a calibration plot.
+* ``demo``: the demo company (``onetoone demo``), scored as of its last day; AUC against the
+  ground truth (``truth/people.parquet``: defected in the 26-week holdout, or already dead), and
+  monthly backtests: how many days before the last purchase the risk crossed ``alert_threshold``.
+* ``scale``: the demo workspace replicated ``factor`` times (customer ids suffixed) into a new
+  database; times the feature SQL, the training and the scoring, and the needs segments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import brier_score_loss, roc_auc_score
+
+from onetoone import Workspace
+from onetoone.config import DefectionSettings
+from onetoone.differentiate.defection import build_training_set, labels, score_defection
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("ONETOONE_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+def calibration_table(y: np.ndarray, p: np.ndarray, bins: int = 10) -> pd.DataFrame:
+    edges = np.unique(np.quantile(p, np.linspace(0, 1, bins + 1)))
+    which = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, len(edges) - 2)
+    frame = pd.DataFrame({"bin": which, "p": p, "y": y})
+    return frame.groupby("bin").agg(customers=("y", "size"), predicted=("p", "mean"),
+                                    observed=("y", "mean"))
+
+
+def metrics(name: str, y: np.ndarray, p: np.ndarray) -> dict[str, Any]:
+    return {"model": name, "auc": float(roc_auc_score(y, p)),
+            "brier": float(brier_score_loss(y, np.clip(p, 0, 1))),
+            "mean_predicted": float(np.mean(p)), "observed_rate": float(np.mean(y))}
+
+
+def plot_calibration(curves: dict[str, pd.DataFrame], path: Path, title: str) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib absent: no calibration plot")
+        return
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--", label="perfect")
+    for name, table in curves.items():
+        ax.plot(table["predicted"], table["observed"], marker="o", label=name)
+    ax.set_xlabel("predicted probability of defection (decile mean)")
+    ax.set_ylabel("observed defection rate")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"calibration plot: {path}")
+
+
+def btyd_no_purchase(scores: pd.DataFrame, horizon_days: float) -> np.ndarray:
+    """BG/NBD P(no purchase within the horizon | history), fitted on the scoring-day summaries.
+
+    P(X(H) = 0) = (1 - P(alive)) + P(alive) ((alpha + T) / (alpha + T + H))^(r + x): a customer
+    alive at the end stays alive until a next purchase (dropout follows purchases, FHL 2005).
+    """
+    from onetoone.differentiate.btyd import BGNBD
+
+    x = (scores["purchases"] - 1).to_numpy(float)
+    big_t = scores["tenure_days"].to_numpy(float) / 7
+    t_x = big_t - scores["days_since_last_purchase"].to_numpy(float) / 7
+    model = BGNBD().fit(x, t_x, big_t)
+    r, alpha = model.params_["r"], model.params_["alpha"]
+    alive = np.asarray(model.p_alive(x, t_x, big_t), float)
+    h = horizon_days / 7
+    return (1 - alive) + alive * ((alpha + big_t) / (alpha + big_t + h)) ** (r + x)
+
+
+# -- real data --------------------------------------------------------------------------------
+def retail_workspace(directory: Path, items: bool) -> Workspace:
+    raw = DATA / "online_retail" / "online_retail.csv.gz"
+    if not raw.is_file():
+        sys.exit(f"{raw} is absent (set ONETOONE_SHARED_DATA)")
+    lines = pd.read_csv(raw, dtype={"InvoiceNo": str, "StockCode": str, "CustomerID": str})
+    lines["line"] = lines["Quantity"] * lines["UnitPrice"]
+    heads = lines.groupby("InvoiceNo", sort=False).agg(
+        InvoiceDate=("InvoiceDate", "first"), CustomerID=("CustomerID", "first"),
+        Country=("Country", "first"), Amount=("line", "sum")).reset_index()
+    heads["CustomerID"] = heads["CustomerID"].str.replace(r"\.0$", "", regex=True)
+    heads["Status"] = np.where(heads["InvoiceNo"].str.startswith("C"), "returned", "paid")
+    heads["Amount"] = heads["Amount"].round(2)
+    export = directory / "invoices.csv.gz"
+    with gzip.open(export, "wt", encoding="utf-8", newline="") as handle:
+        heads.to_csv(handle, index=False)
+    config = f"""[workspace]
+name = "online_retail"
+timezone = "Europe/London"
+currency = "GBP"
+
+[sources.invoices]
+entity = "transactions"
+path = "{export}"
+[sources.invoices.columns]
+source_id = "InvoiceNo"
+occurred_at = "InvoiceDate"
+amount = "Amount"
+status = "Status"
+[sources.invoices.identifiers]
+customer_number = "CustomerID"
+"""
+    if items:
+        config += f"""
+[sources.lines]
+entity = "transaction_items"
+path = "{raw}"
+[sources.lines.columns]
+transaction_id = "InvoiceNo"
+product_id = "StockCode"
+quantity = "Quantity"
+unit_price = "UnitPrice"
+"""
+    ws = Workspace.init(directory / "ws", config_text=config)
+    started = time.perf_counter()
+    for result in ws.ingest():
+        print(f"ingested {result}")
+    ws.identify()
+    print(f"ingest + identify: {time.perf_counter() - started:.1f} s; "
+          f"{ws.store.scalar('SELECT count(*) FROM customers'):,} customers")
+    return ws
+
+
+def retail(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        ws = retail_workspace(Path(tmp), args.items)
+        settings = DefectionSettings(**({"horizon_days": args.horizon} if args.horizon else {}))
+        end = pd.Timestamp(ws.store.scalar("SELECT max(occurred_at) FROM transactions"))
+        end = end.normalize()
+        ts_probe = build_training_set(ws.store, settings)
+        horizon = ts_probe.horizon_days
+        as_of = end - pd.Timedelta(days=horizon)
+        print(f"data {ws.store.scalar('SELECT min(occurred_at) FROM transactions')} to {end}; "
+              f"horizon {horizon} days from the purchase gaps; as_of {as_of.date()}")
+        settings = settings.model_copy(update={"horizon_days": horizon})
+        started = time.perf_counter()
+        result = score_defection(ws.store, as_of, settings)
+        seconds = time.perf_counter() - started
+        print("\n".join(result.notes))
+        print(f"train + score: {seconds:.1f} s")
+        truth = labels(ws.store, "purchase", [as_of + pd.Timedelta(days=1)], horizon,
+                       settings.exclude_statuses).droplevel("cutoff")
+        scores = result.scores.loc[truth.index]
+        y = truth.to_numpy()
+        model_p = scores["defection_risk"].to_numpy()
+        # baseline 1: recency-frequency logistic regression on the same training cutoffs
+        ts = result.training
+
+        def rf(frame: pd.DataFrame) -> np.ndarray:
+            return np.column_stack([np.log1p(frame["days_since_last_purchase"]),
+                                    np.log1p(frame["purchases"]),
+                                    np.log1p(frame["tenure_days"])])
+
+        logit = LogisticRegression(max_iter=1000).fit(rf(ts.X), ts.y)
+        rf_p = logit.predict_proba(rf(scores))[:, 1]
+        # baseline 2: BG/NBD fitted as of as_of, 1 - P(alive)
+        alive_p = 1.0 - scores["p_alive"].fillna(scores["p_alive"].mean()).to_numpy()
+        none_p = btyd_no_purchase(scores, horizon)
+        rows = [metrics("DefectionModel (LightGBM, calibrated)", y, model_p),
+                metrics("recency-frequency logistic regression", y, rf_p),
+                metrics("BG/NBD P(no purchase in the horizon)", y, none_p),
+                metrics("BG/NBD 1 - P(alive)", y, alive_p)]
+        print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        curves = {"DefectionModel": calibration_table(y, model_p),
+                  "RF logistic": calibration_table(y, rf_p),
+                  "BG/NBD P(no purchase)": calibration_table(y, none_p)}
+        for name, table in curves.items():
+            print(f"\ncalibration, {name}:\n{table.to_string(float_format=lambda v: f'{v:.3f}')}")
+        plot_calibration(curves, ROOT / "docs" / "img" / "defection-calibration-retail.png",
+                         f"Online Retail, as of {as_of.date()}, {horizon}-day horizon")
+        print(f"customers evaluated {len(y):,}, defection rate {y.mean():.3f}")
+        print("top features:", result.model.feature_importances().head(8).round(0).to_dict())
+        ws.close()
+
+
+# -- demo -------------------------------------------------------------------------------------
+def person_of_customer(ws: Workspace, directory: Path) -> pd.Series:
+    records = pd.read_parquet(directory / "truth" / "records.parquet",
+                              columns=["source", "source_id", "person_id"])
+    records = records.dropna(subset=["person_id", "source_id"])
+    records["record_key"] = records["source"] + ":" + records["source_id"].astype(str)
+    links = ws.store.execute("SELECT record_key, customer_id FROM customer_links").df()
+    joined = links.merge(records[["record_key", "person_id"]], on="record_key")
+    return joined.groupby("customer_id")["person_id"].agg(lambda s: s.mode().iloc[0])
+
+
+def demo(args: argparse.Namespace) -> None:
+    directory = Path(args.workspace)
+    if not (directory / "onetoone.duckdb").exists():
+        from typer.testing import CliRunner
+
+        from onetoone.cli import app
+
+        CliRunner().invoke(app, ["demo", "--workspace", str(directory), "--customers",
+                                 str(args.customers)])
+    ws = Workspace(directory)
+    settings = ws.config.defection
+    people = pd.read_parquet(directory / "truth" / "people.parquet")
+    holdout = pd.read_parquet(directory / "truth" / "holdout.parquet")
+    person = person_of_customer(ws, directory)
+    end = pd.Timestamp(ws.store.scalar("SELECT max(occurred_at) FROM transactions")).normalize()
+    started = time.perf_counter()
+    result = score_defection(ws.store, end, settings)
+    print("\n".join(result.notes))
+    print(f"train + score at {len(result.scores):,} customers: "
+          f"{time.perf_counter() - started:.1f} s")
+    truth = people.set_index("person_id").join(holdout.set_index("person_id")[
+        ["alive_at_holdout_end", "purchases"]].rename(columns={"purchases": "holdout_purchases"}))
+    frame = result.scores[["defection_risk", "p_alive"]].assign(
+        btyd_none=btyd_no_purchase(result.scores, 182)).join(person.rename("person_id"))
+    frame = frame.dropna(subset=["person_id"]).join(truth, on="person_id")
+    dead = ~frame["alive_at_holdout_end"].astype(bool)
+    print(f"\nAUC vs truth 'not alive at the holdout end' ({len(frame):,} customers, "
+          f"{dead.mean():.1%}): model {roc_auc_score(dead, frame['defection_risk']):.4f}, "
+          f"BG/NBD 1-P(alive) {roc_auc_score(dead, 1 - frame['p_alive'].fillna(0.5)):.4f}")
+    alive = frame[frame["alive_at_end"].astype(bool)]
+    gone = ~alive["alive_at_holdout_end"].astype(bool)
+    print(f"AUC vs truth 'defected during the holdout' among the {len(alive):,} alive at the end "
+          f"({gone.mean():.1%}): model {roc_auc_score(gone, alive['defection_risk']):.4f}, "
+          f"BG/NBD {roc_auc_score(gone, 1 - alive['p_alive'].fillna(0.5)):.4f}")
+    none = frame["holdout_purchases"].fillna(0) == 0
+    print(f"AUC vs 'no purchase in the 26-week holdout' ({none.mean():.1%}): model "
+          f"{roc_auc_score(none, frame['defection_risk']):.4f}, BG/NBD P(no purchase in 26 "
+          f"weeks) {roc_auc_score(none, frame['btyd_none']):.4f}, Brier model "
+          f"{brier_score_loss(none, frame['defection_risk']):.4f} vs BG/NBD "
+          f"{brier_score_loss(none, frame['btyd_none']):.4f}")
+    if args.no_backtest:
+        return
+    # monthly backtests: when did the risk first cross the alert threshold?
+    months = pd.date_range(end - pd.DateOffset(months=args.months), end, freq="ME")
+    risks = {}
+    for month in months:
+        t0 = time.perf_counter()
+        res = score_defection(ws.store, month, settings)
+        risks[month] = res.scores["defection_risk"]
+        print(f"backtest as of {month.date()}: {time.perf_counter() - t0:.1f} s")
+    panel = pd.DataFrame(risks)
+    panel = panel.join(person.rename("person_id")).dropna(subset=["person_id"])
+    panel = panel.join(people.set_index("person_id")["defected_at"], on="person_id")
+    window = panel[(panel["defected_at"] >= months[0] + pd.Timedelta(days=60))
+                   & (panel["defected_at"] <= months[-1] - pd.Timedelta(days=90))]
+    threshold = settings.alert_threshold
+    leads = []
+    for _, row in window.iterrows():
+        crossed = [m for m in months if m >= row["defected_at"] - pd.Timedelta(days=180)
+                   and pd.notna(row[m]) and row[m] >= threshold]
+        leads.append((row["defected_at"] - crossed[0]).days if crossed else np.nan)
+    lead = pd.Series(leads, dtype=float)
+    print(f"\n{len(window):,} customers whose last purchase fell between "
+          f"{(months[0] + pd.Timedelta(days=60)).date()} and "
+          f"{(months[-1] - pd.Timedelta(days=90)).date()}; alert threshold {threshold}:")
+    print(f"  flagged by the last backtest: {lead.notna().mean():.1%}; "
+          f"flagged before the last purchase: {(lead > 0).mean():.1%}")
+    print(f"  days from the first crossing to the last purchase (positive = before): "
+          f"median {lead.median():.0f}, quartiles {lead.quantile(0.25):.0f} / "
+          f"{lead.quantile(0.75):.0f}")
+    alive_all = panel[panel["defected_at"].isna()]
+    print(f"  customers alive throughout flagged at the last backtest: "
+          f"{(alive_all[months[-1]] >= threshold).mean():.1%}")
+    ws.close()
+
+
+# -- scale ------------------------------------------------------------------------------------
+def replicate(source: Path, target: Path, factor: int) -> None:
+    """Copy the demo's canonical tables ``factor`` times with suffixed customer ids."""
+    import duckdb
+
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    shutil.copy(source / "onetoone.toml", target / "onetoone.toml")
+    Workspace(target).close()  # creates the schema
+    con = duckdb.connect(str(target / "onetoone.duckdb"))
+    con.execute(f"ATTACH '{source / 'onetoone.duckdb'}' AS src (READ_ONLY)")
+    con.execute(f"CREATE TEMP TABLE r AS SELECT range AS r FROM range({factor})")
+    for table in ("transactions", "interactions", "feedback", "social_posts", "consents",
+                  "contracts"):
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * REPLACE "
+                    f"(customer_id || '_' || r AS customer_id, source_id || '_' || r AS "
+                    f"source_id) FROM src.{table}, r WHERE customer_id IS NOT NULL")
+    con.execute("INSERT INTO transaction_items BY NAME SELECT * REPLACE (transaction_id || '_' "
+                "|| r AS transaction_id) FROM src.transaction_items, r")
+    con.execute("INSERT INTO products SELECT * FROM src.products")
+    con.execute("INSERT INTO customers BY NAME SELECT * REPLACE (customer_id || '_' || r AS "
+                "customer_id) FROM src.customers, r")
+    con.close()
+
+
+def scale(args: argparse.Namespace) -> None:
+    from onetoone.differentiate.needs import assign_needs_segments
+
+    target = Path(args.target or tempfile.mkdtemp()) / f"x{args.factor}"
+    t0 = time.perf_counter()
+    replicate(Path(args.workspace), target, args.factor)
+    print(f"replicated x{args.factor} in {time.perf_counter() - t0:.1f} s")
+    ws = Workspace(target)
+    counts = ws.summary()
+    print({k: counts[k] for k in ("customers", "transactions", "transaction_items",
+                                  "interactions")})
+    settings = ws.config.defection
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    ts = build_training_set(ws.store, settings)
+    t_feat = time.perf_counter() - t0
+    print(f"training set {len(ts.X):,} rows x {len(ts.features)} features, {len(ts.cutoffs)} "
+          f"cutoffs: {t_feat:.1f} s")
+    t0 = time.perf_counter()
+    result = score_defection(ws.store, None, settings)
+    total = time.perf_counter() - t0
+    print(f"score_defection (training set + fit + scoring features + predict + reasons): "
+          f"{total:.1f} s wall, {time.process_time() - cpu0:.1f} s CPU since the first step")
+    print("\n".join(result.notes))
+    t0 = time.perf_counter()
+    needs = assign_needs_segments(ws.store, None, ws.config)
+    print(f"needs segments: {time.perf_counter() - t0:.1f} s; {needs.notes}")
+    ws.close()
+    print(json.dumps({"customers": counts["customers"], "training_rows": len(ts.X),
+                      "training_set_s": round(t_feat, 1), "score_defection_s": round(total, 1)}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("retail")
+    p.add_argument("--items", action="store_true")
+    p.add_argument("--horizon", type=int, default=None)
+    p = sub.add_parser("demo")
+    p.add_argument("--workspace", required=True)
+    p.add_argument("--customers", type=int, default=5000)
+    p.add_argument("--months", type=int, default=12)
+    p.add_argument("--no-backtest", action="store_true")
+    p = sub.add_parser("scale")
+    p.add_argument("--workspace", required=True)
+    p.add_argument("--factor", type=int, default=20)
+    p.add_argument("--target", default=None)
+    args = parser.parse_args()
+    {"retail": retail, "demo": demo, "scale": scale}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()
