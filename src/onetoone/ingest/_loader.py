@@ -35,7 +35,6 @@ Progress = Callable[[str, int], None]
 class _BatchPlan:
     insert_rows: str
     insert_rejects: str
-    remember_rejects: str
     insert_identifiers: str | None
     identifier_types: int
 
@@ -206,7 +205,9 @@ class SourceLoader:
             self._check_columns(source_file.columns, source_file)
         con.execute("CREATE OR REPLACE TEMP TABLE _ids (record_key VARCHAR, type VARCHAR, "
                     "value VARCHAR, source_row BIGINT)")
-        con.execute("CREATE OR REPLACE TEMP TABLE _rejected (source_row BIGINT)")
+        # Rows refused so far (validation only: parser rejects are written after the batches).
+        con.execute("CREATE OR REPLACE TEMP VIEW _rejected AS SELECT row_number AS source_row "
+                    f"FROM quarantine WHERE ingestion_id = {int(ingestion_id)}")
         seen_columns: set[str] = set()
         for batch in source_file.batches():
             names = [n for n in batch.schema.names if n != "_row"]
@@ -237,9 +238,8 @@ class SourceLoader:
             if inserted is None or int(inserted[0]) < batch.num_rows:
                 con.execute(plan.insert_rejects, [ingestion_id, str(self._current_path),
                                                   ingestion_id])
-                con.execute(plan.remember_rejects, [ingestion_id])
             if plan.insert_identifiers:
-                con.execute(plan.insert_identifiers, [ingestion_id] * plan.identifier_types)
+                con.execute(plan.insert_identifiers, [ingestion_id])
         finally:
             with suppress(duckdb.Error):
                 con.unregister("_batch")
@@ -342,22 +342,19 @@ class SourceLoader:
         insert_rejects = (f"INSERT INTO quarantine SELECT ?, {q(self.name)}, ?, source_row, "
                           f"__reason, __raw, row_hash FROM ({staged}) "
                           "WHERE __reason IS NOT NULL")
-        remember_rejects = (f"INSERT INTO _rejected SELECT source_row FROM ({staged}) "
-                            "WHERE __reason IS NOT NULL")
         insert_identifiers = None
         if identifiers:
-            # Rejected rows' identifiers are removed in _finish (cheaper than re-validating).
-            unions = " UNION ALL ".join(
-                f"SELECT {customer_key} AS k, {q(kind)} AS t, {ident('__id_' + kind)} AS v, "
-                f"source_row FROM ({staged})"
-                for kind, _ in identifiers
-            )
+            # One scan of the batch: each row's identifiers as a list, unnested. Rows refused
+            # by validation are left out through _rejected.
+            pairs = ", ".join(f"{{'t': {q(kind)}, 'v': {ident('__id_' + kind)}}}"
+                              for kind, _ in identifiers)
             insert_identifiers = (
-                f"INSERT INTO _ids SELECT k, t, v, min(source_row) FROM ({unions}) "
-                "WHERE k IS NOT NULL AND v IS NOT NULL AND source_row NOT IN "
-                "(SELECT source_row FROM _rejected) GROUP BY k, t, v"
+                f"INSERT INTO _ids SELECT k, p.t, p.v, min(source_row) FROM ("
+                f"SELECT {customer_key} AS k, unnest([{pairs}]) AS p, source_row "
+                f"FROM ({staged})) WHERE k IS NOT NULL AND p.v IS NOT NULL AND source_row "
+                "NOT IN (SELECT source_row FROM _rejected) GROUP BY k, p.t, p.v"
             )
-        return _BatchPlan(insert_rows, insert_rejects, remember_rejects, insert_identifiers,
+        return _BatchPlan(insert_rows, insert_rejects, insert_identifiers,
                           len(identifiers))
 
     def _identifier_columns(self, names: list[str] | tuple[str, ...]) -> list[tuple[str, str]]:
@@ -401,14 +398,17 @@ class SourceLoader:
             con.execute("DELETE FROM _ids WHERE (record_key, source_row) IN "
                         "(SELECT (record_key, source_row) FROM _dups)")
         else:
-            # Keyless rows: identical rows are told apart by their occurrence number.
+            # Keyless rows: identical rows are told apart by their occurrence number (the
+            # first keeps the bare fingerprint); only the repeated ones are updated.
             con.execute(f"""
                 UPDATE {table} SET record_key = t.record_key || '.' || t.n FROM (
                   SELECT rowid AS rid, record_key,
                          row_number() OVER (PARTITION BY record_key ORDER BY source_row) AS n
-                  FROM {table} WHERE ingestion_id = ?) t
-                WHERE {table}.rowid = t.rid
-            """, [ingestion_id])
+                  FROM {table} WHERE ingestion_id = ? AND record_key IN (
+                    SELECT record_key FROM {table} WHERE ingestion_id = ?
+                    GROUP BY record_key HAVING count(*) > 1)) t
+                WHERE {table}.rowid = t.rid AND t.n > 1
+            """, [ingestion_id, ingestion_id])
         # Idempotency against earlier loads of the same source.
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE _old AS

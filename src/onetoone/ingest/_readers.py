@@ -291,7 +291,8 @@ class _SqueezedLines(io.RawIOBase):
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
         while len(self._pending) < len(view):
-            chunk = [_squeeze(line) + "\n" for _, line in zip(range(65536), self._lines)]
+            chunk = [_squeeze(line) + "\n"
+                     for _, line in zip(range(65536), self._lines, strict=False)]
             if not chunk:
                 break
             self._pending += "".join(chunk).encode("utf-8")
