@@ -394,7 +394,8 @@ def serve(
                          " Create a key with 'onetoone apikey create NAME --scopes admin'."),
                       markup=False, highlight=False)
         uvicorn.run(application, host=host, port=port, access_log=False,
-                    log_level=ws.config.api.log_level, server_header=False)
+                    log_level=ws.config.api.log_level, server_header=False,
+                    timeout_keep_alive=60)
 
 
 @app.command()

@@ -29,6 +29,10 @@ def test_acknowledged_events_survive_sigkill(fresh_server: Server) -> None:
         given = [c.post("/v1/decisions", json={"customer": {"customer_id": customer_id},
                                                "channel": "email"}).json() for _ in range(2)]
         assert all(d["actions"] for d in given)
+        # decisions are logged by the next group commit; any write acknowledged after them
+        # (the writer commits in order) proves they are durable
+        assert c.post("/v1/events", json=_events("after", 1, "durable@exemple.fr")
+                      ).json()["accepted"] == 1
     server.kill9()  # no shutdown, no checkpoint
     server.start()
     with server.client("admin") as c:

@@ -8,9 +8,10 @@ small closures that only know comparisons (chained, ``in``, ``not in``), ``and``
 arithmetic, names and literals (numbers, strings, booleans, ``None``, lists). No call, attribute,
 subscript or lambda passes the check, and nothing is given to ``eval``.
 
-Missing data does not raise: an unknown name is ``None``, a comparison with ``None`` other than
-``==``/``!=``/``in`` is false, arithmetic with ``None`` (or a division by zero) is ``None``. A rule that
-cannot decide therefore excludes the action rather than failing the decision.
+Missing data does not raise: an unknown name is ``None``, a comparison with ``None`` other
+than ``==``/``!=``/``in`` is false, arithmetic with ``None`` (or a division by zero) is
+``None``. A rule that cannot decide therefore excludes the action rather than failing the
+decision.
 """
 
 from __future__ import annotations

@@ -159,36 +159,87 @@ class CustomerResolver:
     def resolve(self, ref: dict[str, str], submit: Submit) -> Resolved:
         """Find the customer, or create a reference customer (its rows written through
         ``submit`` before anything that uses the new id)."""
-        found = self.find(ref)
-        if found is not None:
-            return found
-        ids = self.identifiers(ref)
+        return self.resolve_many([ref], submit)[0]
+
+    def resolve_many(self, refs: list[dict[str, str]], submit: Submit) -> list[Resolved]:
+        """:meth:`resolve` for many references: one look-up, one write for the new ones."""
+        self.normalize([(k, v) for ref in refs for k, v in ref.items() if k != "customer_id"])
+        idents = {
+            i: self.identifiers(ref) for i, ref in enumerate(refs) if "customer_id" not in ref
+        }
+        self._lookup(list(dict.fromkeys(f"{t}:{v}" for ids in idents.values() for t, v in ids)))
+        out: list[Resolved | None] = [self.find(ref) for ref in refs]
+        if all(r is not None for r in out):
+            return out  # type: ignore[return-value]
         with self._lock:
-            found = self.find(ref)  # another request may just have created it
-            if found is not None:
-                return found
-            kind, value = ids[0]
-            record_key = f"api~{kind}:{value}"
-            customer_id = self._new_id(record_key)
-            now = _now()
-            rows = self._reference_rows(record_key, customer_id, ids, now)
-            for t, v in ids:
-                self._index[f"{t}:{v}"] = (customer_id, record_key)
-            self._customers[customer_id] = (customer_id, record_key)
+            new: dict[str, list[tuple[str, str]]] = {}
+            for i, ref in enumerate(refs):
+                if out[i] is None:
+                    out[i] = self.find(ref)  # another request may just have created it
+                if out[i] is None:
+                    ids = idents[i]
+                    new.setdefault(f"api~{ids[0][0]}:{ids[0][1]}", ids)
+            if new:
+                now = _now()
+                ids_of = self._new_ids(list(new))
+                rows: dict[str, list[dict[str, Any]]] = {}
+                for record_key, ids in new.items():
+                    customer_id = ids_of[record_key]
+                    for table, table_rows in self._reference_rows(
+                        record_key, customer_id, ids, now
+                    ).items():
+                        rows.setdefault(table, []).extend(table_rows)
+                    for t, v in ids:
+                        self._index[f"{t}:{v}"] = (customer_id, record_key)
+                    self._customers[customer_id] = (customer_id, record_key)
 
-            def write(txn: Any) -> None:
-                for table, table_rows in rows.items():
-                    txn.insert(table, table_rows)
+                def write(txn: Any) -> None:
+                    for table, table_rows in rows.items():
+                        txn.insert(table, table_rows)
 
-            submit(write)
-        return Resolved(customer_id, record_key, created=True, rows=rows)
+                submit(write)
+                for i, ref in enumerate(refs):
+                    if out[i] is None:
+                        found = self.find(ref)
+                        assert found is not None and found.record_key is not None
+                        mine = self._reference_rows(
+                            found.record_key, found.customer_id, new.get(found.record_key, []), now
+                        )
+                        out[i] = Resolved(
+                            found.customer_id, found.record_key, created=True, rows=mine
+                        )
+        return out  # type: ignore[return-value]
+
+    def _new_ids(self, record_keys: list[str]) -> dict[str, str]:
+        """New customer ids (identify's scheme), unique among every id ever given."""
+        cur = self.cursor()
+        rows = cur.execute(
+            f"SELECT k, {customer_id_sql('k')} FROM (SELECT unnest(?::VARCHAR[]) AS k)",
+            [record_keys],
+        ).fetchall()
+        wanted = [cid for _, cid in rows]
+        taken = {
+            r[0]
+            for r in cur.execute(
+                "SELECT customer_id FROM customer_ids WHERE customer_id IN "
+                "(SELECT unnest(?::VARCHAR[]))",
+                [wanted],
+            ).fetchall()
+        }
+        out: dict[str, str] = {}
+        for record_key, cid in rows:
+            if cid in taken or cid in self._customers:
+                cid = self._new_id(record_key)
+            taken.add(cid)
+            out[record_key] = str(cid)
+        return out
 
     def _new_id(self, record_key: str) -> str:
         cur = self.cursor()
-        salt = 0
+        salt = 1
         while True:
             cid = cur.execute(
-                f"SELECT {customer_id_sql('$1', str(salt) if salt else '')}", [record_key]
+                f"SELECT {customer_id_sql('$1', str(salt))}", [record_key]
             ).fetchone()[0]  # type: ignore[index]
             taken = cur.execute(
                 "SELECT count(*) FROM customer_ids WHERE customer_id = ?", [cid]

@@ -121,6 +121,10 @@ class DecisionService:
         self._profiles: dict[str, Profile] = {}
         self._profile_lock = threading.Lock()
         self._decisions: OrderedDict[str, _DecisionRef] = OrderedDict()
+        if self.config.api.preload_profiles:
+            self._profiles = load_profiles(
+                self.cursor(), None, utcnow(), self.policy.max_days, self.policy.outbound
+            )
 
     def close(self) -> None:
         self.writer.close()
@@ -197,11 +201,26 @@ class DecisionService:
 
     def _resolve(self, ref: Mapping[str, str], create: bool = True) -> Resolved:
         if create:
-            return self.resolver.resolve(dict(ref), self.writer.submit)
+            return self._new_profiles([self.resolver.resolve(dict(ref), self.writer.submit)])[0]
         found = self.resolver.find(dict(ref))
         if found is None:
             raise NotFoundError("No customer with this identifier.")
         return found
+
+    def _new_profiles(self, resolved: list[Resolved]) -> list[Resolved]:
+        """A customer created just now has no history: its profile needs no loading."""
+        for r in resolved:
+            if r.created and r.customer_id not in self._profiles:
+                golden = (r.rows.get("customers") or [{}])[0]
+                with self._profile_lock:
+                    self._profiles.setdefault(
+                        r.customer_id,
+                        Profile(
+                            r.customer_id,
+                            {k: v for k, v in golden.items() if k not in ("resolved_at",)},
+                        ),
+                    )
+        return resolved
 
     # -- events -------------------------------------------------------------------------
     def ingest_events(self, events: list[Event]) -> dict[str, int]:
@@ -211,12 +230,14 @@ class DecisionService:
         self.resolver.normalize(
             [(k, v) for e in events for k, v in e.customer.items() if k != "customer_id"]
         )
-        cache: dict[tuple[tuple[str, str], ...], Resolved] = {}
-        for event in events:
-            key = tuple(sorted(event.customer.items()))
-            resolved = cache.get(key)
-            if resolved is None:
-                resolved = cache[key] = self._resolve(event.customer)
+        keys = [tuple(sorted(e.customer.items())) for e in events]
+        unique = list(dict.fromkeys(keys))
+        found = self._new_profiles(
+            self.resolver.resolve_many([dict(k) for k in unique], self.writer.submit)
+        )
+        cache = dict(zip(unique, found, strict=True))
+        for event, key in zip(events, keys, strict=True):
+            resolved = cache[key]
             table, row = event_row(
                 event, resolved.customer_id, resolved.record_key, ws.timezone, ws.currency
             )
@@ -396,7 +417,8 @@ class DecisionService:
             rows = decision.rows()
             future = self.writer.submit(lambda txn: txn.insert("decisions", rows))
         self._remember(decision)
-        future.result(60)
+        if self.config.api.durable_decisions:
+            future.result(60)
         return decision.payload()
 
     def _remember(self, decision: Decision) -> None:

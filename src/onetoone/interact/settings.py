@@ -88,5 +88,7 @@ class ApiSettings(_Section):
     max_body_bytes: int = Field(2_000_000, ge=1024)
     max_events_per_request: int = Field(5000, ge=1)
     group_commit_ms: float = Field(2.0, ge=0, le=1000)
+    durable_decisions: bool = False
+    preload_profiles: bool = True
     keys: dict[str, ApiKeyConfig] = Field(default_factory=dict)
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -293,3 +293,51 @@ def compare(
         simulate(p, customers=customers, weeks=weeks, seed=seed, universal_share=universal_share)
         for p in ("adaptive", "random", "static")
     ]
+
+
+def figure_svg(results: list[SimulationResult], width: int = 560, height: int = 260) -> str:
+    """Bars: true incremental value per policy; dots and whiskers: measured, 95 % interval."""
+    assert all(r.lift is not None for r in results)
+    lows = [r.lift.incremental_value_interval[0] for r in results]  # type: ignore[union-attr]
+    highs = [r.lift.incremental_value_interval[1] for r in results]  # type: ignore[union-attr]
+    top = max([*highs, *(r.true_incremental_value for r in results)]) * 1.1
+    bottom = min(0.0, *lows) * 1.1
+    left, base_h = 70, height - 40
+
+    def y(v: float) -> float:
+        return 20 + (top - v) / (top - bottom) * (base_h - 20)
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        'font-family="sans-serif" font-size="12">',
+        f'<line x1="{left}" y1="{y(0):.1f}" x2="{width - 10}" y2="{y(0):.1f}" stroke="#444"/>',
+    ]
+    step = (top - bottom) / 5
+    for k in range(6):
+        v = bottom + k * step
+        parts.append(
+            f'<text x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end">{v / 1000:,.0f}k</text>'
+        )
+    slot = (width - left - 10) / len(results)
+    for i, r in enumerate(results):
+        x = left + i * slot + slot * 0.2
+        w = slot * 0.6
+        truth = r.true_incremental_value
+        parts.append(
+            f'<rect x="{x:.1f}" y="{min(y(truth), y(0)):.1f}" width="{w:.1f}" '
+            f'height="{abs(y(0) - y(truth)):.1f}" fill="#9cc3e6"/>'
+        )
+        cx = x + w / 2
+        est = r.lift.incremental_value  # type: ignore[union-attr]
+        parts.append(
+            f'<line x1="{cx:.1f}" y1="{y(lows[i]):.1f}" x2="{cx:.1f}" '
+            f'y2="{y(highs[i]):.1f}" stroke="#c0392b" stroke-width="2"/>'
+        )
+        parts.append(f'<circle cx="{cx:.1f}" cy="{y(est):.1f}" r="4" fill="#c0392b"/>')
+        parts.append(f'<text x="{cx:.1f}" y="{height - 12}" text-anchor="middle">{r.policy}</text>')
+    parts.append(
+        f'<text x="{left}" y="14">Incremental value (EUR): truth (bars), measured '
+        "against the control group with 95 % interval (red)</text>"
+    )
+    parts.append("</svg>")
+    return "\n".join(parts)
