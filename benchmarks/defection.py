@@ -307,14 +307,14 @@ def replicate(source: Path, target: Path, factor: int) -> None:
     con.execute(f"CREATE TEMP TABLE r AS SELECT range AS r FROM range({factor})")
     for table in ("transactions", "interactions", "feedback", "social_posts", "consents",
                   "contracts"):
-        con.execute(f"INSERT INTO {table} BY NAME SELECT * REPLACE "
-                    f"(customer_id || '_' || r AS customer_id, source_id || '_' || r AS "
-                    f"source_id) FROM src.{table}, r WHERE customer_id IS NOT NULL")
-    con.execute("INSERT INTO transaction_items BY NAME SELECT * REPLACE (transaction_id || '_' "
-                "|| r AS transaction_id) FROM src.transaction_items, r")
+        con.execute(f"INSERT INTO {table} BY NAME SELECT t.* REPLACE "
+                    f"(t.customer_id || '_' || r.r AS customer_id, t.source_id || '_' || r.r AS "
+                    f"source_id) FROM src.{table} t, r WHERE t.customer_id IS NOT NULL")
+    con.execute("INSERT INTO transaction_items BY NAME SELECT t.* REPLACE (t.transaction_id || "
+                "'_' || r.r AS transaction_id) FROM src.transaction_items t, r")
     con.execute("INSERT INTO products SELECT * FROM src.products")
-    con.execute("INSERT INTO customers BY NAME SELECT * REPLACE (customer_id || '_' || r AS "
-                "customer_id) FROM src.customers, r")
+    con.execute("INSERT INTO customers BY NAME SELECT t.* REPLACE (t.customer_id || '_' || r.r "
+                "AS customer_id) FROM src.customers t, r")
     con.close()
 
 

@@ -89,8 +89,15 @@ def score_defection(store: Any, as_of: Any = None, config: Any = None) -> Defect
     current = feats.features.droplevel("cutoff")
     current = current[~current.index.duplicated()]
     risk = model.predict_proba(current[ts.features])[:, 1]
-    contrib = model.contributions(current[ts.features])
-    words = say_reasons(contrib, current.assign(cutoff=score_cutoff), limit=settings.reasons)
+    # TreeSHAP is the costly step at scale: reasons for the customers at risk only
+    at_risk = risk >= settings.reasons_min_risk
+    words: list[list[str]] = [[] for _ in range(len(current))]
+    if at_risk.any():
+        contrib = model.contributions(current.loc[at_risk, ts.features])
+        said = say_reasons(contrib, current.loc[at_risk].assign(cutoff=score_cutoff),
+                           limit=settings.reasons)
+        for i, phrases in zip(np.flatnonzero(at_risk), said, strict=True):
+            words[i] = phrases
     scores = current.copy()
     scores["defection_risk"] = risk
     scores["defection_reasons"] = words
