@@ -143,10 +143,10 @@ def test_score_fills_every_customer_with_margins_and_no_nan(shop):
 def test_rescoring_replaces_and_keeps_other_score_keys(shop):
     as_of = shop.score().as_of.date()
     shop.store.execute("UPDATE customer_scores SET scores = json_merge_patch(scores, "
-                       "'{\"defection_risk\": 0.5}')")
+                       "'{\"my_score\": 0.5}')")
     shop.score(as_of=as_of)
     n, with_key = shop.store.fetchall(
-        "SELECT count(*), count(*) FILTER (WHERE scores->>'defection_risk' = '0.5') "
+        "SELECT count(*), count(*) FILTER (WHERE scores->>'my_score' = '0.5') "
         "FROM customer_scores")[0]
     assert n == with_key == shop.store.scalar("SELECT count(*) FROM customers")
 
