@@ -23,6 +23,7 @@ from onetoone.differentiate.btyd._base import (
     compress,
     removable_at_one,
     wrap,
+    wsum,
 )
 from onetoone.errors import ModelError
 
@@ -87,7 +88,7 @@ class BGBB(BTYDModel):
         (x, t_x, n), w = compress([x, t_x, n], w)
 
         def loglik(theta: FloatArray) -> float:
-            return float(np.dot(w, _log_terms(theta, x, t_x, n)[0]))
+            return wsum(w, _log_terms(theta, x, t_x, n)[0])
 
         self._maximize(loglik, None, np.ones(4), float(w.sum()))
         self.n_customers_ = int(np.rint(w.sum()))

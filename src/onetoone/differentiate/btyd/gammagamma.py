@@ -23,6 +23,7 @@ from onetoone.differentiate.btyd._base import (
     check_weights,
     compress,
     wrap,
+    wsum,
 )
 from onetoone.errors import ModelError
 
@@ -50,12 +51,12 @@ def _loglik(
     dig = special.digamma(px + q)
     grad = np.array(
         [
-            np.dot(w, x * (dig - special.digamma(px) + log_xm - log_gxm)),
-            np.dot(w, dig - special.digamma(q) + np.log(g) - log_gxm),
-            np.dot(w, q / g - (px + q) / (g + x * m)),
+            wsum(w, x * (dig - special.digamma(px) + log_xm - log_gxm)),
+            wsum(w, dig - special.digamma(q) + np.log(g) - log_gxm),
+            wsum(w, q / g - (px + q) / (g + x * m)),
         ]
     )
-    return float(np.dot(w, ll)), grad
+    return wsum(w, ll), grad
 
 
 class GammaGamma(BTYDModel):
@@ -85,8 +86,8 @@ class GammaGamma(BTYDModel):
             )
         w = check_weights(weights, x.size)
         (x, m), w = compress([x, m], w)
-        mean_m = float(np.dot(w, m) / w.sum())
-        var_m = float(np.dot(w, (m - mean_m) ** 2) / w.sum())
+        mean_m = float(wsum(w, m) / w.sum())
+        var_m = float(wsum(w, (m - mean_m) ** 2) / w.sum())
         # Method-of-moments-like start: p ~ 1/cv^2 of zbar, q a little above 2.
         p0 = max(min(mean_m**2 / max(var_m, 1e-12), 100.0), 0.1)
         initial = np.array([p0, 3.0, 2.0 * mean_m / p0])  # E[zbar] = p gamma / (q - 1)

@@ -17,11 +17,9 @@ from scipy import special
 from onetoone.differentiate.btyd._base import (
     as_nonnegative,
     check_counts,
-    check_frt,
-    removable_at_one,
     wrap,
 )
-from onetoone.differentiate.btyd.bgnbd import BGNBD
+from onetoone.differentiate.btyd.bgnbd import BGNBD, _mean_while_alive
 
 
 class ModifiedBGNBD(BGNBD):
@@ -35,23 +33,16 @@ class ModifiedBGNBD(BGNBD):
 
     def p_alive(self, frequency: Any, recency: Any, T: Any) -> Any:
         """P(alive | x, t_x, T) = 1 / (1 + a/(b+x) ((alpha+T)/(alpha+t_x))^(r+x))."""
-        r, alpha, a, b = self._params()
-        x, t_x, t = check_frt(frequency, recency, T)
-        dd = np.log(a) - np.log(b + x) + (r + x) * (np.log(alpha + t) - np.log(alpha + t_x))
-        return wrap(special.expit(-dd), frequency)
+        return super().p_alive(frequency, recency, T)
 
     def expected_purchases_new(self, t: Any) -> Any:
-        """E[X(t)] = b/(a-1) [1 - (alpha/(alpha+t))^r 2F1(r, b+1; a+b; t/(alpha+t))], with
-        (1-z)^r 2F1(r, b+1; a+b; z) = (1-z)^(a-1) 2F1(a+b-r, a-1; a+b; z) (Euler)."""
+        """E[X(t)] = b/(a-1) [1 - (alpha/(alpha+t))^r 2F1(r, b+1; a+b; t/(alpha+t))]
+        = b/(a+b) E[(1 - (1 + p t/alpha)^-r) / p], p ~ Beta(a, b+1): alive after the first
+        purchase with probability b/(a+b), then as a BG/NBD customer (see ``_mean_while_alive``).
+        """
         r, alpha, a, b = self._params()
         tt = as_nonnegative("t", t)
-        z = tt / (alpha + tt)
-
-        def value(a_: float) -> Any:
-            hyp = special.hyp2f1(a_ + b - r, a_ - 1, a_ + b, z)
-            return b / (a_ - 1) * (1 - np.exp((a_ - 1) * np.log1p(-z)) * hyp)
-
-        return wrap(removable_at_one(value, a), t)
+        return wrap(b / (a + b) * _mean_while_alive(a, b + 1.0, r, tt / alpha), t)
 
     def probability_of_purchases(self, n: Any, t: Any) -> Any:
         """P(X(t) = n) for a new customer, from the process given (lambda, p) averaged over the

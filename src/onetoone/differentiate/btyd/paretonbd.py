@@ -39,6 +39,7 @@ from onetoone.differentiate.btyd._base import (
     check_weights,
     compress,
     wrap,
+    wsum,
 )
 
 _GL_X, _GL_W = np.polynomial.legendre.leggauss(64)
@@ -200,13 +201,13 @@ def _loglik(theta: FloatArray, d: _Data) -> float:
     log_k = _log_k(r, alpha, s, beta, d.pair_x, d.pair_u)
     log_k_t = log_k[d.code_t]
     odds = _odds_from_parts(r, s, d.x, log_k[d.code_tx], log_k_t, log_g[d.code_tx], log_g[d.code_t])
-    ll_x = np.dot(
+    ll_x = wsum(
         d.wx,
         special.gammaln(r + d.ux) - special.gammaln(r) + r * np.log(alpha) + s * np.log(beta),
     )
     # Floor the odds at -200: exp(-200) is negligible and denormals are ~50x slower.
     rows = log_k_t + np.logaddexp(0.0, np.maximum(odds, -200.0))
-    return float(ll_x + np.dot(d.w, rows))
+    return float(ll_x + wsum(d.w, rows))
 
 
 def _one_minus_pow(k: Any, log_ratio: Any) -> Any:
@@ -232,8 +233,8 @@ class ParetoNBD(BTYDModel):
         x, t_x, t = (np.ravel(v) for v in check_frt(frequency, recency, T))
         w = check_weights(weights, x.size)
         d = _Data.build(x, t_x, t, w)
-        mean_t = max(float(np.dot(d.w, d.T) / d.w.sum()), 1e-3)
-        mean_x = float(np.dot(d.w, d.x) / d.w.sum())
+        mean_t = max(float(wsum(d.w, d.T) / d.w.sum()), 1e-3)
+        mean_x = float(wsum(d.w, d.x) / d.w.sum())
         initial = np.array([1.0, mean_t / (1.0 + mean_x), 1.0, mean_t])
         self._maximize(lambda th: _loglik(th, d), None, initial, float(w.sum()))
         self.n_customers_ = int(np.rint(w.sum()))
