@@ -112,10 +112,12 @@ def test_predictions_finite_and_exact_for_extreme_parameters(
         ref_alive = _ref_p_alive(params, shift, X[i], T_X[i], BIG_T[i])
         assert alive[i] == pytest.approx(ref_alive, rel=1e-10)
         mean = _ref_mean(a, b + X[i] + 1 - shift, r + X[i], 52.0 / (alpha + BIG_T[i]))
-        assert future[1][i] == pytest.approx(mean * ref_alive, rel=1e-8), i
+        # Without mpmath the reference is the a, b -> infinity limit, itself off by O(1/a).
+        tol = 1e-8 if mpmath is not None else 1e-6
+        assert future[1][i] == pytest.approx(mean * ref_alive, rel=tol), i
     first = b / (a + b) if shift == 0.0 else 1.0  # MBG/NBD: may drop out at the first purchase
     expected_new = [first * _ref_mean(a, b + 1 - shift, r, t / alpha) for t in horizons]
-    np.testing.assert_allclose(new, expected_new, rtol=1e-8)
+    np.testing.assert_allclose(new, expected_new, rtol=1e-8 if mpmath is not None else 1e-6)
 
 
 def test_large_a_b_tends_to_the_common_p_limit() -> None:
