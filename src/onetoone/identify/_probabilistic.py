@@ -29,6 +29,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 
@@ -309,7 +310,9 @@ def make_linker(frame: pd.DataFrame, settings: IdentifySettings,
 
     columns = model_columns(frame)
     extra = ["name_concat"] if "first_name" in columns and "surname" in columns else []
-    data = DuckDBAPI().register(frame[["unique_id", *columns, *extra]])
+    connection = duckdb.connect()
+    connection.execute("SET enable_progress_bar = false")  # no bars in the CLI's output
+    data = DuckDBAPI(connection).register(frame[["unique_id", *columns, *extra]])
     if model is not None and model.get("columns") == columns:
         return Linker(data, model["model"], log_level=logging.ERROR)
     linker = Linker(data, splink_settings(columns), log_level=logging.ERROR)
