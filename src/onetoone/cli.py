@@ -423,7 +423,8 @@ def decide(
             table.add_row(reason, f"{count:,}")
         console.print(table)
         console.print(f"{result.contacted:,} of {result.customers:,} customers in the outbound "
-                      f"list {result.output} ({result.seconds:.1f} s).", markup=False, highlight=False)
+                      f"list {result.output} ({result.seconds:.1f} s).",
+                      markup=False, highlight=False)
 
 
 apikey_app = typer.Typer(help="API keys of the REST API (stored hashed).", no_args_is_help=True)

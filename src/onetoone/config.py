@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
@@ -24,6 +24,10 @@ from onetoone.interact.settings import ApiSettings, ContactPolicySettings
 from onetoone.schema import ENTITIES
 
 CONFIG_FILE = "onetoone.toml"
+
+
+ValueModelName = Literal["bgnbd", "paretonbd", "mbgnbd"]
+_VALUE_MODELS: tuple[ValueModelName, ...] = ("bgnbd", "paretonbd", "mbgnbd")
 
 
 class _Section(BaseModel):
@@ -169,8 +173,8 @@ class ValueSettings(_Section):
 
     time_unit: Literal["day", "week", "month"] = "week"
     holdout_weeks: int = Field(default=26, ge=1)
-    models: list[Literal["bgnbd", "paretonbd", "mbgnbd"]] = Field(
-        default_factory=lambda: ["bgnbd", "paretonbd", "mbgnbd"], min_length=1
+    models: list[ValueModelName] = Field(
+        default_factory=lambda: list(_VALUE_MODELS), min_length=1
     )
     min_customers: int = Field(default=30, ge=2)
     min_repeat_customers: int = Field(default=10, ge=2)
@@ -365,7 +369,3 @@ language = "fr"
 # [sources.crm.identifiers]       # identifier type = source column
 # loyalty_card = "carte"
 '''
-
-
-def as_dict(config: Config) -> dict[str, Any]:
-    return config.model_dump(exclude_defaults=True)

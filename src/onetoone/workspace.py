@@ -130,7 +130,7 @@ class Workspace:
         name = re.sub(r"[^A-Za-z0-9_\-]", "_", path.stem.split(".")[0]) or "adhoc"
         try:
             config = SourceConfig(entity=entity, path=str(path.resolve()), columns=columns,
-                                  identifiers=identifiers, **options)  # type: ignore[arg-type]
+                                  identifiers=identifiers, **options)
         except ValueError as exc:
             raise ConfigError(f"Invalid options for {path.name}: {exc}.") from None
         full = Config(workspace=self.config.workspace, sources={name: config})

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import glob
 import hashlib
-import json
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -36,7 +35,6 @@ class _BatchPlan:
     insert_rows: str
     insert_rejects: str
     insert_identifiers: str | None
-    identifier_types: int
 
 
 @dataclass
@@ -182,7 +180,7 @@ class SourceLoader:
                 "nothing was loaded.",
                 hint=hint,
             )
-        duplicated = set(getattr(source_file, "duplicated_columns", []))
+        duplicated = set(source_file.duplicated_columns)
         ambiguous = sorted(duplicated & set(wanted.values()))
         if ambiguous:
             raise IngestError(
@@ -273,7 +271,7 @@ class SourceLoader:
             typed = ident(f"__v_{fld.name}")
             layer1.append(f"{expr.value} AS {typed}")
             out[fld.name] = typed
-            if expr.failed != "false":
+            if expr.checked:
                 failed = f"(nullif(trim({raw}), '') IS NOT NULL AND {typed} IS NULL)"
                 if fld.kind in STRICT_KINDS:
                     words = (q(f"{fld.name} '") + f" || {raw} || "
@@ -354,8 +352,7 @@ class SourceLoader:
                 f"FROM ({staged})) WHERE k IS NOT NULL AND p.v IS NOT NULL AND source_row "
                 "NOT IN (SELECT source_row FROM _rejected) GROUP BY k, p.t, p.v"
             )
-        return _BatchPlan(insert_rows, insert_rejects, insert_identifiers,
-                          len(identifiers))
+        return _BatchPlan(insert_rows, insert_rejects, insert_identifiers)
 
     def _identifier_columns(self, names: list[str] | tuple[str, ...]) -> list[tuple[str, str]]:
         """(identifier type, SQL of its normalized value) for this source's rows."""
@@ -465,17 +462,3 @@ class SourceLoader:
                   GROUP BY customer_record_key) n
             ANTI JOIN customer_records c ON c.record_key = n.k
         """, [ingestion_id, ingestion_id])
-
-
-def describe(result: SourceResult) -> dict[str, object]:
-    return {
-        "source": result.source,
-        "entity": result.entity,
-        "files": len(result.files),
-        "rows_read": result.total("rows_read"),
-        "rows_loaded": result.total("rows_loaded"),
-        "rows_quarantined": result.total("rows_quarantined"),
-        "rows_new": result.total("rows_new"),
-        "unchanged_files": sum(1 for f in result.files if f.status == "unchanged"),
-        "detail": json.dumps([f.__dict__ for f in result.files], default=str),
-    }

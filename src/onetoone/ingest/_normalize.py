@@ -68,8 +68,9 @@ def ident(name: str) -> str:
 @dataclass(frozen=True)
 class Expr:
     value: str
-    #: True when the input held something that did not parse (NULL-safe).
-    failed: str
+    #: Whether a non-empty input can fail to parse (then the row is refused or the value set
+    #: aside, with ``expected`` in the reason).
+    checked: bool
     #: Words for the reason, given the raw value in SQL (``raw``).
     expected: str
 
@@ -219,13 +220,12 @@ class Normalizer:
 
     # -- dispatch -----------------------------------------------------------------------
     def field(self, raw: str, kind: str, field: str) -> Expr:
-        present = f"nullif(trim({raw}), '') IS NOT NULL"
         simple = {
             "id": self.text(raw), "text": self.text(raw), "name": self.name(raw),
             "code": self.code(raw, field), "handle": self.handle(raw),
         }
         if kind in simple:
-            return Expr(simple[kind], "false", "")
+            return Expr(simple[kind], False, "")
         typed = {
             "email": (self.identifier(raw, "email"), "an e-mail address"),
             "phone": (self.phone(raw), f"a phone number (country {self.country})"),
@@ -238,7 +238,7 @@ class Normalizer:
             "boolean": (self.boolean(raw), "yes/no (true/false, 1/0, oui/non)"),
         }
         value, expected = typed[kind]
-        return Expr(value, f"({present} AND ({value}) IS NULL)", expected)
+        return Expr(value, True, expected)
 
     def _formats_hint(self, dates: bool = False) -> str:
         formats = self.source.date_formats() if dates else [

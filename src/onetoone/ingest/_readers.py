@@ -49,6 +49,8 @@ class SourceFile:
     columns: list[str]
     _batches: Iterator[pa.RecordBatch]
     rejects: list[Reject] = field(default_factory=list)
+    #: Header names that appear more than once (renamed name_2, name_3... in ``columns``).
+    duplicated_columns: list[str] = field(default_factory=list)
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         yield from self._batches
@@ -200,8 +202,7 @@ def _open_csv(path: Path, source: SourceConfig, fmt: str) -> SourceFile:
         skip = source.skip_rows
     names = _unique_names(raw_names)
     duplicated = sorted({n for n in raw_names if raw_names.count(n) > 1})
-    result = SourceFile(path, fmt, encoding, names, iter(()))
-    result.duplicated_columns = duplicated  # type: ignore[attr-defined]
+    result = SourceFile(path, fmt, encoding, names, iter(()), duplicated_columns=duplicated)
     header_lines = skip
 
     rejected: list[Any] = []
@@ -406,15 +407,13 @@ def _to_string(array: pa.Array) -> pa.Array:
 
 
 # -- JSON / JSONL -------------------------------------------------------------------------
-def _flatten(obj: dict[str, Any], prefix: str = "", out: dict[str, Any] | None = None,
-             keep: str | None = None) -> dict[str, Any]:
+def _flatten(obj: dict[str, Any], prefix: str = "",
+             out: dict[str, Any] | None = None) -> dict[str, Any]:
     out = {} if out is None else out
     for key, value in obj.items():
         name = f"{prefix}{key}"
         if isinstance(value, dict):
-            _flatten(value, f"{name}.", out, keep)
-        elif name == keep:
-            out[name] = value
+            _flatten(value, f"{name}.", out)
         else:
             out[name] = value
     return out
@@ -474,7 +473,7 @@ def _open_json(path: Path, source: SourceConfig, fmt: str) -> SourceFile:
                 result.rejects.append(
                     Reject(number, "record is not a JSON object", raw or json.dumps(obj)))
                 continue
-            flat = _flatten(obj, keep=explode)
+            flat = _flatten(obj)
             if explode is None:
                 yield number, flat
                 continue
