@@ -1,20 +1,28 @@
 """Benchmark of the decision service: decision latency and throughput, durable event ingestion.
 
-Starts ``onetoone serve`` on a fresh workspace (loopback), seeds customers through the events
-API, then measures, in the same run and with the same load generator (httpx, asyncio):
+Starts ``onetoone serve`` on a fresh workspace (loopback) in its own process, seeds customers
+through the events API, then measures from this process, in the same run and with the same load
+generator:
 
-* decision latency (p50/p99) at fixed request rates (open loop) and throughput at increasing
-  concurrency (closed loop), side by side with the bare route ``GET /v1/ping`` of the same app;
+* decision latency (p50/p99) at fixed request rates (open loop: requests are sent on schedule
+  whatever the answers, and latency counts from the scheduled time, so a server that falls
+  behind is not hidden by a waiting client) and throughput at increasing concurrency (closed
+  loop), side by side with the bare route ``GET /v1/ping`` of the same app;
 * events acknowledged durably per second, in batches, at increasing concurrency.
 
-Usage: ``python benchmarks/service.py [--customers 10000] [--events 200000]``. Figures go to
-docs/service.md ("Benchmarks"); nothing here is asserted.
+The load generator is a minimal HTTP/1.1 keep-alive client over asyncio (uvloop when installed)
+with prebuilt requests: a few tens of microseconds of CPU per request, so that on a small
+machine it takes little from the server. The server's CPU time per request is printed too.
+
+Usage: ``python benchmarks/service.py [--customers 10000] [--events 150000] [--seconds 10]``.
+Figures go to docs/service.md ("Benchmarks"); nothing here is asserted.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import platform
 import shutil
@@ -24,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -74,122 +83,217 @@ def _port() -> int:
 
 
 def _pct(values: list[float], q: float) -> float:
-    return float(np.percentile(np.array(values) * 1000, q))
+    return float(np.percentile(np.array(values) * 1000, q)) if values else float("nan")
 
 
-async def _open_loop(client: httpx.AsyncClient, make: object, rate: float,
-                     seconds: float) -> tuple[list[float], int]:
-    """Requests started at a fixed rate; latency of each, and the errors."""
-    latencies: list[float] = []
-    errors = 0
-    interval = 1.0 / rate
-    start = time.perf_counter()
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux), 0 elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    async def one(i: int) -> None:
-        nonlocal errors
-        t0 = time.perf_counter()
+
+class _Conn(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection: one request at a time, answer parsed minimally."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buf = bytearray()
+        self.waiter: asyncio.Future[int] | None = None
+        self.need = -1
+        self.status = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        if self.need < 0:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = bytes(self.buf[:end]).lower()
+            self.status = int(head[9:12])
+            at = head.find(b"content-length:")
+            length = int(head[at + 15 : head.find(b"\r\n", at)]) if at >= 0 else 0
+            self.need = end + 4 + length
+        if len(self.buf) >= self.need:
+            del self.buf[: self.need]
+            self.need = -1
+            if self.waiter is not None and not self.waiter.done():
+                self.waiter.set_result(self.status)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(ConnectionError("connection closed"))
+
+    async def request(self, data: bytes) -> int:
+        self.waiter = asyncio.get_running_loop().create_future()
+        assert self.transport is not None
+        self.transport.write(data)
+        return await self.waiter
+
+
+class Load:
+    """Prebuilt requests sent over a pool of keep-alive connections."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.idle: list[_Conn] = []
+        self.opened = 0
+
+    async def _get(self) -> _Conn:
+        if self.idle:
+            return self.idle.pop()
+        loop = asyncio.get_running_loop()
+        _, conn = await loop.create_connection(_Conn, "127.0.0.1", self.port)
+        conn.transport.get_extra_info("socket").setsockopt(  # type: ignore[union-attr]
+            socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.opened += 1
+        return conn
+
+    async def send(self, data: bytes) -> int:
+        conn = await self._get()
         try:
-            r = await make(client, i)  # type: ignore[operator]
-        except httpx.TransportError:
-            errors += 1
-            return
-        latencies.append(time.perf_counter() - t0)
-        if r.status_code != 200:
-            errors += 1
+            status = await conn.request(data)
+        except ConnectionError:
+            return 0
+        self.idle.append(conn)
+        return status
 
-    tasks = []
-    n = int(rate * seconds)
-    for i in range(n):
-        delay = start + i * interval - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(i)))
-    await asyncio.gather(*tasks)
-    return latencies, errors
+    async def open_loop(self, requests: Callable[[int], bytes], rate: float,
+                        seconds: float) -> tuple[list[float], int]:
+        """Requests at a fixed rate; latency of each from its scheduled time, and errors."""
+        loop = asyncio.get_running_loop()
+        latencies: list[float] = []
+        errors = 0
+        n = int(rate * seconds)
+        done = loop.create_future()
+        left = n
+        start = loop.time() + 0.05
+        offset = time.perf_counter() - loop.time()
+
+        async def one(i: int, due: float) -> None:
+            nonlocal errors, left
+            # The loop's timer may fire up to a millisecond early: count from the later of
+            # the scheduled time and the actual start.
+            sent = time.perf_counter()
+            status = await self.send(requests(i))
+            latencies.append(time.perf_counter() - min(sent, due + offset))
+            errors += status != 200
+            left -= 1
+            if left == 0:
+                done.set_result(None)
+
+        for i in range(n):
+            due = start + i / rate
+            loop.call_at(due, lambda i=i, due=due: loop.create_task(one(i, due)))
+        await done
+        return latencies, errors
+
+    async def closed_loop(self, requests: Callable[[int], bytes], concurrency: int,
+                          seconds: float) -> tuple[float, list[float], int]:
+        """``concurrency`` clients, each sending its next request on the answer."""
+        latencies: list[float] = []
+        errors = 0
+        stop = time.perf_counter() + seconds
+        counter = iter(range(10**9))
+
+        async def worker() -> None:
+            nonlocal errors
+            while time.perf_counter() < stop:
+                t0 = time.perf_counter()
+                errors += await self.send(requests(next(counter))) != 200
+                latencies.append(time.perf_counter() - t0)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return len(latencies) / (time.perf_counter() - started), latencies, errors
 
 
-async def _closed_loop(client: httpx.AsyncClient, make: object, concurrency: int,
-                       seconds: float) -> tuple[float, list[float]]:
-    latencies: list[float] = []
-    stop = time.perf_counter() + seconds
-    counter = iter(range(10**9))
-
-    async def worker() -> None:
-        while time.perf_counter() < stop:
-            t0 = time.perf_counter()
-            await make(client, next(counter))  # type: ignore[operator]
-            latencies.append(time.perf_counter() - t0)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return len(latencies) / (time.perf_counter() - started), latencies
+def _http(method: str, path: str, key: str, body: dict[str, object] | None = None) -> bytes:
+    payload = json.dumps(body).encode() if body is not None else b""
+    head = (f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {key}\r\n")
+    if body is not None:
+        head += f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
+    return (head + "\r\n").encode() + payload
 
 
-async def run(url: str, key: str, customers: int, events: int) -> None:
+async def ingest(url: str, key: str, customers: int, events: int) -> None:
     headers = {"Authorization": f"Bearer {key}"}
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
-    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60,
-                                 limits=limits) as client:
-        # -- event ingestion, in batches ---------------------------------------------------
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as client:
         print("\n## Events acknowledged durably (batches of 500)\n")
         print("| concurrent requests | events | seconds | events/s |")
         print("|---|---|---|---|")
-        sent = 0
         for concurrency in (1, 4, 16):
             total = events // 3
-            batches = [[{"event_id": f"ev-{concurrency}-{b}-{i}",
-                         "occurred_at": "2026-11-24T10:00:00+01:00",
-                         "customer": {"email": f"client{(b * 500 + i) % customers}@exemple.fr"},
-                         "channel": "web", "type": "page_view", "properties": {"page": "/"}}
-                        for i in range(500)] for b in range(total // 500)]
+            batches = [json.dumps({"events": [
+                {"event_id": f"ev-{concurrency}-{b}-{i}",
+                 "occurred_at": "2026-11-24T10:00:00+01:00",
+                 "customer": {"email": f"client{(b * 500 + i) % customers}@exemple.fr"},
+                 "channel": "web", "type": "page_view", "properties": {"page": "/"}}
+                for i in range(500)]}).encode() for b in range(total // 500)]
             queue = list(batches)
             t0 = time.perf_counter()
 
-            async def sender(queue: list[list[dict[str, object]]] = queue) -> None:
+            async def sender(queue: list[bytes] = queue) -> None:
                 while queue:
-                    batch = queue.pop()
-                    r = await client.post("/v1/events", json={"events": batch})
+                    r = await client.post("/v1/events", content=queue.pop(),
+                                          headers={"Content-Type": "application/json"})
                     assert r.status_code == 200, r.text
 
             await asyncio.gather(*(sender() for _ in range(concurrency)))
             seconds = time.perf_counter() - t0
             n = len(batches) * 500
-            sent += n
             print(f"| {concurrency} | {n:,} | {seconds:.1f} | {n / seconds:,.0f} |")
 
-        async def decide(c: httpx.AsyncClient, i: int) -> httpx.Response:
-            return await c.post("/v1/decisions", json={
-                "customer": {"email": f"client{i % customers}@exemple.fr"}, "channel": "web",
-                "context": {"page": "home"}})
 
-        async def ping(c: httpx.AsyncClient, i: int) -> httpx.Response:
-            return await c.get("/v1/ping")
+async def latency(port: int, key: str, customers: int, pid: int, seconds: float,
+                  rates: list[int], concurrencies: list[int]) -> None:
+    decisions = [_http("POST", "/v1/decisions", key, {
+        "customer": {"email": f"client{i}@exemple.fr"}, "channel": "web",
+        "context": {"page": "home"}}) for i in range(customers)]
+    ping = _http("GET", "/v1/ping", key)
+    routes: list[tuple[str, Callable[[int], bytes]]] = [
+        ("POST /v1/decisions", lambda i: decisions[i % customers]),
+        ("GET /v1/ping (bare)", lambda i: ping),
+    ]
+    load = Load(port)
+    await load.closed_loop(routes[0][1], 4, 2.0)  # warm-up
 
-        await _closed_loop(client, decide, 16, 2.0)  # warm-up
+    print(f"\n## Latency at a fixed request rate (open loop, {seconds:g} s each)\n")
+    print("| route | req/s | p50 ms | p90 ms | p99 ms | max ms | errors | server CPU ms/req |")
+    print("|---|---|---|---|---|---|---|---|")
+    for rate in rates:
+        for name, make in routes:
+            cpu = _cpu_seconds(pid)
+            lat, errors = await load.open_loop(make, rate, seconds)
+            per = 1000 * (_cpu_seconds(pid) - cpu) / max(len(lat), 1)
+            print(f"| {name} | {rate} | {_pct(lat, 50):.1f} | {_pct(lat, 90):.1f} | "
+                  f"{_pct(lat, 99):.1f} | {_pct(lat, 100):.1f} | {errors} | {per:.2f} |",
+                  flush=True)
 
-        print("\n## Latency at a fixed request rate (open loop, 10 s each)\n")
-        print("| route | req/s | p50 ms | p99 ms | errors |")
-        print("|---|---|---|---|---|")
-        for rate in (100, 200, 400):
-            for name, make in (("POST /v1/decisions", decide), ("GET /v1/ping (bare)", ping)):
-                lat, errors = await _open_loop(client, make, rate, 10)
-                print(f"| {name} | {rate} | {_pct(lat, 50):.1f} | {_pct(lat, 99):.1f} | "
-                      f"{errors} |")
-
-        print("\n## Throughput at increasing concurrency (closed loop, 8 s each)\n")
-        print("| route | concurrency | req/s | p50 ms | p99 ms |")
-        print("|---|---|---|---|---|")
-        for concurrency in (1, 4, 16, 64):
-            for name, make in (("POST /v1/decisions", decide), ("GET /v1/ping (bare)", ping)):
-                rps, lat = await _closed_loop(client, make, concurrency, 8)
-                print(f"| {name} | {concurrency} | {rps:,.0f} | {_pct(lat, 50):.1f} | "
-                      f"{_pct(lat, 99):.1f} |")
+    print(f"\n## Throughput at increasing concurrency (closed loop, {seconds:g} s each)\n")
+    print("| route | concurrency | req/s | p50 ms | p99 ms | errors |")
+    print("|---|---|---|---|---|---|")
+    for concurrency in concurrencies:
+        for name, make in routes:
+            rps, lat, errors = await load.closed_loop(make, concurrency, seconds)
+            print(f"| {name} | {concurrency} | {rps:,.0f} | {_pct(lat, 50):.1f} | "
+                  f"{_pct(lat, 99):.1f} | {errors} |", flush=True)
+    print(f"\n({load.opened} connections opened by the load generator)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=10_000)
     parser.add_argument("--events", type=int, default=150_000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--rates", default="100,200,300,400")
+    parser.add_argument("--concurrency", default="1,4,16,64")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="onetoone-bench-"))
     with Workspace.init(root, config_text=CONFIG) as ws:
@@ -206,9 +310,21 @@ def main() -> None:
                     break
             except httpx.TransportError:
                 time.sleep(0.1)
+        try:
+            import uvloop  # type: ignore[import-not-found]
+
+            loop_name = "uvloop"
+        except ImportError:
+            uvloop, loop_name = None, "asyncio"
         print(f"# onetoone service benchmark: {platform.machine()}, {os.cpu_count()} cores, "
-              f"Python {platform.python_version()}, {args.customers:,} customers")
-        asyncio.run(run(url, key, args.customers, args.events))
+              f"Python {platform.python_version()}, {args.customers:,} customers, load "
+              f"average {os.getloadavg()[0]:.2f} at start; client loop {loop_name}")
+        asyncio.run(ingest(url, key, args.customers, args.events))
+        runner = uvloop.run if uvloop is not None else asyncio.run
+        runner(latency(port, key, args.customers, proc.pid, args.seconds,
+                       [int(r) for r in args.rates.split(",")],
+                       [int(c) for c in args.concurrency.split(",")]))
+        print(f"load average {os.getloadavg()[0]:.2f} at the end")
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)

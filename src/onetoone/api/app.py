@@ -69,6 +69,39 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
+class AccessLog:
+    """One line per request at INFO: method, route template, status, duration (plain ASGI: a
+    ``@app.middleware("http")`` costs a task and a stream per request)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not access.isEnabledFor(logging.INFO):
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = getattr(scope.get("route"), "path", "(no route)")
+            access.info(
+                "%s %s %d %.1fms",
+                scope["method"],
+                route,
+                status,
+                1000 * (time.perf_counter() - started),
+            )
+
+
 def _too_large(limit: int) -> JSONResponse:
     return JSONResponse(
         {"error": "PayloadTooLargeError", "message": f"The request body exceeds {limit} bytes."},
@@ -140,20 +173,7 @@ def build_app(workspace: Workspace | Path | str) -> FastAPI:
         log.error("internal error %s on %s\n%s", type(exc).__name__, _route(request), frames)
         return _error(500, "InternalError", "An internal error occurred; it has been logged.")
 
-    @app.middleware("http")
-    async def _access_log(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
-        started = time.perf_counter()
-        response = await call_next(request)
-        if access.isEnabledFor(logging.INFO):
-            access.info(
-                "%s %s %d %.1fms",
-                request.method,
-                _route(request),
-                response.status_code,
-                1000 * (time.perf_counter() - started),
-            )
-        return response
-
+    app.add_middleware(AccessLog)
     app.add_middleware(BodyLimit, max_bytes=ws.config.api.max_body_bytes)
     return app
 

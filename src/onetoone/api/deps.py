@@ -1,8 +1,12 @@
-"""Dependencies of the routes, as ``Annotated`` aliases: the service and the caller's scopes."""
+"""Dependencies of the routes, as ``Annotated`` aliases: the service and the caller's scopes.
+
+They are ``async`` (they only read memory): FastAPI runs a plain ``def`` dependency in the
+thread pool, a hop per dependency and per request.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -15,19 +19,20 @@ from onetoone.interact.service import DecisionService
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer KEY`.")
 
 
-def get_service(request: Request) -> DecisionService:
+async def get_service(request: Request) -> DecisionService:
     service: DecisionService = request.app.state.service
     return service
 
 
-def get_principal(
+async def get_principal(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
     if credentials is None or not credentials.credentials:
         raise AuthenticationError(
             "An API key is required.", hint="Send 'Authorization: Bearer KEY'."
         )
-    principal = get_service(request).keys.principal(credentials.credentials)
+    service: DecisionService = request.app.state.service
+    principal = service.keys.principal(credentials.credentials)
     if principal is None:
         raise AuthenticationError(
             "This API key is not valid.", hint="Create one with 'onetoone apikey create'."
@@ -35,8 +40,8 @@ def get_principal(
     return principal
 
 
-def require(scope: str) -> Callable[[Principal], Principal]:
-    def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+def require(scope: str) -> Callable[[Principal], Awaitable[Principal]]:
+    async def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
         if not principal.allows(scope):
             raise PermissionDeniedError(f"This API key lacks the scope '{scope}'.")
         return principal

@@ -14,7 +14,7 @@ older id (the API's) survives.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -154,6 +154,27 @@ class CustomerResolver:
             hit = self._index.get(key)
             if hit is not None:
                 return Resolved(hit[0], hit[1])
+        return None
+
+    def find_cached(self, ref: Mapping[str, str]) -> Resolved | None:
+        """:meth:`find` from the caches alone: None whenever a database read (or an error, or
+        a new customer) would be needed."""
+        if "customer_id" in ref:
+            hit = self._customers.get(ref["customer_id"])
+            return Resolved(hit[0], hit[1]) if hit is not None else None
+        known = []
+        for kind, raw in ref.items():
+            value = self._norm.get((kind, raw))
+            if value is None:
+                return None
+            known.append((self.rank.get(kind, len(self.rank)), kind, value))
+        for _, kind, value in sorted(known):
+            key = f"{kind}:{value}"
+            if key not in self._index:
+                return None
+            found = self._index[key]
+            if found is not None:
+                return Resolved(found[0], found[1])
         return None
 
     def resolve(self, ref: dict[str, str], submit: Submit) -> Resolved:

@@ -115,7 +115,12 @@ class DecisionService:
             self.config.control_groups,
             self.config.workspace.language,
         )
-        self.writer = GroupCommitWriter(self.con, group_commit_ms=self.config.api.group_commit_ms)
+        self.writer = GroupCommitWriter(
+            self.con,
+            group_commit_ms=self.config.api.group_commit_ms,
+            deferred_ms=0.0 if self.config.api.durable_decisions
+            else self.config.api.decision_log_ms,
+        )
         self.resolver = CustomerResolver(self.config, self.cursor)
         self.keys = KeyRing(workspace.store, self.config.api)
         self._profiles: dict[str, Profile] = {}
@@ -279,6 +284,7 @@ class DecisionService:
 
     def customer_view(self, customer_id: str) -> dict[str, Any]:
         """Golden record, scores, consents, recent interactions and decisions."""
+        self.writer.sync()  # the decisions logged so far are in the table
         cur = self.cursor()
         res = cur.execute("SELECT * FROM customers WHERE customer_id = ?", [customer_id])
         names = [d[0] for d in res.description]
@@ -411,11 +417,36 @@ class DecisionService:
     ) -> dict[str, Any]:
         """The next best action(s) for a customer on a channel, logged durably."""
         resolved = self._resolve(ref)
-        profile = self.profile(resolved.customer_id)
+        return self._decide(self.profile(resolved.customer_id), channel, context, now)
+
+    def decide_in_memory(
+        self, ref: Mapping[str, str], channel: str, context: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """:meth:`decide` when it needs no database read (the customer is known, its profile
+        in memory) and no wait for a commit; else None (then call :meth:`decide`).
+
+        Cheap and non-blocking, so that the API answers it on the event loop, without a hop
+        through the thread pool.
+        """
+        if self.config.api.durable_decisions:
+            return None
+        resolved = self.resolver.find_cached(ref)
+        profile = self._profiles.get(resolved.customer_id) if resolved else None
+        if profile is None:
+            return None
+        return self._decide(profile, channel, context, None)
+
+    def _decide(
+        self, profile: Profile, channel: str, context: Mapping[str, Any], now: datetime | None
+    ) -> dict[str, Any]:
         with profile.lock:
             decision = self.engine.decide(profile, channel, context, now or utcnow())
             rows = decision.rows()
-            future = self.writer.submit(lambda txn: txn.insert("decisions", rows))
+            # the log is written by a later group commit unless every decision must wait
+            future = self.writer.submit(
+                lambda txn: txn.insert("decisions", rows),
+                deferred=not self.config.api.durable_decisions,
+            )
         self._remember(decision)
         if self.config.api.durable_decisions:
             future.result(60)

@@ -89,6 +89,7 @@ class ApiSettings(_Section):
     max_events_per_request: int = Field(5000, ge=1)
     group_commit_ms: float = Field(2.0, ge=0, le=1000)
     durable_decisions: bool = False
+    decision_log_ms: float = Field(100.0, ge=0, le=10_000)
     preload_profiles: bool = True
     keys: dict[str, ApiKeyConfig] = Field(default_factory=dict)
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -9,6 +9,12 @@ bad request cannot fail the others.
 
 Event ids claimed in a group become "seen" only when the group commits, which makes ``POST
 /v1/events`` idempotent without a unique index.
+
+*Deferred* works (the decision log, which nobody waits for) do not start a commit of their own:
+they wait up to ``deferred_ms`` and go with the next group, so that a stream of decisions costs
+a few commits a second instead of one per decision. Order is kept: a write acknowledged after a
+deferred work proves that work committed too. :meth:`GroupCommitWriter.sync` commits what is
+deferred (read-your-writes); closing the writer commits everything queued.
 """
 
 from __future__ import annotations
@@ -102,6 +108,7 @@ Work = Callable[[Txn], Any]
 class _Item:
     work: Work
     future: Future[Any]
+    deferred: bool = False
 
 
 class GroupCommitWriter:
@@ -112,10 +119,15 @@ class GroupCommitWriter:
         con: duckdb.DuckDBPyConnection,
         *,
         group_commit_ms: float = 2.0,
+        deferred_ms: float = 0.0,
         max_group: int = 10_000,
     ) -> None:
         self.cur = con.cursor()
         self.linger = group_commit_ms / 1000.0
+        self.deferred_linger = deferred_ms / 1000.0
+        self._deferred_lock = threading.Lock()
+        self._deferred_queued = 0
+        self._deferred_done = 0
         self.max_group = max_group
         self.seen: set[str] = set()
         self.groups = 0
@@ -132,10 +144,21 @@ class GroupCommitWriter:
             ).fetchall():
                 self.seen.add(event_id)
 
-    def submit(self, work: Work) -> Future[Any]:
+    def submit(self, work: Work, *, deferred: bool = False) -> Future[Any]:
+        """Queue ``work``; the future resolves once it is committed. A ``deferred`` work waits
+        up to ``deferred_ms`` for other writes to share their commit."""
         future: Future[Any] = Future()
-        self._queue.put(_Item(work, future))
+        deferred = deferred and self.deferred_linger > 0
+        if deferred:
+            with self._deferred_lock:
+                self._deferred_queued += 1
+        self._queue.put(_Item(work, future, deferred))
         return future
+
+    def sync(self) -> None:
+        """Commit the deferred works queued so far (returns at once when there are none)."""
+        if self._deferred_queued != self._deferred_done:
+            self.write(lambda _txn: None)
 
     def write(self, work: Work, timeout: float | None = 60) -> Any:
         """Submit and wait until committed."""
@@ -148,11 +171,27 @@ class GroupCommitWriter:
     # -- the writer thread --------------------------------------------------------------
     def _run(self) -> None:
         stop = False
+        waiting: list[_Item] = []  # deferred works not yet committed
+        due = 0.0
         while not stop:
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=max(due - time.perf_counter(), 0)
+                                       if waiting else None)
+            except queue.Empty:
+                self._commit(waiting)
+                waiting = []
+                continue
             if item is None:
+                if waiting:
+                    self._commit(waiting)
                 break
-            group = [item]
+            if item.deferred and len(waiting) < self.max_group:
+                if not waiting:
+                    due = time.perf_counter() + self.deferred_linger
+                waiting.append(item)
+                continue
+            group = [*waiting, item]
+            waiting = []
             deadline = time.perf_counter() + self.linger
             while len(group) < self.max_group:
                 try:
@@ -171,6 +210,15 @@ class GroupCommitWriter:
             self._commit(group)
 
     def _commit(self, group: list[_Item]) -> None:
+        deferred = sum(i.deferred for i in group)
+        try:
+            self._commit_group(group)
+        finally:
+            if deferred:
+                with self._deferred_lock:
+                    self._deferred_done += deferred
+
+    def _commit_group(self, group: list[_Item]) -> None:
         try:
             results = self._transaction([i.work for i in group])
         except Exception as exc:

@@ -10,12 +10,12 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz")
-def healthz() -> dict[str, str]:
+async def healthz() -> dict[str, str]:
     """The service is up and owns its workspace."""
     return {"status": "ok"}
 
 
 @router.get("/v1/ping")
-def ping(_: AnyKey) -> dict[str, bool]:
+async def ping(_: AnyKey) -> dict[str, bool]:
     """A trivial authenticated route: what the stack costs without any work."""
     return {"pong": True}
