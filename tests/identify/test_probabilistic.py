@@ -77,3 +77,27 @@ def test_expectation_maximisation_that_degenerates_does_not_fail(base: Builder) 
     result = ws.identify()
     assert not any("failed" in note for note in result.notes), result.notes
     assert customer_of(ws, "crm:7") == customer_of(ws, "crm:7d")
+
+
+def test_a_level_no_random_pair_reaches_counts_for_a_match() -> None:
+    # A user name equal but for dots is never met by chance: its u is at most one in the pairs
+    # sampled, not Splink's generic default (which made the level count against a match).
+    import pandas as pd
+
+    from onetoone.config import IdentifySettings
+    from onetoone.identify._probabilistic import make_linker
+
+    rng = random.Random(3)
+    rows = [{"unique_id": str(i), "first_name": rng.choice(FIRST), "surname": rng.choice(LAST),
+             "email": f"user{i}@mail.fr"} for i in range(200)]
+    rows.append({"unique_id": "x", "first_name": "anne", "surname": "martin",
+                 "email": "anne.martin@mail.fr"})
+    rows.append({"unique_id": "y", "first_name": "anne", "surname": "martin",
+                 "email": "annemartin@mail.fr"})
+    frame = pd.DataFrame(rows)
+    frame["name_concat"] = frame["first_name"] + " " + frame["surname"]
+    linker = make_linker(frame, IdentifySettings(max_pairs_for_u=1e4), None, [])
+    email = next(c for c in linker._settings_obj.comparisons if c.output_column_name == "email")
+    dots = next(lv for lv in email.comparison_levels if "dots" in lv.label_for_charts)
+    assert dots.u_probability <= 1e-4
+    assert dots.m_probability > dots.u_probability

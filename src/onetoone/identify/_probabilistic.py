@@ -191,7 +191,11 @@ def clamp_probabilities(linker: Any, u_unseen: float = _FLOOR) -> None:
         for level in comparison.comparison_levels:
             if level.is_null_level:
                 continue
-            unseen = level.u_probability is None or not np.isfinite(level.u_probability)
+            # ``_u_probability``: the ``u_probability`` property falls back on Splink's generic
+            # default u (1 in 100 or 1 in 16), which would make a level that random pairs never
+            # reach (a user name equal but for dots) count *against* a match.
+            raw = getattr(level, "_u_probability", level.u_probability)
+            unseen = not isinstance(raw, float | int) or not np.isfinite(raw)
             if unseen and (level.m_probability is not None or not level._is_else_level):
                 level.u_probability = u_unseen
             for attr in ("m_probability", "u_probability"):
