@@ -153,6 +153,65 @@ unit_price = "UnitPrice"
     return ws
 
 
+def paired_bootstrap(y: np.ndarray, preds: dict[str, np.ndarray], reference: str,
+                     rounds: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """95 % intervals of each AUC and of its difference with ``reference``'s, customers
+    resampled with replacement (the same resample for every model: a paired comparison)."""
+    rng = np.random.default_rng(seed)
+    n = len(y)
+    draws: dict[str, list[float]] = {name: [] for name in preds}
+    diffs: dict[str, list[float]] = {name: [] for name in preds if name != reference}
+    for _ in range(rounds):
+        idx = rng.integers(0, n, n)
+        if y[idx].min() == y[idx].max():
+            continue
+        aucs = {name: roc_auc_score(y[idx], p[idx]) for name, p in preds.items()}
+        for name, value in aucs.items():
+            draws[name].append(value)
+            if name != reference:
+                diffs[name].append(aucs[reference] - value)
+    rows = []
+    for name in preds:
+        lo, hi = np.quantile(draws[name], [0.025, 0.975])
+        row = {"model": name, "auc_low": lo, "auc_high": hi}
+        if name in diffs:
+            d = np.asarray(diffs[name])
+            row |= {f"{reference} minus, low": np.quantile(d, 0.025),
+                    "high": np.quantile(d, 0.975), "share of resamples above 0": (d > 0).mean()}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def evaluate(ws: Workspace, settings: DefectionSettings, as_of: pd.Timestamp,
+             horizon: int) -> tuple[np.ndarray, dict[str, np.ndarray], Any]:
+    """Train and score as of ``as_of`` (nothing after it read); the truth and three models."""
+    started = time.perf_counter()
+    result = score_defection(ws.store, as_of, settings)
+    seconds = time.perf_counter() - started
+    print("\n".join(result.notes))
+    print(f"train + score: {seconds:.1f} s")
+    truth = labels(ws.store, "purchase", [as_of + pd.Timedelta(days=1)], horizon,
+                   settings.exclude_statuses).droplevel("cutoff")
+    scores = result.scores.loc[truth.index]
+    y = truth.to_numpy()
+    # baseline 1: recency-frequency logistic regression on the same training cutoffs
+    ts = result.training
+
+    def rf(frame: pd.DataFrame) -> np.ndarray:
+        return np.column_stack([np.log1p(frame["days_since_last_purchase"]),
+                                np.log1p(frame["purchases"]),
+                                np.log1p(frame["tenure_days"])])
+
+    logit = LogisticRegression(max_iter=1000).fit(rf(ts.X), ts.y)
+    preds = {"DefectionModel": scores["defection_risk"].to_numpy(),
+             "RF logistic": logit.predict_proba(rf(scores))[:, 1],
+             # baseline 2: BG/NBD fitted as of as_of
+             "BG/NBD P(no purchase)": btyd_no_purchase(scores, horizon),
+             "BG/NBD 1 - P(alive)": 1.0 - scores["p_alive"].fillna(
+                 scores["p_alive"].mean()).to_numpy()}
+    return y, preds, result
+
+
 def retail(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         ws = retail_workspace(Path(tmp), args.items)
@@ -165,43 +224,32 @@ def retail(args: argparse.Namespace) -> None:
         print(f"data {ws.store.scalar('SELECT min(occurred_at) FROM transactions')} to {end}; "
               f"horizon {horizon} days from the purchase gaps; as_of {as_of.date()}")
         settings = settings.model_copy(update={"horizon_days": horizon})
-        started = time.perf_counter()
-        result = score_defection(ws.store, as_of, settings)
-        seconds = time.perf_counter() - started
-        print("\n".join(result.notes))
-        print(f"train + score: {seconds:.1f} s")
-        truth = labels(ws.store, "purchase", [as_of + pd.Timedelta(days=1)], horizon,
-                       settings.exclude_statuses).droplevel("cutoff")
-        scores = result.scores.loc[truth.index]
-        y = truth.to_numpy()
-        model_p = scores["defection_risk"].to_numpy()
-        # baseline 1: recency-frequency logistic regression on the same training cutoffs
-        ts = result.training
-
-        def rf(frame: pd.DataFrame) -> np.ndarray:
-            return np.column_stack([np.log1p(frame["days_since_last_purchase"]),
-                                    np.log1p(frame["purchases"]),
-                                    np.log1p(frame["tenure_days"])])
-
-        logit = LogisticRegression(max_iter=1000).fit(rf(ts.X), ts.y)
-        rf_p = logit.predict_proba(rf(scores))[:, 1]
-        # baseline 2: BG/NBD fitted as of as_of, 1 - P(alive)
-        alive_p = 1.0 - scores["p_alive"].fillna(scores["p_alive"].mean()).to_numpy()
-        none_p = btyd_no_purchase(scores, horizon)
-        rows = [metrics("DefectionModel (LightGBM, calibrated)", y, model_p),
-                metrics("recency-frequency logistic regression", y, rf_p),
-                metrics("BG/NBD P(no purchase in the horizon)", y, none_p),
-                metrics("BG/NBD 1 - P(alive)", y, alive_p)]
-        print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-        curves = {"DefectionModel": calibration_table(y, model_p),
-                  "RF logistic": calibration_table(y, rf_p),
-                  "BG/NBD P(no purchase)": calibration_table(y, none_p)}
+        y, preds, result = evaluate(ws, settings, as_of, horizon)
+        names = {"DefectionModel": "DefectionModel (blend, calibrated)",
+                 "RF logistic": "recency-frequency logistic regression",
+                 "BG/NBD P(no purchase)": "BG/NBD P(no purchase in the horizon)",
+                 "BG/NBD 1 - P(alive)": "BG/NBD 1 - P(alive)"}
+        rows = [metrics(names[k], y, p) for k, p in preds.items()]
+        fmt = {"float_format": lambda v: f"{v:.4f}", "index": False}
+        print(pd.DataFrame(rows).to_string(**fmt))
+        main3 = {k: preds[k] for k in ("DefectionModel", "RF logistic", "BG/NBD P(no purchase)")}
+        print(f"\npaired bootstrap ({args.bootstrap} resamples of the {len(y):,} customers):")
+        print(paired_bootstrap(y, main3, "DefectionModel", args.bootstrap).to_string(**fmt))
+        curves = {name: calibration_table(y, p) for name, p in main3.items()}
         for name, table in curves.items():
             print(f"\ncalibration, {name}:\n{table.to_string(float_format=lambda v: f'{v:.3f}')}")
         plot_calibration(curves, ROOT / "docs" / "img" / "defection-calibration-retail.png",
                          f"Online Retail, as of {as_of.date()}, {horizon}-day horizon")
         print(f"customers evaluated {len(y):,}, defection rate {y.mean():.3f}")
         print("top features:", result.model.feature_importances().head(8).round(0).to_dict())
+        # a second, earlier as-of date: a different training and test window
+        second = as_of - pd.Timedelta(days=args.second_offset)
+        print(f"\nsecond as-of date {second.date()} (same horizon):")
+        y2, preds2, _ = evaluate(ws, settings, second, horizon)
+        print(pd.DataFrame([metrics(names[k], y2, p) for k, p in preds2.items()]
+                           ).to_string(**fmt))
+        print(paired_bootstrap(y2, {k: preds2[k] for k in main3}, "DefectionModel",
+                               args.bootstrap).to_string(**fmt))
         ws.close()
 
 
@@ -356,6 +404,9 @@ def main() -> None:
     p = sub.add_parser("retail")
     p.add_argument("--items", action="store_true")
     p.add_argument("--horizon", type=int, default=None)
+    p.add_argument("--bootstrap", type=int, default=1000)
+    p.add_argument("--second-offset", type=int, default=28,
+                   help="days between the as-of date and the second, earlier one")
     p = sub.add_parser("demo")
     p.add_argument("--workspace", required=True)
     p.add_argument("--customers", type=int, default=5000)

@@ -200,6 +200,8 @@ class DefectionSettings(_Section):
     max_horizon_days: int = Field(default=365, ge=7)
     cutoffs: int = Field(default=4, ge=1)
     cutoff_step_days: int | None = Field(default=None, ge=7)
+    min_training_rows: int = Field(default=50_000, ge=0)
+    max_cutoffs: int = Field(default=12, ge=1)
     min_history_days: int = Field(default=90, ge=0)
     exclude_statuses: list[str] = Field(default_factory=lambda: ["cancelled", "canceled"])
     n_estimators: int = Field(default=400, ge=10)

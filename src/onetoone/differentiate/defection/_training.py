@@ -114,9 +114,20 @@ def purchase_horizon(store: Any, settings: Any, before: Any = None) -> int:
 
 
 def training_cutoffs(first: pd.Timestamp, score_cutoff: pd.Timestamp, horizon: int,
-                     settings: Any) -> list[pd.Timestamp]:
-    """Training cutoffs, oldest first: the last one a horizon before ``score_cutoff``."""
+                     settings: Any, population: int | None = None) -> list[pd.Timestamp]:
+    """Training cutoffs, oldest first: the last one a horizon before ``score_cutoff``.
+
+    ``cutoffs`` cutoffs every ``cutoff_step_days`` (default half the horizon, at least 14)
+    when ``population`` (customers at the latest cutoff) times ``cutoffs`` reaches
+    ``min_training_rows``; a smaller base gets denser cutoffs (every horizon / 8 days, at least
+    7) up to ``max_cutoffs``, as many as that many rows need.
+    """
+    count = int(settings.cutoffs)
     step = int(settings.cutoff_step_days or max(14, horizon // 2))
+    wanted = int(getattr(settings, "min_training_rows", 0) or 0)
+    if population and population * count < wanted:
+        count = int(np.clip(-(-wanted // population), count, max(count, settings.max_cutoffs)))
+        step = int(settings.cutoff_step_days or max(7, horizon // 8))
     latest = score_cutoff - pd.Timedelta(days=horizon)
     earliest = first + pd.Timedelta(days=max(settings.min_history_days, 1))
     if latest < earliest:
@@ -126,8 +137,22 @@ def training_cutoffs(first: pd.Timestamp, score_cutoff: pd.Timestamp, horizon: i
             f"{settings.min_history_days} days of history.",
             hint="Set a shorter [defection] horizon_days or min_history_days, or score later.",
         )
-    cuts = [latest - pd.Timedelta(days=step * i) for i in range(settings.cutoffs)]
+    cuts = [latest - pd.Timedelta(days=step * i) for i in range(count)]
     return sorted(c for c in cuts if c >= earliest)
+
+
+def population_size(store: Any, kind: str, cutoff: pd.Timestamp, exclude_statuses: Any) -> int:
+    """Customers in the population at ``cutoff`` (buyers before it, or contract holders)."""
+    con = connection(store)
+    if kind == "contract":
+        sql = ("SELECT count(DISTINCT customer_id) FROM contracts WHERE customer_id IS NOT NULL "
+               "AND started_at < ? AND (ended_at IS NULL OR ended_at >= ?)")
+        params = [cutoff.to_pydatetime()] * 2
+    else:
+        con.execute(occasions_sql(exclude_statuses))
+        sql = "SELECT count(DISTINCT customer_id) FROM _dfx_occ WHERE kept AND day < ?"
+        params = [cutoff.to_pydatetime()]
+    return int(con.execute(sql, params).fetchall()[0][0])
 
 
 def labels(store: Any, kind: str, cutoffs: list[pd.Timestamp], horizon: int,
@@ -185,7 +210,9 @@ def build_training_set(store: Any, settings: Any, score_cutoff: Any = None) -> T
             hint="Score at a later date.")
     horizon = (purchase_horizon(store, settings, before=cut) if kind == "purchase"
                else int(settings.horizon_days or 90))
-    cutoffs = training_cutoffs(first, cut, horizon, settings)
+    cutoffs = training_cutoffs(first, cut, horizon, settings,
+                               population_size(store, kind, cut - pd.Timedelta(days=horizon),
+                                               settings.exclude_statuses))
     feats = feature_frame(store, cutoffs, settings, horizon, kind)
     y = labels(store, kind, cutoffs, horizon, settings.exclude_statuses)
     y = y.reindex(feats.features.index).fillna(0).astype(int)

@@ -29,7 +29,7 @@ from onetoone.differentiate.defection._training import (
 )
 from onetoone.differentiate.defection.model import DefectionModel
 
-#: Columns of the logistic recency-frequency baseline the boosting starts from.
+#: Recency-frequency columns (the benchmark's logistic baseline).
 RECENCY_FREQUENCY = ("days_since_last_purchase", "purchases", "tenure_days")
 SCORE_KEYS = ("defection_risk", "defection_reasons", "defection_status", "defection_horizon_days")
 
@@ -54,7 +54,7 @@ class DefectionResult:
 def model_from_settings(settings: Any) -> DefectionModel:
     return DefectionModel(n_estimators=settings.n_estimators,
                           learning_rate=settings.learning_rate, num_leaves=settings.num_leaves,
-                          random_state=settings.seed, baseline=RECENCY_FREQUENCY)
+                          random_state=settings.seed)
 
 
 def _sample(ts: TrainingSet, max_rows: int, seed: int) -> tuple[pd.DataFrame, pd.Series]:
@@ -84,7 +84,8 @@ def score_defection(store: Any, as_of: Any = None, config: Any = None) -> Defect
         score_cutoff = data_end(store, ts.kind)
     X, y = _sample(ts, settings.max_training_rows, settings.seed)
     time = X.index.get_level_values("cutoff")
-    model = model_from_settings(settings).fit(X, y, time=time)
+    model = model_from_settings(settings).fit(
+        X, y, time=time, groups=X.index.get_level_values("customer_id"))
     feats = feature_frame(store, [score_cutoff], settings, ts.horizon_days, ts.kind)
     current = feats.features.droplevel("cutoff")
     current = current[~current.index.duplicated()]
@@ -107,7 +108,8 @@ def score_defection(store: Any, as_of: Any = None, config: Any = None) -> Defect
         f"Defection ({ts.kind}, {ts.horizon_days}-day horizon): trained on "
         f"{len(X):,} rows from {len(ts.cutoffs)} cutoffs ({ts.cutoffs[0].date()} to "
         f"{ts.cutoffs[-1].date()}), {y.mean():.0%} defected; held-out AUC "
-        f"{model.validation_auc_:.3f} ({model.validation_}), calibrated "
+        f"{model.validation_auc_:.3f} ({model.validation_}), trees weighted "
+        f"{model.blend_weight_:.1f} against the logistic regression, calibrated "
         f"({model.calibrator_[0]}, {model.calibrated_on_} rows).")
     return DefectionResult(as_of=score_cutoff - pd.Timedelta(days=1), kind=ts.kind,
                            horizon_days=ts.horizon_days, model=model, training=ts,
