@@ -231,7 +231,9 @@ def _value_summary(result: Any) -> None:
     console.print(f"Top 1 % of customers hold {pareto['top_1pct']:.0%} of the value, top 20 % "
                   f"hold {pareto['top_20pct']:.0%}.")
     for note in result.notes:
-        console.print(note, markup=False, highlight=False)
+        # the mass-defection alert of the monitor stands out from the other notes
+        style = "bold red" if note.startswith("Mass-defection alert") else None
+        console.print(note, markup=False, highlight=False, style=style)
 
 
 @app.command()

@@ -32,6 +32,7 @@ def write_report(ws: Workspace, output: Path | str | None = None) -> Path:
     stored = latest_as_of(ws.store)
     result = ws.score(as_of=stored, write=False)
     context = value_context(ws, result, path, stored is not None)
+    context["defection"] = defection_context(ws, path, context)
     template = (Path(__file__).parent / "report.html.j2").read_text(encoding="utf-8")
     html = _environment().from_string(template).render(**context)
     path.write_text(html, encoding="utf-8")
@@ -106,6 +107,43 @@ def value_context(ws: Workspace, result: ValueResult, path: Path, stored: bool) 
         "truth": truth, "images": images, "files": files, "draw": draw,
         "settings": ws.config.value,
     }
+
+
+def defection_context(ws: Workspace, path: Path, context: dict[str, Any],
+                      dates: int = 6) -> dict[str, Any] | None:
+    """The defection monitor (docs/defection-and-needs.md): the mass-defection alert, the
+    at-risk share of each value tier over time, the at-risk value of each needs segment over
+    the last ``dates`` as-of dates, and tier x segment at the latest; None before any run."""
+    import pandas as pd
+
+    from onetoone.differentiate.defection import check_alert, monitor_history
+
+    history = monitor_history(ws.store)
+    if history.empty:
+        return None
+    history["as_of"] = pd.to_datetime(history["as_of"]).dt.date
+    settings = ws.config.defection
+    check = check_alert(ws.store, None, settings.monitor_margin)
+    tiers = history[history["needs_segment"] == "all"]
+    shares = tiers.pivot_table(index="as_of", columns="value_tier", values="at_risk_share")
+    values = tiers.pivot_table(index="as_of", columns="value_tier", values="at_risk_value")
+    latest = history["as_of"].max()
+    detail = history[(history["as_of"] == latest) & (history["needs_segment"] != "all")]
+    recent = sorted(history["as_of"].unique())[-dates:]
+    by_segment = (history[(history["needs_segment"] != "all") & history["as_of"].isin(recent)]
+                  .pivot_table(index="needs_segment", columns="as_of", values="at_risk_value",
+                               aggfunc="sum").fillna(0.0))
+    if context["draw"]:
+        target = path.with_name(f"{path.stem}-defection-monitor.png")
+        context["images"]["defection-monitor"] = base64.b64encode(
+            plots.save(plots.monitor(shares), target)).decode("ascii")
+        context["files"].append(target.name)
+    return {"alert": check.alert, "top_share": check.top_share,
+            "previous_share": check.previous_share, "previous_as_of": check.previous_as_of,
+            "latest": latest, "shares": shares.fillna(0.0), "at_risk_values": values.fillna(0.0),
+            "detail": detail,
+            "by_segment": by_segment, "threshold": settings.alert_threshold,
+            "margin": settings.monitor_margin}
 
 
 def _one_day() -> Any:

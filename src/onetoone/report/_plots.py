@@ -147,3 +147,19 @@ def truth_scatter(joined: pd.DataFrame, deciles: pd.DataFrame) -> Any:
     ax.legend()
     fig.tight_layout()
     return fig
+
+
+def monitor(shares: pd.DataFrame) -> Any:
+    """Share of each value tier's value at risk (sum of CLV x risk / CLV) per as-of date."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    x = pd.to_datetime(shares.index)
+    for tier in shares.columns:
+        ax.plot(x, 100 * shares[tier].to_numpy(dtype=float), marker="o", label=str(tier),
+                color=_TIER_COLOURS.get(str(tier), "#4575b4"), lw=2 if tier == "top" else 1)
+    ax.set_ylabel("% of the tier's value at risk")
+    ax.set_xlabel("as of")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8)
+    fig.autofmt_xdate()
+    return fig

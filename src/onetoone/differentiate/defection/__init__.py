@@ -16,7 +16,12 @@ from onetoone.differentiate.defection._training import (
     purchase_horizon,
 )
 from onetoone.differentiate.defection.model import DefectionModel
-from onetoone.differentiate.defection.monitor import MonitorResult, check_alert, update_monitor
+from onetoone.differentiate.defection.monitor import (
+    MonitorResult,
+    check_alert,
+    monitor_history,
+    update_monitor,
+)
 from onetoone.differentiate.defection.scoring import (
     DefectionResult,
     score_defection,
@@ -38,6 +43,7 @@ __all__ = [
     "check_alert",
     "compute_features",
     "labels",
+    "monitor_history",
     "purchase_horizon",
     "score_defection",
     "score_defection_and_needs",

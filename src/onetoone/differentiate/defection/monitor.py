@@ -68,10 +68,31 @@ def update_monitor(store: Any, as_of: Any, settings: Any) -> MonitorResult:
     return result
 
 
-def check_alert(store: Any, as_of: Any = None, margin: float = 0.05) -> MonitorResult:
-    """Compare the top tier's at-risk share with the previous as-of date of the monitor."""
+def _has_monitor(con: Any) -> bool:
+    return bool(con.execute("SELECT count(*) FROM information_schema.tables "
+                            "WHERE table_name = 'defection_monitor'").fetchall()[0][0])
+
+
+def monitor_history(store: Any) -> pd.DataFrame:
+    """Every row of ``defection_monitor``, oldest as-of date first (empty when never run);
+    reads only, so it works on a read-only workspace."""
     con = connection(store)
-    con.execute(TABLES["defection_monitor"].ddl())
+    columns = ["as_of", "value_tier", "needs_segment", "customers", "at_risk_customers",
+               "value", "at_risk_value", "at_risk_share"]
+    if not _has_monitor(con):
+        return pd.DataFrame(columns=columns)
+    return con.execute(f"SELECT {', '.join(columns)} FROM defection_monitor "
+                       "ORDER BY as_of, value_tier, needs_segment").df()
+
+
+def check_alert(store: Any, as_of: Any = None, margin: float = 0.05) -> MonitorResult:
+    """Compare the top tier's at-risk share with the previous as-of date of the monitor
+    (reads only: no alert and no share when the monitor never ran)."""
+    con = connection(store)
+    if not _has_monitor(con):
+        day = pd.Timestamp(as_of or "today")
+        return MonitorResult(as_of=day, table=pd.DataFrame(), top_share=None,
+                             previous_share=None, previous_as_of=None, alert=None)
     rows = con.execute(
         "SELECT as_of, at_risk_share FROM defection_monitor WHERE value_tier = ? AND "
         "needs_segment = 'all' AND (? IS NULL OR as_of <= ?) ORDER BY as_of DESC LIMIT 2",
