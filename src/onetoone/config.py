@@ -210,6 +210,7 @@ class DefectionSettings(_Section):
     max_training_rows: int = Field(default=2_000_000, ge=100)
     reasons: int = Field(default=3, ge=1)
     reasons_min_risk: float = Field(default=0.3, ge=0, le=1)
+    reasons_exact_max_rows: int = Field(default=20_000, ge=0)
     sentiment_words: dict[str, float] = Field(default_factory=dict)
     alert_threshold: float = Field(default=0.5, gt=0, lt=1)
     monitor_margin: float = Field(default=0.05, ge=0, lt=1)

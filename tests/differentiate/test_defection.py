@@ -276,6 +276,62 @@ def test_reason_phrases():
     assert got[1] == []
 
 
+def test_path_contributions_sum_to_the_score_and_are_exact_for_stumps():
+    from onetoone.differentiate.defection._paths import path_contributions
+
+    lgb = pytest.importorskip("lightgbm")
+    rng = np.random.default_rng(3)
+    X = pd.DataFrame(rng.normal(size=(3000, 4)), columns=list("abcd"))
+    X.iloc[::7, 2] = np.nan
+    y = (X["a"] + X["b"] * X["c"].fillna(0) + rng.normal(size=3000) > 0).astype(int)
+    params = {"objective": "binary", "verbosity": -1, "num_threads": 1}
+    deep = lgb.train({**params, "num_leaves": 15}, lgb.Dataset(X, y), 30)
+    paths = path_contributions(deep, X, chunk=1000)
+    shap = deep.predict(X, pred_contrib=True)
+    assert np.allclose(paths.sum(axis=1), deep.predict(X, raw_score=True))
+    assert np.allclose(paths[:, -1], shap[:, -1])  # same expected score as TreeSHAP
+    assert not np.allclose(paths, shap)  # an approximation with interactions
+    assert (paths[:, :-1].argmax(axis=1) == shap[:, :-1].argmax(axis=1)).mean() > 0.7
+    stumps = lgb.train({**params, "num_leaves": 2}, lgb.Dataset(X, y), 20)
+    assert np.allclose(path_contributions(stumps, X), stumps.predict(X, pred_contrib=True))
+
+
+def test_reasons_by_path_attribution_above_the_exact_limit(base):
+    store, _ = base
+    settings = DefectionSettings(kind="purchase", reasons_exact_max_rows=0, **FAST)
+    res = score_defection(store, "2024-12-31", settings)
+    at_risk = res.scores[res.scores["defection_risk"] >= settings.reasons_min_risk]
+    assert at_risk["defection_reasons"].map(len).gt(0).mean() > 0.8
+    features = res.training.features
+    contrib = res.model.contributions(at_risk[features], method="path")
+    assert np.allclose(contrib.sum(axis=1), res.model.decision_function(at_risk[features]))
+    with pytest.raises(DefectionError, match="Unknown contribution method"):
+        res.model.contributions(at_risk[features], method="exact")
+
+
+def test_reasons_in_bulk_match_the_phrases_row_by_row():
+    rows = pd.DataFrame({
+        "purchases": [1.0, 4.0, 4.0, np.nan], "days_since_last_purchase": [40.0, 9.0, 80, 3],
+        "mean_gap_days": [np.nan, 400.0, 30.0, 10.0], "purchases_90d": [0, 1.0, 0, 1],
+        "purchases_prev_90d": [0, 3.0, 2, 1], "spend_90d": [0, 10.0, 1234.5, 0],
+        "spend_prev_90d": [0, 2000.0, 10, 0], "last_nps": [9.0, 3.0, np.nan, 5.0],
+        "last_day": pd.to_datetime(["2025-03-01", "2025-06-30", "2025-04-02", None]),
+        "last_nps_at": pd.to_datetime([None, "2025-02-14", None, None]),
+        "emails_sent_90d": [3.0, 0, 0, 0], "days_since_email_open": [np.nan, 10, 90.0, 1]})
+    contrib = pd.DataFrame({"days_since_last_purchase": [2.0, 1.0, 1.0, 1.0],
+                            "spend_90d": [1.0, 3.0, 2.0, 0.5], "last_nps": [0.5, 2.0, 3.0, 2.0],
+                            "days_since_email_open": [0.2, -1.0, 0.1, 0.1], "_bias": 0.0})
+    assert reasons(contrib, rows) == [
+        ["one purchase only, on 1 Mar 2025 (40 days ago)", "no e-mail opened in 12 months"],
+        ["spent 10 in the last 90 days vs 2,000 the 90 days before",
+         "detractor (NPS 3) on 14 Feb 2025",
+         "1 order(s) in the last 90 days vs 3 the 90 days before; orders every 13 months"],
+        ["orders every 4 weeks until 2 Apr 2025, none since", "no e-mail opened for 90 days"],
+        ["detractor (NPS 5)"]]
+    assert reasons(contrib, rows, limit=1)[1] == [
+        "spent 10 in the last 90 days vs 2,000 the 90 days before"]
+
+
 def test_lexicon_sentiment():
     s = sentiment_scores(["Super accueil, merci !", "Vraiment déçu, service nul",
                           "pas bon", None, "rien à dire"], {"bof": -1})

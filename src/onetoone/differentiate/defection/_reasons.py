@@ -2,14 +2,14 @@
 
 Features are grouped in families (purchase rhythm, spend, returns, complaints, e-mail, web,
 social, NPS, consent, contract); a family's contribution is the sum of its features' TreeSHAP
-values. The families that raise the risk most (positive contribution), at most ``limit``, are
-said with the customer's own figures: "orders every 3 weeks until 12 May 2025, none since; 2
-complaints in 30 days".
+(or, on large bases, path attribution: :mod:`._paths`) values. The families that raise the risk
+most (positive contribution), at most ``limit``, are said with the customer's own figures:
+"orders every 3 weeks until 12 May 2025, none since; 2 complaints in 30 days". The phrases are
+built one family at a time over every row (array masks, each distinct date formatted once).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -36,17 +36,34 @@ FAMILIES: dict[str, tuple[str, ...]] = {
 _FAMILY_OF = {feature: family for family, feats in FAMILIES.items() for feature in feats}
 
 
-def _num(row: Any, name: str) -> float:
-    value = row.get(name, np.nan)
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return math.nan
-    return value
+class _Columns:
+    """Columns of the rows being said, as float arrays (NaN when absent or not a number)."""
+
+    def __init__(self, values: pd.DataFrame) -> None:
+        self.values = values
+        self.n = len(values)
+        self._cache: dict[str, np.ndarray] = {}
+
+    def __call__(self, name: str) -> np.ndarray:
+        if name not in self._cache:
+            if name in self.values:
+                column = pd.to_numeric(self.values[name], errors="coerce")
+                self._cache[name] = column.to_numpy(dtype=float, na_value=np.nan)
+            else:
+                self._cache[name] = np.full(self.n, np.nan)
+        return self._cache[name]
+
+    def dates(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(present, '12 May 2025' text) -- each distinct day is formatted once."""
+        if name not in self.values:
+            return np.zeros(self.n, dtype=bool), np.full(self.n, "", dtype=object)
+        codes, uniques = pd.factorize(pd.to_datetime(self.values[name]))
+        texts = np.array([*(_date(u) for u in uniques), ""], dtype=object)
+        return codes >= 0, texts[codes]
 
 
-def _ok(value: float) -> bool:
-    return not math.isnan(value)
+def _ok(value: np.ndarray) -> np.ndarray:
+    return ~np.isnan(value)
 
 
 def every(days: float) -> str:
@@ -67,103 +84,118 @@ def _date(value: Any) -> str:
     return f"{ts.day} {ts:%b %Y}"
 
 
-def _rhythm(row: Any) -> str | None:
-    n = _num(row, "purchases")
-    since = _num(row, "days_since_last_purchase")
-    last = row.get("last_day")
-    if not _ok(n) or not _ok(since) or last is None or pd.isna(last):
-        return None
-    gap = _num(row, "mean_gap_days")
-    recent, before = _num(row, "purchases_90d"), _num(row, "purchases_prev_90d")
-    if n >= 2 and _ok(gap):
-        text = f"orders {every(gap)} until {_date(last)}, none since"
-        if _ok(recent) and _ok(before) and recent < before and recent > 0:
-            text = (f"{int(recent)} order(s) in the last 90 days vs {int(before)} the 90 days "
-                    f"before; orders {every(gap)}")
-        return text
-    return f"one purchase only, on {_date(last)} ({int(since)} days ago)"
+def _ints(values: np.ndarray) -> list[int]:
+    return [int(v) for v in values.tolist()]
 
 
-def _spend(row: Any) -> str | None:
-    now, before = _num(row, "spend_90d"), _num(row, "spend_prev_90d")
-    if _ok(now) and _ok(before) and before > now:
-        return f"spent {now:,.0f} in the last 90 days vs {before:,.0f} the 90 days before"
-    return None
+def _put(out: np.ndarray, where: np.ndarray, texts: list[str]) -> None:
+    out[np.flatnonzero(where)] = np.array(texts, dtype=object) if texts else []
 
 
-def _returns(row: Any) -> str | None:
-    n = _num(row, "returns_365d")
-    return f"{int(n)} return(s) in 12 months" if _ok(n) and n > 0 else None
+# Each phrase below is computed for the rows in ``m`` at once and returns one text or None per
+# row: the same words as one call per row, but the tests run as array masks and only the rows
+# that get a phrase are formatted.
+def _rhythm(g: _Columns, m: np.ndarray, out: np.ndarray) -> None:
+    n, since, gap = g("purchases"), g("days_since_last_purchase"), g("mean_gap_days")
+    recent, before = g("purchases_90d"), g("purchases_prev_90d")
+    has_last, last = g.dates("last_day")
+    base = m & _ok(n) & _ok(since) & has_last
+    multi = base & (n >= 2) & _ok(gap)
+    fewer = multi & (recent < before) & (recent > 0)
+    plain = multi & ~fewer
+    _put(out, plain, [f"orders {every(d)} until {when}, none since"
+                      for d, when in zip(gap[plain].tolist(), last[plain], strict=True)])
+    _put(out, fewer, [f"{int(r)} order(s) in the last 90 days vs {int(b)} the 90 days before; "
+                      f"orders {every(d)}"
+                      for r, b, d in zip(recent[fewer].tolist(), before[fewer].tolist(),
+                                         gap[fewer].tolist(), strict=True)])
+    one = base & ~multi
+    _put(out, one, [f"one purchase only, on {when} ({int(s)} days ago)"
+                    for when, s in zip(last[one], since[one].tolist(), strict=True)])
 
 
-def _complaints(row: Any) -> str | None:
-    c30, c90 = _num(row, "complaints_30d"), _num(row, "complaints_90d")
-    if _ok(c30) and c30 > 0:
-        return f"{int(c30)} complaint(s) in 30 days"
-    if _ok(c90) and c90 > 0:
-        return f"{int(c90)} complaint(s) in 90 days"
-    s90 = _num(row, "service_contacts_90d")
-    return f"{int(s90)} service contact(s) in 90 days" if _ok(s90) and s90 > 0 else None
+def _spend(g: _Columns, m: np.ndarray, out: np.ndarray) -> None:
+    now, before = g("spend_90d"), g("spend_prev_90d")
+    w = m & (before > now)
+    _put(out, w, [f"spent {a:,.0f} in the last 90 days vs {b:,.0f} the 90 days before"
+                  for a, b in zip(now[w].tolist(), before[w].tolist(), strict=True)])
 
 
-def _email(row: Any) -> str | None:
-    now, before = _num(row, "email_open_rate_90d"), _num(row, "email_open_rate_prev")
-    if _ok(_num(row, "unsubscribes_365d")) and _num(row, "unsubscribes_365d") > 0:
-        return "unsubscribed from e-mails"
-    if _ok(now) and _ok(before) and before > now:
-        return f"opens fewer e-mails ({now:.0%} in 90 days vs {before:.0%} before)"
-    days = _num(row, "days_since_email_open")
-    if _ok(days) and days > 60:
-        return f"no e-mail opened for {int(days)} days"
-    if not _ok(days) and _num(row, "emails_sent_90d") > 0:
-        return "no e-mail opened in 12 months"
-    return None
+def _returns(g: _Columns, m: np.ndarray, out: np.ndarray) -> None:
+    n = g("returns_365d")
+    w = m & (n > 0)
+    _put(out, w, [f"{k} return(s) in 12 months" for k in _ints(n[w])])
 
 
-def _sms(row: Any) -> str | None:
-    stops = _num(row, "sms_stops_365d")
-    return "answered STOP to text messages" if _ok(stops) and stops > 0 else None
+def _complaints(g: _Columns, m: np.ndarray, out: np.ndarray) -> None:
+    c30, c90, s90 = g("complaints_30d"), g("complaints_90d"), g("service_contacts_90d")
+    w30 = m & (c30 > 0)
+    w90 = m & ~w30 & (c90 > 0)
+    ws = m & ~w30 & ~w90 & (s90 > 0)
+    _put(out, w30, [f"{k} complaint(s) in 30 days" for k in _ints(c30[w30])])
+    _put(out, w90, [f"{k} complaint(s) in 90 days" for k in _ints(c90[w90])])
+    _put(out, ws, [f"{k} service contact(s) in 90 days" for k in _ints(s90[ws])])
 
 
-def _web(row: Any) -> str | None:
-    v30, v90 = _num(row, "web_visits_30d"), _num(row, "web_visits_90d")
-    if _ok(v30) and v30 == 0 and _ok(v90) and v90 > 0:
-        return "no web visit in 30 days"
-    trend = _num(row, "web_visit_trend")
-    return "fewer web visits than before" if _ok(trend) and trend < 0 else None
+def _email(g: _Columns, m: np.ndarray, out: np.ndarray) -> None:
+    now, before = g("email_open_rate_90d"), g("email_open_rate_prev")
+    days, sent = g("days_since_email_open"), g("emails_sent_90d")
+    unsub = m & (g("unsubscribes_365d") > 0)
+    fewer = m & ~unsub & (before > now)
+    idle = m & ~unsub & ~fewer & (days > 60)
+    never = m & ~unsub & ~fewer & ~_ok(days) & (sent > 0)
+    _put(out, unsub, ["unsubscribed from e-mails"] * int(unsub.sum()))
+    _put(out, fewer, [f"opens fewer e-mails ({a:.0%} in 90 days vs {b:.0%} before)"
+                      for a, b in zip(now[fewer].tolist(), before[fewer].tolist(), strict=True)])
+    _put(out, idle, [f"no e-mail opened for {k} days" for k in _ints(days[idle])])
+    _put(out, never, ["no e-mail opened in 12 months"] * int(never.sum()))
 
 
-def _social(row: Any) -> str | None:
-    neg = _num(row, "negative_posts_180d")
-    if _ok(neg) and neg > 0:
-        return f"{int(neg)} negative post(s) on social media in 6 months"
-    return None
+def _sms(g: _Columns, m: np.ndarray, out: np.ndarray) -> None:
+    w = m & (g("sms_stops_365d") > 0)
+    _put(out, w, ["answered STOP to text messages"] * int(w.sum()))
 
 
-def _nps(row: Any) -> str | None:
-    score = _num(row, "last_nps")
-    when = row.get("last_nps_at")
-    if _ok(score) and score <= 6:
-        at = f" on {_date(when)}" if when is not None and not pd.isna(when) else ""
-        return f"detractor (NPS {int(score)}){at}"
-    low = _num(row, "low_scores_365d")
-    return f"{int(low)} low survey score(s) in 12 months" if _ok(low) and low > 0 else None
+def _web(g: _Columns, m: np.ndarray, out: np.ndarray) -> None:
+    v30, v90, trend = g("web_visits_30d"), g("web_visits_90d"), g("web_visit_trend")
+    quiet = m & (v30 == 0) & (v90 > 0)
+    fewer = m & ~quiet & (trend < 0)
+    _put(out, quiet, ["no web visit in 30 days"] * int(quiet.sum()))
+    _put(out, fewer, ["fewer web visits than before"] * int(fewer.sum()))
 
 
-def _consent(row: Any) -> str | None:
-    n = _num(row, "consents_withdrawn_180d")
-    return f"withdrew {int(n)} consent(s) in 6 months" if _ok(n) and n > 0 else None
+def _social(g: _Columns, m: np.ndarray, out: np.ndarray) -> None:
+    neg = g("negative_posts_180d")
+    w = m & (neg > 0)
+    _put(out, w, [f"{k} negative post(s) on social media in 6 months" for k in _ints(neg[w])])
 
 
-def _contract(row: Any) -> str | None:
-    ended = _num(row, "contracts_ended_365d")
-    if _ok(ended) and ended > 0:
-        return f"ended {int(ended)} contract(s) in 12 months"
-    tenure = _num(row, "contract_tenure_days")
-    return f"subscriber for {int(tenure)} days" if _ok(tenure) else None
+def _nps(g: _Columns, m: np.ndarray, out: np.ndarray) -> None:
+    score, low = g("last_nps"), g("low_scores_365d")
+    has_when, when = g.dates("last_nps_at")
+    detractor = m & (score <= 6)
+    lows = m & ~detractor & (low > 0)
+    _put(out, detractor, [f"detractor (NPS {k}){f' on {w}' if h else ''}"
+                          for k, h, w in zip(_ints(score[detractor]), has_when[detractor],
+                                             when[detractor], strict=True)])
+    _put(out, lows, [f"{k} low survey score(s) in 12 months" for k in _ints(low[lows])])
 
 
-_SAY: dict[str, Callable[[Any], str | None]] = {
+def _consent(g: _Columns, m: np.ndarray, out: np.ndarray) -> None:
+    n = g("consents_withdrawn_180d")
+    w = m & (n > 0)
+    _put(out, w, [f"withdrew {k} consent(s) in 6 months" for k in _ints(n[w])])
+
+
+def _contract(g: _Columns, m: np.ndarray, out: np.ndarray) -> None:
+    ended, tenure = g("contracts_ended_365d"), g("contract_tenure_days")
+    w = m & (ended > 0)
+    subscriber = m & ~w & _ok(tenure)
+    _put(out, w, [f"ended {k} contract(s) in 12 months" for k in _ints(ended[w])])
+    _put(out, subscriber, [f"subscriber for {k} days" for k in _ints(tenure[subscriber])])
+
+
+_SAY: dict[str, Callable[[_Columns, np.ndarray, np.ndarray], None]] = {
     "rhythm": _rhythm, "spend": _spend, "returns": _returns, "complaints": _complaints,
     "email": _email, "sms": _sms, "web": _web, "social": _social, "nps": _nps,
     "consent": _consent, "contract": _contract,
@@ -171,27 +203,47 @@ _SAY: dict[str, Callable[[Any], str | None]] = {
 
 
 def family_contributions(contrib: pd.DataFrame) -> pd.DataFrame:
-    """Sum of the contributions per family (columns = families present)."""
+    """Sum of the contributions per family (columns = families present, alphabetical); a frame
+    whose columns are already families is returned as it is."""
+    if set(contrib.columns) - {"_bias"} <= set(FAMILIES):
+        return contrib[sorted(c for c in contrib.columns if c in FAMILIES)]
     cols = [c for c in contrib.columns if c in _FAMILY_OF]
-    groups = pd.Series({c: _FAMILY_OF[c] for c in cols})
-    return contrib[cols].T.groupby(groups).sum().T
+    names = sorted({_FAMILY_OF[c] for c in cols})
+    member = np.array([[_FAMILY_OF[c] == f for f in names] for c in cols], dtype=float)
+    matrix = contrib[cols].to_numpy(dtype=float) @ member.reshape(len(cols), len(names))
+    return pd.DataFrame(matrix, index=contrib.index, columns=names)
+
+
+def family_map(features: Any) -> dict[str, str]:
+    """Feature -> family, for the features that belong to one."""
+    return {f: _FAMILY_OF[f] for f in features if f in _FAMILY_OF}
 
 
 def reasons(contrib: pd.DataFrame, values: pd.DataFrame, limit: int = 3) -> list[list[str]]:
-    """The reasons of each row: phrases of the families that raise its risk most."""
+    """The reasons of each row: phrases of the families that raise its risk most.
+
+    Families are taken by decreasing contribution while it is positive; one without a phrase
+    for the row (nothing to say) is passed over; at most ``limit`` phrases. Phrases are built
+    family by family over all rows at once (see the phrase functions).
+    """
     fam = family_contributions(contrib)
-    names = np.asarray(fam.columns)
+    names = list(fam.columns)
     matrix = fam.to_numpy(dtype=float)
+    n = len(matrix)
+    columns = _Columns(values.reset_index(drop=True))
+    phrases = np.full((n, len(names)), None, dtype=object)
+    for j, name in enumerate(names):
+        out = np.full(n, None, dtype=object)
+        _SAY[name](columns, matrix[:, j] > 0, out)
+        phrases[:, j] = out
     order = np.argsort(-matrix, axis=1)
-    records = values.to_dict("records")
-    out: list[list[str]] = []
-    for i, row in enumerate(records):
-        said: list[str] = []
-        for j in order[i]:
-            if matrix[i, j] <= 0 or len(said) >= limit:
-                break
-            phrase = _SAY[names[j]](row)
-            if phrase:
-                said.append(phrase)
-        out.append(said)
-    return out
+    said = np.take_along_axis(phrases, order, axis=1)
+    ok = np.take_along_axis(matrix > 0, order, axis=1) & pd.notna(said)
+    keep = ok & (np.cumsum(ok, axis=1) <= limit)
+    flat = said[keep].tolist()
+    result: list[list[str]] = []
+    at = 0
+    for count in keep.sum(axis=1).tolist():
+        result.append(flat[at:at + count])
+        at += count
+    return result

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from onetoone.differentiate.defection._paths import path_contributions
 from onetoone.differentiate.defection._training import DefectionError, SingleClassError
 from onetoone.errors import ModelError
 
@@ -383,11 +384,21 @@ class DefectionModel:
     def predict(self, X: Any, threshold: float = 0.5) -> np.ndarray:
         return (self.predict_proba(X)[:, 1] >= threshold).astype(int)
 
-    def contributions(self, X: Any) -> pd.DataFrame:
-        """Per-row contribution of each feature to the blended log-odds: TreeSHAP values
-        (LightGBM ``pred_contrib``) times w plus the logistic terms times 1 - w."""
+    def contributions(self, X: Any, *, method: str = "treeshap") -> pd.DataFrame:
+        """Per-row contribution of each feature to the blended log-odds: the trees' TreeSHAP
+        values (LightGBM ``pred_contrib``) times w plus the logistic terms times 1 - w.
+
+        ``method="path"``: the trees' part by path attribution instead (:mod:`._paths`, same
+        sum per row, an approximation of TreeSHAP at a fraction of its cost on large bases)."""
         frame = self._frame(X)
-        values = self.booster_.predict(frame, num_iteration=self._rounds(), pred_contrib=True)
+        if method == "path":
+            values = path_contributions(self.booster_, frame, self._rounds())
+        elif method == "treeshap":
+            values = self.booster_.predict(frame, num_iteration=self._rounds(),
+                                           pred_contrib=True)
+        else:
+            raise DefectionError(f"Unknown contribution method '{method}'.",
+                                 hint="Use 'treeshap' or 'path'.")
         cols = [*self.feature_names_in_, "_bias"]
         out = pd.DataFrame(np.asarray(values), index=frame.index, columns=cols)
         if self.baseline_ is not None:  # the linear baseline's exact per-feature terms
