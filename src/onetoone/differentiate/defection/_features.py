@@ -69,8 +69,9 @@ def connection(store: Any) -> Any:
     return getattr(store, "con", store)
 
 
-def register(con: Any, name: str, frame: pd.DataFrame) -> None:
-    """``con.register`` after finishing any pending result (DuckDB refuses it otherwise)."""
+def register(con: Any, name: str, frame: Any) -> None:
+    """``con.register`` (a DataFrame or an Arrow table) after finishing any pending result
+    (DuckDB refuses it otherwise)."""
     con.execute("SELECT 1").fetchall()
     con.register(name, frame)
 

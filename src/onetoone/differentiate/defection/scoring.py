@@ -12,13 +12,14 @@ and ``defection_status = "not_scored"`` with the reason (documented fallback, ne
 
 from __future__ import annotations
 
-import json
+import time as time_module
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from onetoone.differentiate.defection._features import connection, register
 from onetoone.differentiate.defection._reasons import reasons as say_reasons
@@ -45,6 +46,7 @@ class DefectionResult:
     training: TrainingSet
     scores: pd.DataFrame  # defection_risk, defection_reasons, defection_status + features
     notes: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time of each step
 
     @property
     def validation_auc(self) -> float:
@@ -77,7 +79,9 @@ def score_defection(store: Any, as_of: Any = None, config: Any = None) -> Defect
     settings = getattr(config, "defection", config) or DefectionSettings()
     score_cutoff = None if as_of is None else pd.Timestamp(as_of).normalize() + pd.Timedelta(
         days=1)
+    clock = _Clock()
     ts = build_training_set(store, settings, score_cutoff)
+    clock.lap("training_set")
     if score_cutoff is None:
         from onetoone.differentiate.defection._training import data_end
 
@@ -86,10 +90,13 @@ def score_defection(store: Any, as_of: Any = None, config: Any = None) -> Defect
     time = X.index.get_level_values("cutoff")
     model = model_from_settings(settings).fit(
         X, y, time=time, groups=X.index.get_level_values("customer_id"))
+    clock.lap("fit")
     feats = feature_frame(store, [score_cutoff], settings, ts.horizon_days, ts.kind)
     current = feats.features.droplevel("cutoff")
     current = current[~current.index.duplicated()]
+    clock.lap("scoring_features")
     risk = model.predict_proba(current[ts.features])[:, 1]
+    clock.lap("predict")
     # reasons for the customers at risk only; TreeSHAP (exact) up to reasons_exact_max_rows
     # of them, path attribution above (TreeSHAP would dominate the scoring time at scale)
     at_risk = risk >= settings.reasons_min_risk
@@ -100,6 +107,7 @@ def score_defection(store: Any, as_of: Any = None, config: Any = None) -> Defect
         said = say_reasons(contrib, current.loc[at_risk], limit=settings.reasons)
         for i, phrases in zip(np.flatnonzero(at_risk), said, strict=True):
             words[i] = phrases
+    clock.lap("reasons")
     scores = current.copy()
     scores["defection_risk"] = risk
     scores["defection_reasons"] = words
@@ -114,7 +122,20 @@ def score_defection(store: Any, as_of: Any = None, config: Any = None) -> Defect
         f"({model.calibrator_[0]}, {model.calibrated_on_} rows).")
     return DefectionResult(as_of=score_cutoff - pd.Timedelta(days=1), kind=ts.kind,
                            horizon_days=ts.horizon_days, model=model, training=ts,
-                           scores=scores, notes=notes)
+                           scores=scores, notes=notes, seconds=clock.seconds)
+
+
+class _Clock:
+    """Wall time of consecutive steps."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time_module.perf_counter()
+
+    def lap(self, step: str) -> None:
+        now = time_module.perf_counter()
+        self.seconds[step] = now - self._last
+        self._last = now
 
 
 def _unscored_reason(kind: str) -> str:
@@ -138,28 +159,37 @@ def write_defection(store: Any, result: DefectionResult, *,
     index = pd.Index(sorted(set(ids) | set(result.scores.index.astype(str))))
     s = result.scores.reindex(index)
     scored = s["defection_status"].eq("scored").to_numpy()
-    reason = _unscored_reason(result.kind)
-    payload = []
-    extra = extra.reindex(index).fillna(fill or {}) if extra is not None else None
-    extra_rows = extra.to_dict("records") if extra is not None else [{}] * len(index)
-    for i, (risk, words) in enumerate(zip(s["defection_risk"], s["defection_reasons"],
-                                          strict=True)):
-        item: dict[str, Any] = {"defection_horizon_days": result.horizon_days}
-        if scored[i]:
-            item |= {"defection_risk": round(float(risk), 6),
-                     "defection_reasons": list(words), "defection_status": "scored"}
-        else:
-            item |= {"defection_risk": None, "defection_reasons": [reason],
-                     "defection_status": "not_scored"}
-        for key, value in extra_rows[i].items():
-            item[key] = None if isinstance(value, float) and not np.isfinite(value) else value
-        payload.append(json.dumps(item))
-    frame = pd.DataFrame({"customer_id": index.astype(str), "patch": payload})
+    reason = [_unscored_reason(result.kind)]
+    # one Arrow table, the JSON patches built by DuckDB (no per-row json.dumps)
+    words = [list(w) if ok else reason
+             for w, ok in zip(s["defection_reasons"].tolist(), scored.tolist(), strict=True)]
+    risk = np.where(scored, np.round(s["defection_risk"].to_numpy(dtype=float), 6), np.nan)
+    columns: dict[str, Any] = {
+        "customer_id": pa.array(index.astype(str).tolist(), pa.string()),
+        "risk": pa.array(risk, pa.float64(), from_pandas=True),
+        "reasons": pa.array(words, pa.list_(pa.string())),
+        "status": pa.array(np.where(scored, "scored", "not_scored").tolist(), pa.string()),
+    }
+    pairs = [f"'defection_horizon_days', {int(result.horizon_days)}",
+             "'defection_risk', p.risk", "'defection_reasons', p.reasons",
+             "'defection_status', p.status"]
+    if extra is not None:
+        extra = extra.reindex(index).fillna(fill or {})
+        for i, (key, values) in enumerate(extra.items()):
+            if pd.api.types.is_float_dtype(values):
+                values = values.where(np.isfinite(values.to_numpy(dtype=float)))
+            columns[f"_x{i}"] = pa.array(values.astype(object).tolist(), from_pandas=True)
+            name = str(key).replace("'", "''")
+            pairs.append(f"'{name}', p._x{i}")
+    frame = pa.table(columns)
+    patch = f"SELECT p.customer_id, json_object({', '.join(pairs)}) AS patch FROM _dfx_rows p"
     now = datetime.now(UTC).replace(tzinfo=None)
     as_of = result.as_of.date()
     con.execute("BEGIN TRANSACTION")
     try:
-        register(con, "_dfx_patch", frame)
+        register(con, "_dfx_rows", frame)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _dfx_patch AS {patch}")
+        con.unregister("_dfx_rows")
         con.execute(
             "UPDATE customer_scores SET scores = CASE WHEN scores IS NULL THEN p.patch::JSON "
             "ELSE json_merge_patch(scores, p.patch::JSON) END "
@@ -170,7 +200,7 @@ def write_defection(store: Any, result: DefectionResult, *,
             "SELECT p.customer_id, ?::DATE, p.patch::JSON, ?::TIMESTAMP FROM _dfx_patch p "
             "WHERE p.customer_id NOT IN (SELECT customer_id FROM customer_scores "
             "WHERE as_of = ?)", [as_of, now, as_of])
-        con.unregister("_dfx_patch")
+        con.execute("DROP TABLE _dfx_patch")
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
