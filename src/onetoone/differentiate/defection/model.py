@@ -10,11 +10,12 @@ DataFrame, or :meth:`DefectionModel.fit_table`).
   ``validation_share`` of the customers are held out and *every* row of those customers leaves
   the training part (stacked cutoffs repeat a customer with overlapping label windows: a tree
   would otherwise recognise them). Without ``time`` a stratified random share is held out.
-* **Two learners, one choice on the fold**: shallow boosting (early stopping on the fold's log
-  loss, ``min_data_in_leaf`` growing with the rows) and an L2 logistic regression on log-scaled
-  features (C picked on the fold). Their log-odds are blended, ``w`` x trees + (1 - w) x linear,
-  with ``w`` in 0, 0.1, ..., 1 minimising the fold's log loss: on small data the linear model
-  takes over, on large or rich data the trees do (stacking with one weight, Wolpert 1992).
+* **Two learners, one choice on the fold**: boosting (early stopping on the fold's log loss;
+  on small data a shallow shape, few leaves of at least 2 % of the rows, competes with the
+  configured one) and an L2 logistic regression on log-scaled features (C picked on the fold).
+  Their log-odds are blended, ``w`` x trees + (1 - w) x linear, with the tree shape and ``w``
+  in 0, 0.1, ..., 1 minimising the fold's log loss: on small data the linear model takes
+  over, on large or rich data the trees do (stacking with one weight, Wolpert 1992).
 * **Refit**: below ``refit_max_rows`` both learners are refitted on every row (the fold's rows
   are the most recent, the ones that matter most) with the chosen C, rounds and weight.
 * **Calibration**: Platt (isotonic from ``min_isotonic`` rows) fitted on the fold's blended
@@ -50,6 +51,8 @@ def _lightgbm() -> Any:
 
 class DefectionModel:
     """Probability that a customer defects, from a table of features."""
+
+    best_iteration_: int
 
     def __init__(
         self,
@@ -114,12 +117,24 @@ class DefectionModel:
             self.linear_, linear_cal = self._fit_linear(
                 frame.iloc[fit_idx], target[fit_idx],
                 (frame.iloc[cal_idx], target[cal_idx]) if cal_two else None)
-        self.booster_ = self._fit_booster(frame, target, fit_idx, cal_idx if cal_two else None)
-        trees_cal = self._trees(frame.iloc[cal_idx]) if cal_two else np.array([])
-        self.blend_weight_ = 1.0 if self.linear_ is None else 0.5
-        if cal_two and linear_cal is not None:
-            self.blend_weight_ = _best_weight(trees_cal, linear_cal, target[cal_idx])
-        raw_cal = self._mix(trees_cal, linear_cal)
+        self.refitted_ = False
+        shapes = self._tree_shapes(len(fit_idx))
+        best: tuple[Any, ...] | None = None
+        for shape in shapes if cal_two else shapes[:1]:
+            self.booster_ = self._fit_booster(frame, target, fit_idx,
+                                              cal_idx if cal_two else None, shape=shape)
+            trees_cal = self._trees(frame.iloc[cal_idx]) if cal_two else np.array([])
+            self.blend_weight_ = 1.0 if self.linear_ is None else 0.5
+            if cal_two and linear_cal is not None:
+                self.blend_weight_ = _best_weight(trees_cal, linear_cal, target[cal_idx])
+            raw_cal = self._mix(trees_cal, linear_cal)
+            loss = _log_loss(target[cal_idx], raw_cal) if cal_two else 0.0
+            if best is None or loss < best[0]:
+                best = (loss, self.booster_, self.best_iteration_, shape, self.blend_weight_,
+                        raw_cal)
+        assert best is not None
+        self.booster_, self.best_iteration_ = best[1], int(best[2])
+        self.tree_shape_, self.blend_weight_, raw_cal = best[3], float(best[4]), best[5]
         if cal_two:
             from sklearn.metrics import roc_auc_score
 
@@ -134,6 +149,7 @@ class DefectionModel:
             if self.linear_ is not None:
                 self.linear_, _ = self._fit_linear(frame, target, None, c=self.linear_[-1])
             self.booster_ = self._fit_booster(frame, target, every_row, None,
+                                              shape=self.tree_shape_,
                                               rounds=self.best_iteration_)
         # 3. calibration on the held-out fold's out-of-sample log-odds (or the training rows)
         if cal_two:
@@ -148,19 +164,27 @@ class DefectionModel:
         self.classes_ = np.array([0, 1])
         return self
 
+    def _tree_shapes(self, rows: int) -> list[tuple[int, int]]:
+        """(leaves, rows per leaf) to try: below 2,000 rows per leaf, small data also get a
+        shallow shape, leaves of at least 2 % of the rows, one leaf per 2,000 rows (4 at
+        least), listed first (the one used when nothing is held out)."""
+        shallow = (int(min(self.num_leaves, max(4, rows // 2000))),
+                   max(self.min_child_samples, rows // 50))
+        standard = (int(self.num_leaves), int(self.min_child_samples))
+        return [shallow, standard] if shallow[0] < standard[0] else [standard]
+
     def _fit_booster(self, frame: pd.DataFrame, target: np.ndarray, fit_idx: np.ndarray,
-                     cal_idx: np.ndarray | None, rounds: int | None = None) -> Any:
-        """Shallow, regularised boosting; early stopping on ``cal_idx`` when given."""
+                     cal_idx: np.ndarray | None, *, shape: tuple[int, int],
+                     rounds: int | None = None) -> Any:
+        """Regularised boosting of ``shape`` (leaves, rows per leaf); early stopping on
+        ``cal_idx`` when given."""
         lgb = _lightgbm()
         pos = max(float(target[fit_idx].sum()), 1.0)
         neg = max(float(len(fit_idx) - target[fit_idx].sum()), 1.0)
         self.prior_shift_ = float(np.log(neg / pos)) if self.balance_classes else 0.0
         params = {
             "objective": "binary", "learning_rate": self.learning_rate,
-            # small data get few, well-supported splits: leaves of at least 2 % of the rows,
-            # at most one leaf per 2,000 rows (4 at least)
-            "num_leaves": int(min(self.num_leaves, max(4, len(fit_idx) // 2000))),
-            "min_data_in_leaf": max(self.min_child_samples, len(fit_idx) // 50),
+            "num_leaves": shape[0], "min_data_in_leaf": shape[1],
             "feature_fraction": 0.8, "bagging_fraction": 0.8, "bagging_freq": 1,
             "lambda_l2": 10.0, "seed": self.random_state, "verbosity": -1,
             # one thread below 50k rows: OpenMP start-up and spinning cost more than they give
