@@ -104,6 +104,7 @@ class _Conn(asyncio.Protocol):
         self.waiter: asyncio.Future[int] | None = None
         self.need = -1
         self.status = 0
+        self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -126,14 +127,21 @@ class _Conn(asyncio.Protocol):
                 self.waiter.set_result(self.status)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_exception(ConnectionError("connection closed"))
 
     async def request(self, data: bytes) -> int:
-        self.waiter = asyncio.get_running_loop().create_future()
         assert self.transport is not None
+        if self.closed or self.transport.is_closing():
+            raise ConnectionError("connection closed")
+        self.waiter = asyncio.get_running_loop().create_future()
         self.transport.write(data)
-        return await self.waiter
+        try:
+            return await asyncio.wait_for(self.waiter, 60)
+        except TimeoutError:
+            self.transport.close()
+            raise ConnectionError("no answer") from None
 
 
 class Load:
@@ -145,8 +153,10 @@ class Load:
         self.opened = 0
 
     async def _get(self) -> _Conn:
-        if self.idle:
-            return self.idle.pop()
+        while self.idle:
+            conn = self.idle.pop()
+            if not conn.closed:  # the server may close an idle connection
+                return conn
         loop = asyncio.get_running_loop()
         _, conn = await loop.create_connection(_Conn, "127.0.0.1", self.port)
         conn.transport.get_extra_info("socket").setsockopt(  # type: ignore[union-attr]
