@@ -9,10 +9,11 @@ Guards keep bad identifiers from merging different people (see docs/identity.md)
 * a value carried by more than ``max_records_per_value`` records (a store's phone) is ignored;
 * a *shared* value, whose records disagree on first name (or on birth date), only joins records
   that are *compatible*: same first name up to a typo (one edit), a nickname (a known pair or a
-  prefix: Fred / Frédéric) or first and last names swapped, and birth dates equal up to one
-  edit when both are known. The value node is split into its groups of compatible records
-  (records without a first name join the largest group), so a family e-mail does not merge
-  the family while one person's e-mail still joins her records whatever their typos.
+  prefix: Fred / Frédéric) or first and last names swapped (up to one typo), and birth dates
+  that may be one person's when both are known (one typo, day and month swapped). The value
+  node is split into its groups of compatible records (records without a first name join the
+  largest group), so a family e-mail does not merge the family while one person's e-mail
+  still joins her records whatever their typos.
 
 Everything is set-based SQL; the result is an integer-coded edge list for the component step.
 """
@@ -62,16 +63,24 @@ def names_compatible(fa: str, fb: str, la: str, lb: str) -> str:
     prefix = (f"(length({long_}) - length({short}) >= 3 AND (starts_with({long_}, {short}) OR "
               f"(length({short}) >= 4 AND starts_with({long_}, left({short}, "
               f"length({short}) - 1)))))")
+    # Swapped first and last names, with at most one typo over the two (Chloe Ryan / Ryna
+    # Chloe); NULL names make it false, not unknown.
+    swap = (f"coalesce(damerau_levenshtein({fa}, {lb}) + damerau_levenshtein({la}, {fb}) <= 1 "
+            f"AND length({short}) >= 3, false)")
     return (f"({fa} = {fb} OR (length({short}) >= 4 AND damerau_levenshtein({fa}, {fb}) <= 1 "
-            f"AND NOT {feminine(fa, fb)}) OR {prefix} OR ({fa} = {lb} AND {la} = {fb}) OR "
+            f"AND NOT {feminine(fa, fb)}) OR {prefix} OR {swap} OR "
             f"EXISTS (SELECT 1 FROM _nick k WHERE (k.nick = {fa} AND k.name = {fb}) "
             f"OR (k.nick = {fb} AND k.name = {fa})))")
 
 
 def births_compatible(ba: str, bb: str) -> str:
-    """SQL: two birth dates may be one person's (one unknown, equal, or one typo apart)."""
+    """SQL: two birth dates (DATE) may be one person's: one unknown, equal, one typo apart in
+    their digits (``19330122`` / ``19330212``: a transposition across the separator counts as
+    one), or day and month swapped (``1980-03-07`` / ``1980-07-03``)."""
+    digits_a, digits_b = f"strftime({ba}, '%Y%m%d')", f"strftime({bb}, '%Y%m%d')"
     return (f"({ba} IS NULL OR {bb} IS NULL OR {ba} = {bb} OR "
-            f"damerau_levenshtein({ba}::VARCHAR, {bb}::VARCHAR) <= 1)")
+            f"damerau_levenshtein({digits_a}, {digits_b}) <= 1 OR "
+            f"(year({ba}) = year({bb}) AND month({ba}) = day({bb}) AND day({ba}) = month({bb})))")
 
 
 def _in_list(expr: str, values: list[str]) -> str:

@@ -18,7 +18,8 @@ Pairs already joined by a strong identifier are not reported; pairs at or above
 ``probabilistic_vetoes`` a pair never links two records whose birth dates are both known and
 differ by more than one typo, or whose first names are both known and clearly different (not a
 typo, nickname or swap): the households and namesakes that share an address, a surname and a
-city are the over-merges a model alone makes.
+city are the over-merges a model alone makes. A veto is lifted when a personal ``compare`` key
+(a social security or customer number, not a street number) agrees up to one typo.
 """
 
 from __future__ import annotations
@@ -362,6 +363,44 @@ def person_probability(linker: Any, pairs: pd.DataFrame) -> np.ndarray:
     return 1 / (1 + np.power(2.0, -weight))
 
 
+def personal_keys(store: Store, settings: IdentifySettings) -> list[str]:
+    """The ``compare`` keys that belong to one person: identifier types outside
+    ``household_types`` (a social security number, a customer number) and types in
+    ``unique_per_person``. Attribute keys (a street number) and household types are shared."""
+    if not settings.compare:
+        return []
+    types = {str(r[0]) for r in store.fetchall(
+        "SELECT DISTINCT type FROM identifiers WHERE type IN (SELECT unnest(?::VARCHAR[]))",
+        [settings.compare])}
+    return [k for k in settings.compare if k in settings.unique_per_person or
+            (k in types and k not in settings.household_types)]
+
+
+#: Shortest personal value whose one typo still names one person (``12`` / ``13`` does not).
+PERSONAL_MIN_LENGTH = 5
+
+
+def personal_agreement(pairs: pd.DataFrame, keys: list[str]) -> np.ndarray:
+    """Pairs whose values of a personal ``compare`` key are equal or one typo apart (its
+    comparison's exact or Damerau-Levenshtein <= 1 level), both at least
+    :data:`PERSONAL_MIN_LENGTH` long. Two relatives' numbers are that close by chance about
+    once in a hundred thousand pairs (a seven-digit number has 69 neighbours one edit away)."""
+    close = np.zeros(len(pairs), dtype=bool)
+    for key in keys:
+        column = extra_column(key)
+        gamma = pairs.get(f"gamma_{column}")
+        if gamma is None:
+            continue
+        level = pd.to_numeric(gamma, errors="coerce").fillna(-1).to_numpy()
+        long_enough = np.ones(len(pairs), dtype=bool)
+        for side in ("_l", "_r"):
+            if column + side in pairs.columns:
+                long_enough &= pairs[column + side].astype("string").str.len().fillna(0) \
+                    .to_numpy() >= PERSONAL_MIN_LENGTH
+        close |= (level >= 1) & long_enough
+    return close
+
+
 def veto_sql(settings: IdentifySettings, left: str = "a", right: str = "b") -> str:
     """SQL true when a probabilistic pair must not link (see the module docstring)."""
     if not settings.probabilistic_vetoes:
@@ -385,8 +424,9 @@ def match_pairs(store: Store, settings: IdentifySettings, mode: str) -> Outcome:
     store.execute("INSERT OR REPLACE INTO onetoone_meta VALUES (?, ?)",
                   [_MODEL_KEY, json.dumps(trained)])
     groups = _deterministic_groups(store)
+    pairs["personal"] = personal_agreement(pairs, personal_keys(store, settings))
     scored = pairs[["unique_id_l", "unique_id_r", "match_probability", "match_weight",
-                    "evidence", "person_probability"]]
+                    "evidence", "person_probability", "personal"]]
     store.con.register("_scored", scored)
     store.con.register("_groups", groups)
     store.execute(f"""
@@ -399,7 +439,8 @@ def match_pairs(store: Store, settings: IdentifySettings, mode: str) -> Outcome:
         JOIN _rec a ON a.record_key = s.unique_id_l
         JOIN _rec b ON b.record_key = s.unique_id_r
         WHERE gl."group" <> gr."group"
-          AND NOT ({veto_sql(settings)} AND s.person_probability < {settings.match_threshold})
+          AND NOT ({veto_sql(settings)} AND s.person_probability < {settings.match_threshold}
+                   AND NOT s.personal)
     """)
     store.con.unregister("_scored")
     store.con.unregister("_groups")
