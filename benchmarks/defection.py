@@ -246,6 +246,7 @@ def retail(args: argparse.Namespace) -> None:
         second = as_of - pd.Timedelta(days=args.second_offset)
         print(f"\nsecond as-of date {second.date()} (same horizon):")
         y2, preds2, _ = evaluate(ws, settings, second, horizon)
+        print(f"customers evaluated {len(y2):,}, defection rate {y2.mean():.3f}")
         print(pd.DataFrame([metrics(names[k], y2, p) for k, p in preds2.items()]
                            ).to_string(**fmt))
         print(paired_bootstrap(y2, {k: preds2[k] for k in main3}, "DefectionModel",

@@ -257,7 +257,8 @@ def report(
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="HTML file (default: report/index.html in the workspace).")] = None,
 ) -> None:
-    """Write the HTML report (value pyramid, Pareto, model validation), plots as PNG too."""
+    """Write the HTML report (value pyramid, Pareto, model validation, defection monitor),
+    plots as PNG too."""
     with _friendly(), Workspace(workspace, read_only=True) as ws:
         path = ws.report(output)
         console.print(f"Report written to {path}.")
