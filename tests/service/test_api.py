@@ -225,3 +225,19 @@ def test_decisions_for_an_unknown_identifier_create_a_reference_customer(
         view = c.get("/v1/customers", params={"identifier": "loyalty_card:299000001234"})
     assert view.json()["customer_id"] == customer_id
     assert view.json()["decisions"][0]["decision_id"] == r.json()["decision_id"]
+
+
+def test_decisions_answered_from_memory_are_logged_before_the_360_reads_them(
+        server: Server) -> None:
+    """A known customer is decided without a database read; its log rows wait for a later
+    commit, which a customer 360 read brings forward."""
+    with server.client("decider") as c:
+        first = c.post("/v1/decisions", json={"customer": {"email": "memo@exemple.fr"},
+                                              "channel": "web"}).json()
+        again = [c.post("/v1/decisions", json={"customer": {"email": "MEMO@exemple.fr"},
+                                               "channel": "web"}).json() for _ in range(3)]
+    assert {d["customer_id"] for d in again} == {first["customer_id"]}
+    with server.client("reader") as c:
+        view = c.get(f"/v1/customers/{first['customer_id']}").json()
+    logged = {d["decision_id"] for d in view["decisions"]}
+    assert {d["decision_id"] for d in [first, *again] if d["actions"]} <= logged
