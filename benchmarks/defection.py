@@ -17,7 +17,9 @@
   ground truth (``truth/people.parquet``: defected in the 26-week holdout, or already dead), and
   monthly backtests: how many days before the last purchase the risk crossed ``alert_threshold``.
 * ``scale``: the demo workspace replicated ``factor`` times (customer ids suffixed) into a new
-  database; times the feature SQL, the training and the scoring, and the needs segments.
+  database; prints the train time (training set + fit), the score time (scoring features, risk,
+  reasons in words, needs segments, write into ``customer_scores``), each step, the peak RSS
+  and the customers (``--compare-reasons N``: path attribution against TreeSHAP on N of them).
 """
 
 from __future__ import annotations
@@ -352,6 +354,7 @@ def replicate(source: Path, target: Path, factor: int) -> None:
     shutil.copy(source / "onetoone.toml", target / "onetoone.toml")
     Workspace(target).close()  # creates the schema
     con = duckdb.connect(str(target / "onetoone.duckdb"))
+    con.execute("SET enable_progress_bar = false")
     con.execute(f"ATTACH '{source / 'onetoone.duckdb'}' AS src (READ_ONLY)")
     con.execute(f"CREATE TEMP TABLE r AS SELECT range AS r FROM range({factor})")
     for table in ("transactions", "interactions", "feedback", "social_posts", "consents",
@@ -367,35 +370,77 @@ def replicate(source: Path, target: Path, factor: int) -> None:
     con.close()
 
 
+def compare_reasons(result: Any, rows: int, limit: int) -> None:
+    """Path attribution against TreeSHAP on ``rows`` customers at risk: same first reason?"""
+    from onetoone.differentiate.defection._reasons import reasons as say
+
+    scores = result.scores
+    at_risk = scores[scores["defection_risk"] >= 0.3]
+    sample = at_risk.sample(min(rows, len(at_risk)), random_state=0)
+    feats = sample[result.training.features]
+    t0 = time.perf_counter()
+    exact = say(result.model.contributions(feats, method="treeshap"), sample, limit)
+    t_exact = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    fast = say(result.model.contributions(feats, method="path"), sample, limit)
+    t_fast = time.perf_counter() - t0
+    first = np.mean([a[:1] == b[:1] for a, b in zip(exact, fast, strict=True)])
+    same = np.mean([set(a) == set(b) for a, b in zip(exact, fast, strict=True)])
+    print(f"reasons of {len(sample):,} customers at risk, TreeSHAP {t_exact:.1f} s vs path "
+          f"attribution {t_fast:.1f} s: same first reason {first:.1%}, same set {same:.1%}")
+
+
 def scale(args: argparse.Namespace) -> None:
+    """Train time (training set + fit) and score time (scoring features, risk, reasons in
+    words, needs segments, the write into customer_scores) at ``factor`` copies of the demo."""
+    import resource
+
+    from onetoone.differentiate.defection import write_defection
     from onetoone.differentiate.needs import assign_needs_segments
 
     target = Path(args.target or tempfile.mkdtemp()) / f"x{args.factor}"
-    t0 = time.perf_counter()
-    replicate(Path(args.workspace), target, args.factor)
-    print(f"replicated x{args.factor} in {time.perf_counter() - t0:.1f} s")
+    if not (args.reuse and (target / "onetoone.duckdb").exists()):
+        t0 = time.perf_counter()
+        replicate(Path(args.workspace), target, args.factor)
+        print(f"replicated x{args.factor} in {time.perf_counter() - t0:.1f} s")
     ws = Workspace(target)
+    ws.store.con.execute("SET enable_progress_bar = false")
     counts = ws.summary()
     print({k: counts[k] for k in ("customers", "transactions", "transaction_items",
                                   "interactions")})
     settings = ws.config.defection
+    print(f"load before: {os.getloadavg()[0]:.1f} (1-minute average, {os.cpu_count()} cores)")
     cpu0, t0 = time.process_time(), time.perf_counter()
-    ts = build_training_set(ws.store, settings)
-    t_feat = time.perf_counter() - t0
-    print(f"training set {len(ts.X):,} rows x {len(ts.features)} features, {len(ts.cutoffs)} "
-          f"cutoffs: {t_feat:.1f} s")
-    t0 = time.perf_counter()
     result = score_defection(ws.store, None, settings)
-    total = time.perf_counter() - t0
-    print(f"score_defection (training set + fit + scoring features + predict + reasons): "
-          f"{total:.1f} s wall, {time.process_time() - cpu0:.1f} s CPU since the first step")
+    t_score = result.seconds
     print("\n".join(result.notes))
-    t0 = time.perf_counter()
+    t1 = time.perf_counter()
     needs = assign_needs_segments(ws.store, None, ws.config)
-    print(f"needs segments: {time.perf_counter() - t0:.1f} s; {needs.notes}")
+    t_needs = time.perf_counter() - t1
+    t1 = time.perf_counter()
+    written = write_defection(ws.store, result,
+                              extra=pd.DataFrame({"needs_segment": needs.assignments}),
+                              fill={"needs_segment": "unsegmented"})
+    t_write = time.perf_counter() - t1
+    wall = time.perf_counter() - t0
+    train = t_score["training_set"] + t_score["fit"]
+    score = (t_score["scoring_features"] + t_score["predict"] + t_score["reasons"] + t_needs
+             + t_write)
+    at_risk = int((result.scores["defection_risk"] >= settings.reasons_min_risk).sum())
+    print(f"load after: {os.getloadavg()[0]:.1f}")
+    for step, seconds in {**t_score, "needs_segments": t_needs, "write": t_write}.items():
+        print(f"  {step:18s} {seconds:7.1f} s")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"customers {counts['customers']:,} ({len(result.scores):,} scored, {at_risk:,} with "
+          f"reasons, {len(needs.assignments):,} segmented, {written:,} rows written); "
+          f"train {train:.1f} s (goal 300), score {score:.1f} s (goal 120); "
+          f"{wall:.1f} s wall, {time.process_time() - cpu0:.1f} s CPU; peak RSS {peak:,.0f} MiB")
+    if args.compare_reasons:
+        compare_reasons(result, args.compare_reasons, settings.reasons)
     ws.close()
-    print(json.dumps({"customers": counts["customers"], "training_rows": len(ts.X),
-                      "training_set_s": round(t_feat, 1), "score_defection_s": round(total, 1)}))
+    print(json.dumps({"customers": counts["customers"], "scored": len(result.scores),
+                      "training_rows": len(result.training.X), "train_s": round(train, 1),
+                      "score_s": round(score, 1), "peak_rss_mib": round(peak)}))
 
 
 def main() -> None:
@@ -417,6 +462,9 @@ def main() -> None:
     p.add_argument("--workspace", required=True)
     p.add_argument("--factor", type=int, default=20)
     p.add_argument("--target", default=None)
+    p.add_argument("--reuse", action="store_true", help="keep an existing copy in --target")
+    p.add_argument("--compare-reasons", type=int, default=0, metavar="N",
+                   help="also compare TreeSHAP and path attribution on N customers at risk")
     args = parser.parse_args()
     {"retail": retail, "demo": demo, "scale": scale}[args.command](args)
 

@@ -207,7 +207,7 @@ class DefectionSettings(_Section):
     n_estimators: int = Field(default=400, ge=10)
     learning_rate: float = Field(default=0.05, gt=0, le=1)
     num_leaves: int = Field(default=31, ge=2)
-    max_training_rows: int = Field(default=2_000_000, ge=100)
+    max_training_rows: int = Field(default=400_000, ge=100)
     reasons: int = Field(default=3, ge=1)
     reasons_min_risk: float = Field(default=0.3, ge=0, le=1)
     reasons_exact_max_rows: int = Field(default=20_000, ge=0)

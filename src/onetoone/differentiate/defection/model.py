@@ -30,6 +30,7 @@ LightGBM is imported lazily (the ``models`` extra).
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -41,6 +42,11 @@ from onetoone.errors import ModelError
 
 
 def _lightgbm() -> Any:
+    # OpenMP threads that sleep at barriers instead of spinning (unless the user chose): on a
+    # machine whose cores are busy with other work, spinning threads made the boosting 2-3
+    # times slower with 2 threads than with 1; idle, the difference is small. Read by the
+    # OpenMP runtime when LightGBM loads it, so it is set before the first import.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         import lightgbm
     except ImportError:  # pragma: no cover - depends on the environment

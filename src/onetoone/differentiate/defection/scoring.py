@@ -113,9 +113,10 @@ def score_defection(store: Any, as_of: Any = None, config: Any = None) -> Defect
     scores["defection_reasons"] = words
     scores["defection_status"] = "scored"
     notes = [*ts.notes]
+    sampled = f" (sampled from {len(ts.X):,})" if len(X) < len(ts.X) else ""
     notes.append(
         f"Defection ({ts.kind}, {ts.horizon_days}-day horizon): trained on "
-        f"{len(X):,} rows from {len(ts.cutoffs)} cutoffs ({ts.cutoffs[0].date()} to "
+        f"{len(X):,} rows{sampled} from {len(ts.cutoffs)} cutoffs ({ts.cutoffs[0].date()} to "
         f"{ts.cutoffs[-1].date()}), {y.mean():.0%} defected; held-out AUC "
         f"{model.validation_auc_:.3f} ({model.validation_}), trees weighted "
         f"{model.blend_weight_:.1f} against the logistic regression, calibrated "
