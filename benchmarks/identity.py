@@ -14,6 +14,11 @@ recall and F1 (pairs of records put in one customer), cluster precision/recall (
 are exactly a true entity), and seconds. Run: ``python benchmarks/identity.py [FEBRL1 FEBRL4
 fake_1000 demo]`` (all by default; ``ONETOONE_IDENTIFY="key = value;..."`` adds
 ``[identify]`` settings).
+
+Scale: ``python benchmarks/identity.py --scale WORKSPACE [FRACTION]`` times a full identify of
+an ingested workspace, then an incremental one after making ``FRACTION`` (default 0.01) of its
+profile records new; prints wall seconds and peak RSS of each. It modifies the workspace: give
+it a copy.
 """
 
 from __future__ import annotations
@@ -200,7 +205,60 @@ def run_demo(customers: int = 5000, seed: int = 42) -> list[dict[str, object]]:
     return rows
 
 
+def scale_step(root: Path, step: str, fraction: float) -> dict[str, object]:
+    """One timed identify on ``root`` (in this process; peak RSS is this process's).
+
+    ``full``: a full run. ``incremental``: a random ``fraction`` of the profile records is made
+    new (their links, review pairs and now unused ids removed, as if they had just been
+    loaded), then an ordinary incremental run.
+    """
+    import resource
+
+    from onetoone import Workspace
+
+    with Workspace.open(root) as ws:
+        if step == "incremental":
+            ws.store.execute("""
+                CREATE TEMP TABLE _bench_new AS SELECT record_key FROM customer_records
+                WHERE origin = 'profile' AND hash(record_key || 'new') % 1000000 < ?""",
+                             [round(fraction * 1e6)])
+            ws.store.execute("""
+                DELETE FROM identity_review WHERE record_key_l IN (SELECT * FROM _bench_new)
+                   OR record_key_r IN (SELECT * FROM _bench_new);
+                DELETE FROM customer_links WHERE record_key IN (SELECT * FROM _bench_new);
+                DELETE FROM customer_ids WHERE customer_id NOT IN
+                    (SELECT customer_id FROM customer_links)""")
+        t0 = time.perf_counter()
+        result = ws.identify(full=step == "full")
+        seconds = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
+    return {"step": step, "mode": result.mode, "records": result.records,
+            "customers": result.customers, "relinked": result.records_relinked,
+            "probabilistic_links": result.probabilistic_links,
+            "seconds": round(seconds, 1), "peak_rss_gib": round(peak, 2)}
+
+
+def scale(root: Path, fraction: float) -> int:
+    """Full then incremental identify on the workspace ``root`` (modified in place), each in
+    its own process so that each peak RSS is its own."""
+    import json
+    import subprocess
+
+    for step in ("full", "incremental"):
+        out = subprocess.run([sys.executable, __file__, "--scale-step", step, str(root),
+                              str(fraction)], check=True, capture_output=True, text=True)
+        print(json.dumps(json.loads(out.stdout.strip().splitlines()[-1])), flush=True)
+    return 0
+
+
 def main() -> int:
+    if len(sys.argv) > 2 and sys.argv[1] == "--scale-step":
+        import json
+
+        print(json.dumps(scale_step(Path(sys.argv[3]), sys.argv[2], float(sys.argv[4]))))
+        return 0
+    if len(sys.argv) > 2 and sys.argv[1] == "--scale":
+        return scale(Path(sys.argv[2]), float(sys.argv[3]) if len(sys.argv) > 3 else 0.01)
     if not DATA.is_dir():
         print(f"reference data folder {DATA} is absent (set ONETOONE_SHARED_DATA)")
         return 1

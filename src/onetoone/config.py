@@ -164,6 +164,9 @@ class IdentifySettings(_Section):
     match_threshold: float = Field(default=0.95, gt=0, lt=1)
     review_threshold: float = Field(default=0.80, gt=0, lt=1)
     max_pairs_for_u: float = Field(default=1e6, gt=0)
+    max_block_size: int = Field(
+        default=50, ge=2, description="Probabilistic candidates: a blocking key held by more "
+        "records is skipped (candidate pairs stay linear in the base)")
     survivorship: dict[str, Survivorship] = Field(default_factory=dict)
     source_priority: list[str] = Field(default_factory=list)
 

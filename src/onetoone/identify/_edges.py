@@ -10,7 +10,8 @@ Guards keep bad identifiers from merging different people (see docs/identity.md)
 * a *shared* value, whose records disagree on first name (or on birth date), only joins records
   that are *compatible*: same first name up to a typo (one edit), a nickname (a known pair or a
   prefix: Fred / Frédéric) or first and last names swapped (up to one typo), and birth dates
-  that may be one person's when both are known (one typo, day and month swapped). The value
+  that may be one person's when both are known (one typo, day and month swapped, within a
+  year: the records share a contact value). The value
   node is split into its groups of compatible records (records without a first name join the
   largest group), so a family e-mail does not merge the family while one person's e-mail
   still joins her records whatever their typos.
@@ -25,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from onetoone.config import IdentifySettings
-from onetoone.identify._components import item_components
+from onetoone.identify._components import BIRTH_DAYS, item_components
 from onetoone.ingest._normalize import q
 
 #: Common first-name nicknames (normalized: lower case, no accents, letters only) that are not a
@@ -73,12 +74,15 @@ def names_compatible(fa: str, fb: str, la: str, lb: str) -> str:
             f"OR (k.nick = {fb} AND k.name = {fa})))")
 
 
-def births_compatible(ba: str, bb: str) -> str:
+def births_compatible(ba: str, bb: str, days: int = 0) -> str:
     """SQL: two birth dates (DATE) may be one person's: one unknown, equal, one typo apart in
     their digits (``19330122`` / ``19330212``: a transposition across the separator counts as
-    one), or day and month swapped (``1980-03-07`` / ``1980-07-03``)."""
+    one), day and month swapped (``1980-03-07`` / ``1980-07-03``), or at most ``days``
+    apart. Mirrored, with ``days`` = :data:`._components.BIRTH_DAYS`, by
+    :func:`._components.same_birth`."""
     digits_a, digits_b = f"strftime({ba}, '%Y%m%d')", f"strftime({bb}, '%Y%m%d')"
     return (f"({ba} IS NULL OR {bb} IS NULL OR {ba} = {bb} OR "
+            f"abs(date_diff('day', {ba}, {bb})) <= {days} OR "
             f"damerau_levenshtein({digits_a}, {digits_b}) <= 1 OR "
             f"(year({ba}) = year({bb}) AND month({ba}) = day({bb}) AND day({ba}) = month({bb})))")
 
@@ -104,7 +108,7 @@ def garbage_predicate(settings: IdentifySettings, type_: str = "type",
     return (
         f"({value} IS NULL OR length({value}) < {settings.min_length} "
         f"OR {_in_list(f'lower({value})', settings.garbage_values)} "
-        f"OR {alnum} = '' OR length(list_distinct(string_split({tail}, ''))) <= 1 "
+        f"OR {alnum} = '' OR ltrim({tail}, left({tail}, 1)) = '' "  # one repeated character
         f"OR {email_bad})"
     )
 
@@ -167,7 +171,7 @@ def build_identifier_edges(con: duckdb.DuckDBPyConnection, settings: IdentifySet
         FROM _ids a JOIN _ids b ON a.type = b.type AND a.value = b.value AND a.idx < b.idx
         WHERE a.suspect AND a.fn IS NOT NULL AND b.fn IS NOT NULL
           AND {names_compatible('a.fn', 'b.fn', 'a.ln', 'b.ln')}
-          AND {births_compatible('a.bd', 'b.bd')}
+          AND {births_compatible('a.bd', 'b.bd', BIRTH_DAYS)}
     """).fetchnumpy()
     n_items = int(con.execute("SELECT count(*) FROM _ids").fetchall()[0][0])
     a = np.asarray(pairs["a"], dtype=np.int64)

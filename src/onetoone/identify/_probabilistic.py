@@ -19,7 +19,8 @@ Pairs already joined by a strong identifier are not reported; pairs at or above
 differ by more than one typo, or whose first names are both known and clearly different (not a
 typo, nickname or swap): the households and namesakes that share an address, a surname and a
 city are the over-merges a model alone makes. A veto is lifted when a personal ``compare`` key
-(a social security or customer number, not a street number) agrees up to one typo.
+(a social security or customer number, not a street number) agrees up to one typo; birth
+dates up to a year apart are one person's when the pair's e-mail or phone agrees.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from onetoone.config import IdentifySettings
-from onetoone.identify._components import components
+from onetoone.identify._components import BIRTH_DAYS, components
 from onetoone.identify._edges import births_compatible, feminine, names_compatible, norm_name
 from onetoone.ingest._normalize import q
 from onetoone.store import Store
@@ -62,8 +63,8 @@ def extra_column(key: str) -> str:
     return "x_" + re.sub(r"[^a-z0-9_]", "_", key.lower())
 
 
-def splink_settings(columns: list[str]) -> Any:
-    """The Splink model over the fields present: comparisons and blocking rules."""
+def splink_settings(columns: list[str], rules: list[Any]) -> Any:
+    """The Splink model over the fields present: comparisons and the blocking ``rules``."""
     import splink.comparison_library as cl
     from splink import SettingsCreator
 
@@ -97,7 +98,7 @@ def splink_settings(columns: list[str]) -> Any:
                 term_frequency_adjustments=True))
     return SettingsCreator(
         link_type="dedupe_only", comparisons=comparisons,
-        blocking_rules_to_generate_predictions=blocking_rules(columns),
+        blocking_rules_to_generate_predictions=rules,
         retain_intermediate_calculation_columns=True,
     )
 
@@ -128,21 +129,63 @@ def email_comparison() -> Any:
     ])
 
 
-def blocking_rules(columns: list[str]) -> list[Any]:
-    """Candidate pairs: agreeing on two fields (any two strong ones), or on a contact value."""
-    from splink import block_on
+#: Candidate pairs agree on one of these keys: two fields (any two strong ones), a contact
+#: value, or three fields where the two-field block is too large (common names at scale).
+BLOCKS: tuple[tuple[str, ...], ...] = (
+    ("first_name", "surname"), ("surname", "birth_date"), ("first_name", "birth_date"),
+    ("birth_date", "postcode"), ("surname", "postcode"), ("first_name", "postcode"),
+    ("surname", "city"), ("birth_date", "city"), ("address", "postcode"), ("email",),
+    ("phone",), ("first_name", "surname", "postcode"), ("first_name", "surname", "city"),
+    ("first_name", "birth_date", "postcode"))
+#: Records of the largest sample the model is trained on (training cost stays flat).
+TRAIN_MAX_RECORDS = 15_000
 
-    pairs = (("first_name", "surname"), ("surname", "birth_date"), ("first_name", "birth_date"),
-             ("birth_date", "postcode"), ("surname", "postcode"), ("first_name", "postcode"),
-             ("surname", "city"), ("birth_date", "city"), ("address", "postcode"),
-             ("email",), ("phone",))
-    rules: list[Any] = [block_on(*p) for p in pairs if all(c in columns for c in p)]
-    if "first_name" in columns and "surname" in columns:
-        from splink.blocking_rule_library import CustomRule
 
-        rules.append(CustomRule("l.first_name = r.surname AND l.surname = r.first_name"))
-    rules += [block_on(c) for c in columns if c.startswith("x_")]
-    return rules
+def block_keys(frame: pd.DataFrame, columns: list[str],
+               max_block_size: int) -> tuple[pd.DataFrame, list[str]]:
+    """Add one blocking key column (``b_<n>``) per rule; returns the frame and their names.
+
+    A key is NULL where its block holds more than ``max_block_size`` records: such a block
+    agrees only on common values (``marie`` + ``martin`` in one city) and would make the
+    candidate pairs grow with the square of the base. Names swapped between first name and
+    surname are one more key (both names, sorted).
+    """
+    specs: list[tuple[str, ...]] = [b for b in BLOCKS if all(c in columns for c in b)]
+    swap = "first_name" in columns and "surname" in columns
+    specs += [(c,) for c in columns if c.startswith("x_")]
+    exprs = [" || '|' || ".join(f"{c}::VARCHAR" for c in spec) for spec in specs]
+    if swap:
+        exprs.append("least(first_name, surname) || '|' || greatest(first_name, surname)")
+    names = [f"b_{i}" for i in range(len(exprs))]
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    con.register("_frame", frame[["unique_id", *{c for spec in specs for c in spec},
+                                  *(["first_name", "surname"] if swap else [])]])
+    selects = ", ".join(
+        f"CASE WHEN count(*) OVER (PARTITION BY {e}) <= {max_block_size} THEN {e} END AS {n}"
+        for e, n in zip(exprs, names, strict=True))
+    keys = con.execute(f"SELECT unique_id, {selects} FROM _frame").df() if names else None
+    con.close()
+    if keys is None:
+        return frame, names
+    return frame.drop(columns=[n for n in names if n in frame.columns]).merge(
+        keys, on="unique_id", how="left", validate="1:1"), names
+
+
+def blocking_sql(keys: list[str], groups: bool = False, new: bool = False) -> list[str]:
+    """One rule per key column; with ``groups``, never two records of one ``grp`` (already
+    joined deterministically, so their pair would be dropped anyway); with ``new``, only
+    pairs that hold a record flagged ``is_new`` (an incremental run)."""
+    other = (" AND l.grp <> r.grp" if groups else "") + \
+        (" AND (l.is_new OR r.is_new)" if new else "")
+    return [f"l.{k} = r.{k}{other}" for k in keys]
+
+
+def blocking_rules(keys: list[str], groups: bool = False) -> list[Any]:
+    """:func:`blocking_sql` as Splink rules."""
+    from splink.blocking_rule_library import CustomRule
+
+    return [CustomRule(sql) for sql in blocking_sql(keys, groups)]
 
 
 def _first_line(error: Exception) -> str:
@@ -308,20 +351,48 @@ def _deterministic_groups(store: Store) -> pd.DataFrame:
     return pd.DataFrame({"unique_id": keys, "group": labels[:n]})
 
 
+def _splink_api() -> Any:
+    """A DuckDB connection for Splink: no progress bars, bounded memory (spills beyond)."""
+    from splink import DuckDBAPI
+
+    connection = duckdb.connect()
+    connection.execute("SET enable_progress_bar = false")  # no bars in the CLI's output
+    connection.execute("SET memory_limit = '4GB'")
+    connection.execute("SET preserve_insertion_order = false")
+    return DuckDBAPI(connection)
+
+
 def make_linker(frame: pd.DataFrame, settings: IdentifySettings,
                 model: dict[str, Any] | None, notes: list[str]) -> Any:
-    """A Splink linker on ``frame``: the saved ``model`` if it fits the columns, else trained."""
-    from splink import DuckDBAPI, Linker
+    """A Splink linker on ``frame``: the saved ``model`` if it fits the columns, else trained.
+
+    Above :data:`TRAIN_MAX_RECORDS` records the model is trained on a random sample of that
+    size (m and u are proportions, and so is the prior: the share of matching pairs is the
+    same in a uniform sample of records), then applied to every record. A ``grp`` column
+    (deterministic component) keeps pairs already joined out of the candidates.
+    """
+    from splink import Linker
 
     columns = model_columns(frame)
     extra = ["name_concat"] if "first_name" in columns and "surname" in columns else []
-    connection = duckdb.connect()
-    connection.execute("SET enable_progress_bar = false")  # no bars in the CLI's output
-    data = DuckDBAPI(connection).register(frame[["unique_id", *columns, *extra]])
+    frame, keys = block_keys(frame, columns, settings.max_block_size)
+    groups = ["grp"] if "grp" in frame.columns else []
+    new = ["is_new"] if "is_new" in frame.columns else []
+    frame = frame[["unique_id", *columns, *extra, *keys, *groups, *new]]
+    data = _splink_api().register(frame)
     if model is not None and model.get("columns") == columns:
-        return Linker(data, model["model"], log_level=logging.ERROR)
-    linker = Linker(data, splink_settings(columns), log_level=logging.ERROR)
-    return train(linker, data, columns, settings.max_pairs_for_u, len(frame), notes)
+        saved = {**model["model"], "blocking_rules_to_generate_predictions": [
+            {"blocking_rule": sql, "sql_dialect": "duckdb"}
+            for sql in blocking_sql(keys, bool(groups), bool(new))]}
+        return Linker(data, saved, log_level=logging.ERROR)
+    creator = splink_settings(columns, blocking_rules(keys, bool(groups)))
+    if len(frame) <= TRAIN_MAX_RECORDS:
+        linker = Linker(data, creator, log_level=logging.ERROR)
+        return train(linker, data, columns, settings.max_pairs_for_u, len(frame), notes)
+    sample = _splink_api().register(frame.sample(n=TRAIN_MAX_RECORDS, random_state=1))
+    trainer = train(Linker(sample, creator, log_level=logging.ERROR), sample, columns,
+                    settings.max_pairs_for_u, TRAIN_MAX_RECORDS, notes)
+    return Linker(data, trainer.misc.save_model_to_json(), log_level=logging.ERROR)
 
 
 def predict_pairs(frame: pd.DataFrame, settings: IdentifySettings,
@@ -401,12 +472,30 @@ def personal_agreement(pairs: pd.DataFrame, keys: list[str]) -> np.ndarray:
     return close
 
 
-def veto_sql(settings: IdentifySettings, left: str = "a", right: str = "b") -> str:
-    """SQL true when a probabilistic pair must not link (see the module docstring)."""
+def contact_agreement(pairs: pd.DataFrame) -> np.ndarray:
+    """Pairs whose e-mail or phone agrees, exactly or at a typo level (any level but "else")."""
+    close = np.zeros(len(pairs), dtype=bool)
+    for column in ("gamma_email", "gamma_phone"):
+        if column in pairs.columns:
+            close |= pd.to_numeric(pairs[column], errors="coerce").fillna(-1).to_numpy() > 0
+    return close
+
+
+def veto_sql(settings: IdentifySettings, left: str = "a", right: str = "b",
+             contact: str = "false") -> str:
+    """SQL true when a probabilistic pair must not link (see the module docstring).
+
+    Where ``contact`` (SQL) holds, the pair shares an e-mail or phone up to a typo, and birth
+    dates up to a year apart may be one person's (:data:`._components.BIRTH_DAYS`); else only
+    a typo or a day/month swap: namesakes of one city born months apart are two people.
+    """
     if not settings.probabilistic_vetoes:
         return "false"
     fa, fb, la, lb = (f"{left}.fn", f"{right}.fn", f"{left}.ln", f"{right}.ln")
-    return (f"(NOT {births_compatible(f'{left}.bd', f'{right}.bd')} OR "
+    ba, bb = f"{left}.bd", f"{right}.bd"
+    births = (f"CASE WHEN {contact} THEN {births_compatible(ba, bb, BIRTH_DAYS)} "
+              f"ELSE {births_compatible(ba, bb)} END")
+    return (f"(NOT ({births}) OR "
             f"({fa} IS NOT NULL AND {fb} IS NOT NULL AND "
             f"(jaro_winkler_similarity({fa}, {fb}) < 0.8 OR {feminine(fa, fb)}) AND "
             f"NOT {names_compatible(fa, fb, la, lb)}))")
@@ -420,13 +509,27 @@ def match_pairs(store: Store, settings: IdentifySettings, mode: str) -> Outcome:
         return outcome
     saved = store.scalar("SELECT value FROM onetoone_meta WHERE key = ?", [_MODEL_KEY])
     model = json.loads(saved) if saved and mode == "incremental" else None
+    groups = _deterministic_groups(store)
+    frame["grp"] = frame[["unique_id"]].merge(groups, on="unique_id", how="left")[
+        "group"].fillna(-1).astype("int64").to_numpy()
+    # With the saved model, an incremental run scores only the pairs a new record is in: the
+    # pairs of older records keep their scores (they were scored with this model).
+    only_new = model is not None and model.get("columns") == model_columns(frame)
+    if only_new:
+        new_keys = store.execute("SELECT record_key FROM _rec WHERE idx IN "
+                                 "(SELECT idx FROM _new)").df()
+        frame["is_new"] = frame["unique_id"].isin(new_keys["record_key"])
+        if not frame["is_new"].any():
+            outcome.links = int(store.scalar(
+                "SELECT count(*) FROM identity_review WHERE status = 'linked'"))
+            return outcome
     pairs, trained = predict_pairs(frame, settings, model, outcome.notes)
     store.execute("INSERT OR REPLACE INTO onetoone_meta VALUES (?, ?)",
                   [_MODEL_KEY, json.dumps(trained)])
-    groups = _deterministic_groups(store)
     pairs["personal"] = personal_agreement(pairs, personal_keys(store, settings))
+    pairs["contact"] = contact_agreement(pairs)
     scored = pairs[["unique_id_l", "unique_id_r", "match_probability", "match_weight",
-                    "evidence", "person_probability", "personal"]]
+                    "evidence", "person_probability", "personal", "contact"]]
     store.con.register("_scored", scored)
     store.con.register("_groups", groups)
     store.execute(f"""
@@ -439,12 +542,20 @@ def match_pairs(store: Store, settings: IdentifySettings, mode: str) -> Outcome:
         JOIN _rec a ON a.record_key = s.unique_id_l
         JOIN _rec b ON b.record_key = s.unique_id_r
         WHERE gl."group" <> gr."group"
-          AND NOT ({veto_sql(settings)} AND s.person_probability < {settings.match_threshold}
+          AND NOT ({veto_sql(settings, contact='s.contact')}
+                   AND s.person_probability < {settings.match_threshold}
                    AND NOT s.personal)
     """)
     store.con.unregister("_scored")
     store.con.unregister("_groups")
-    store.execute("DELETE FROM identity_review WHERE status IN ('linked', 'pending')")
+    if only_new:
+        store.execute("""DELETE FROM identity_review WHERE status IN ('linked', 'pending')
+                         AND (record_key_l IN (SELECT record_key FROM _rec WHERE idx IN
+                                                 (SELECT idx FROM _new))
+                           OR record_key_r IN (SELECT record_key FROM _rec WHERE idx IN
+                                                 (SELECT idx FROM _new)))""")
+    else:
+        store.execute("DELETE FROM identity_review WHERE status IN ('linked', 'pending')")
     store.execute("""
         INSERT INTO identity_review
         SELECT l, r, match_probability, match_weight, evidence::JSON,

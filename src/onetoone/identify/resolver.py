@@ -339,9 +339,12 @@ class IdentityResolver:
                 GROUP BY c.comp
             """)
             clash = con.execute("""
-                SELECT comp FROM _cid n WHERE n.comp NOT IN (SELECT comp FROM _heir) AND (
-                    n.customer_id IN (SELECT customer_id FROM customer_ids) OR
-                    n.customer_id IN (SELECT customer_id FROM _cid x WHERE x.comp < n.comp))
+                SELECT comp FROM (
+                    SELECT comp, customer_id,
+                           comp > min(comp) OVER (PARTITION BY customer_id) AS taken
+                    FROM _cid) n
+                WHERE n.comp NOT IN (SELECT comp FROM _heir) AND (
+                    n.taken OR n.customer_id IN (SELECT customer_id FROM customer_ids))
             """).fetchall()
             if not clash:
                 break
