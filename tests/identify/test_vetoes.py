@@ -5,8 +5,14 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 import pytest
-from _identify_data import Builder
+from _identify_data import Builder, customer_of
 
+from onetoone.identify._components import (
+    BIRTH_DAYS,
+    GuardedUnionFind,
+    birth_dates,
+    same_birth,
+)
 from onetoone.identify._edges import births_compatible, names_compatible
 
 
@@ -18,8 +24,8 @@ def _names(a: tuple[str, str], b: tuple[str, str]) -> bool:
     return bool(con.execute(f"SELECT {sql}").fetchall()[0][0])
 
 
-def _births(a: str, b: str) -> bool:
-    sql = births_compatible(f"DATE '{a}'", f"DATE '{b}'")
+def _births(a: str, b: str, days: int = 0) -> bool:
+    sql = births_compatible(f"DATE '{a}'", f"DATE '{b}'", days)
     return bool(duckdb.connect().execute(f"SELECT {sql}").fetchall()[0][0])
 
 
@@ -35,17 +41,40 @@ def test_first_names_of_one_person(a: tuple[str, str], b: tuple[str, str], same:
     assert _names(a, b) is same
 
 
-@pytest.mark.parametrize(("a", "b", "same"), [
-    ("1933-01-22", "1933-02-12", True),   # digits transposed across the separator
-    ("1957-10-24", "1957-12-04", True),
-    ("1980-03-07", "1980-07-03", True),   # day and month swapped
-    ("1980-03-07", "1980-03-08", True),   # one typo
-    ("1980-03-07", "1950-03-07", True),   # one typo in the year
-    ("1980-03-07", "1983-07-03", False),
-    ("1942-10-30", "1911-11-01", False),  # another person
+@pytest.mark.parametrize(("a", "b", "typo", "year"), [
+    ("1933-01-22", "1933-02-12", True, True),   # digits transposed across the separator
+    ("1957-10-24", "1957-12-04", True, True),
+    ("1980-03-07", "1980-07-03", True, True),   # day and month swapped
+    ("1980-03-07", "1980-03-08", True, True),   # one typo
+    ("1980-03-07", "1950-03-07", True, True),   # one typo in the year
+    ("1991-04-05", "1991-05-06", False, True),  # within a year
+    ("1987-05-25", "1988-05-24", False, True),
+    ("1980-03-07", "1983-07-03", False, False),
+    ("2022-02-02", "2012-01-06", False, False),
+    ("1942-10-30", "1911-11-01", False, False),  # another person
 ])
-def test_birth_dates_of_one_person(a: str, b: str, same: bool) -> None:
-    assert _births(a, b) is same
+def test_birth_dates_of_one_person(a: str, b: str, typo: bool, year: bool) -> None:
+    assert _births(a, b) is typo
+    assert _births(a, b, BIRTH_DAYS) is year
+    assert same_birth(a, b) is year  # the cap counts birth dates as shared values group them
+
+
+def test_birth_dates_a_year_apart_veto_unless_a_contact_agrees() -> None:
+    from onetoone.config import IdentifySettings
+
+    pytest.importorskip("splink")
+    from onetoone.identify._probabilistic import veto_sql
+
+    con = duckdb.connect()
+    con.execute("CREATE TEMP TABLE _nick (nick VARCHAR, name VARCHAR)")
+    con.execute("CREATE TEMP TABLE a AS SELECT 'sylvie' AS fn, 'bernard' AS ln, "
+                "DATE '1997-02-17' AS bd")
+    con.execute("CREATE TEMP TABLE b AS SELECT 'sylvie' AS fn, 'bernard' AS ln, "
+                "DATE '1997-03-02' AS bd")
+    settings = IdentifySettings()
+    for contact, vetoed in (("false", True), ("true", False)):
+        sql = veto_sql(settings, contact=contact)
+        assert con.execute(f"SELECT {sql} FROM a, b").fetchall()[0][0] is vetoed
 
 
 def test_personal_agreement_needs_a_close_value_of_a_personal_key() -> None:
@@ -70,3 +99,31 @@ def test_personal_keys_are_identifiers_outside_household_types(base: Builder) ->
     ws = base(crm="1,Anne,Martin,anne@mail.fr,,1980-01-02,N0001,,,\n",
               identify='compare = ["customer_number", "email", "street_number"]')
     assert personal_keys(ws.store, ws.config.identify) == ["customer_number"]
+
+
+def test_birth_date_typos_are_one_birth_date_for_the_cap() -> None:
+    assert birth_dates({"1980-03-07", "1980-07-03", "1980-03-08", "1980-03-17"}) == 1
+    assert birth_dates({"1980-03-07", "1955-01-01", "1990-05-05"}) == 3
+    uf = GuardedUnionFind({"bd": 2})
+    for item, day in enumerate(["1980-03-07", "1980-07-03", "1980-03-08", "1955-01-01",
+                                "1990-05-05"]):
+        uf.add(item, {"bd": {day}})
+    assert all(uf.union(0, other) for other in (1, 2, 3))  # one person's typos, then a second
+    assert not uf.union(0, 4)  # a third person's birth date
+
+
+def test_one_persons_number_gathers_her_birth_date_typos(base: Builder) -> None:
+    ws = base(crm="1,Anne,Martin,,,1980-03-07,N0001,,,\n"
+                  "2,Anne,Martin,,,1980-07-03,N0001,,,\n"
+                  "3,Anne,Martin,,,1980-03-08,N0001,,,\n"
+                  "4,Anne,Martin,,,1980-03-17,N0001,,,\n")
+    ws.identify()
+    assert len({customer_of(ws, f"crm:{i}") for i in range(1, 5)}) == 1
+
+
+def test_a_number_shared_by_three_people_is_still_capped(base: Builder) -> None:
+    ws = base(crm="1,Anne,Martin,,,1980-03-07,N0001,,,\n"
+                  "2,Paul,Martin,,,1955-01-01,N0001,,,\n"
+                  "3,Lea,Martin,,,2010-05-05,N0001,,,\n")
+    ws.identify()  # three birth dates decades apart: never one customer
+    assert len({customer_of(ws, f"crm:{i}") for i in range(1, 4)}) == 2

@@ -10,7 +10,9 @@ union-find that refuses any edge that would break it, strongest edges first.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import date
+from itertools import combinations
 
 import numpy as np
 from scipy.sparse import coo_matrix
@@ -38,12 +40,56 @@ def item_components(n_items: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.asarray(labels, dtype=np.int64)
 
 
+#: Birth dates at most this many days apart may be one person's (a day, a month or the year
+#: mistyped): two people that close in age with compatible first names are not a household.
+BIRTH_DAYS = 366
+
+
+def same_birth(a: str, b: str) -> bool:
+    """Two ISO birth dates may be one person's: equal, one typo apart in their eight digits
+    (a substitution or two neighbours transposed), day and month swapped, or at most
+    ``BIRTH_DAYS`` days apart (:func:`._edges.births_compatible` with ``BIRTH_DAYS``)."""
+    if a == b:
+        return True
+    da, db = date.fromisoformat(a), date.fromisoformat(b)
+    if abs((da - db).days) <= BIRTH_DAYS or (
+            da.year == db.year and da.month == db.day and da.day == db.month):
+        return True
+    sa, sb = da.strftime("%Y%m%d"), db.strftime("%Y%m%d")
+    diff = [i for i in range(8) if sa[i] != sb[i]]
+    return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1
+                              and sa[diff[0]] == sb[diff[1]] and sa[diff[1]] == sb[diff[0]])
+
+
+def birth_dates(values: set[str]) -> int:
+    """How many people's birth dates ``values`` holds: groups of dates linked by
+    :func:`same_birth` (a typo of a date is not another date)."""
+    items = sorted(values)
+    parent = list(range(len(items)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, j in combinations(range(len(items)), 2):
+        if same_birth(items[i], items[j]):
+            parent[find(i)] = find(j)
+    return len({find(i) for i in range(len(items))})
+
+
+#: How a capped attribute's values are counted, where distinct values are not distinct things.
+COUNTS: dict[str, Callable[[set[str]], int]] = {"bd": birth_dates}
+
+
 class GuardedUnionFind:
     """Union-find whose roots carry value sets; a union that would break a cap is refused.
 
     ``caps`` maps an attribute name to the most distinct values one customer may hold
-    (1 for identifiers unique per person). A union is refused when the merged set would hold
-    more values than both the cap and each side already held.
+    (1 for identifiers unique per person), counted by :data:`COUNTS` where listed (birth
+    dates up to typos). A union is refused when the merged set would hold more values than
+    both the cap and each side already held.
     """
 
     def __init__(self, caps: Mapping[str, int]) -> None:
@@ -72,7 +118,10 @@ class GuardedUnionFind:
         if not force:
             for key, cap in self.caps.items():
                 sa, sb = va.get(key, set()), vb.get(key, set())
-                if sa and sb and len(sa | sb) > max(cap, len(sa), len(sb)):
+                if not (sa and sb) or sb <= sa or sa <= sb:
+                    continue
+                count = COUNTS.get(key, len)
+                if count(sa | sb) > max(cap, count(sa), count(sb)):
                     return False
         if len(va) < len(vb):
             ra, rb, va, vb = rb, ra, vb, va
