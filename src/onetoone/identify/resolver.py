@@ -165,6 +165,8 @@ class IdentityResolver:
             CREATE OR REPLACE TEMP TABLE _sep AS
             SELECT r.idx FROM identity_overrides o JOIN _rec r USING (record_key)
             WHERE o.kind = 'separate';
+            CREATE OR REPLACE TEMP TABLE _sep_keys AS
+            SELECT r.record_key FROM _sep JOIN _rec r USING (idx);
             CREATE OR REPLACE TEMP TABLE _edges0 AS
             SELECT idx, node, 'deterministic:' || type AS method, rank, 1.0 AS prob,
                    false AS forced
@@ -172,20 +174,21 @@ class IdentityResolver:
             UNION ALL
             SELECT r.idx, 'manual:' || o.record_key || '|' || o.other_record_key, 'manual', 0,
                    1.0, true
-            FROM identity_overrides o JOIN _rec r
-              ON r.record_key IN (o.record_key, o.other_record_key)
-            WHERE o.kind = 'link'
+            FROM (SELECT *, unnest([record_key, other_record_key]) AS end_key
+                  FROM identity_overrides WHERE kind = 'link') o
+            JOIN _rec r ON r.record_key = o.end_key
             UNION ALL
             SELECT r.idx, 'pair:' || p.record_key_l || '|' || p.record_key_r,
                    CASE p.status WHEN 'accepted' THEN 'manual' ELSE 'probabilistic' END,
                    CASE p.status WHEN 'accepted' THEN 0 ELSE {k} END,
                    CASE p.status WHEN 'accepted' THEN 1.0 ELSE p.match_probability END,
                    p.status = 'accepted'
-            FROM identity_review p JOIN _rec r
-              ON r.record_key IN (p.record_key_l, p.record_key_r)
-            WHERE p.status IN ('linked', 'accepted') AND (p.status = 'accepted' OR NOT EXISTS (
-                SELECT 1 FROM _sep s JOIN _rec x USING (idx)
-                WHERE x.record_key IN (p.record_key_l, p.record_key_r)));
+            FROM (SELECT *, unnest([record_key_l, record_key_r]) AS end_key
+                  FROM identity_review
+                  WHERE status = 'accepted' OR (status = 'linked'
+                        AND record_key_l NOT IN (SELECT record_key FROM _sep_keys)
+                        AND record_key_r NOT IN (SELECT record_key FROM _sep_keys))) p
+            JOIN _rec r ON r.record_key = p.end_key;
             CREATE OR REPLACE TEMP TABLE _edges AS
             SELECT e.*, (dense_rank() OVER (ORDER BY node) - 1)::BIGINT AS nid FROM _edges0 e;
         """)
@@ -291,12 +294,14 @@ class IdentityResolver:
                   JOIN (SELECT DISTINCT i2.type, i2.value FROM identifiers i2 JOIN _rec r2
                         USING (record_key) WHERE r2.idx IN (SELECT idx FROM _new)) v
                   USING (type, value)
-            UNION SELECT r.idx FROM identity_review p JOIN _rec r
-                  ON r.record_key IN (p.record_key_l, p.record_key_r)
-                  WHERE p.record_key_l IN (SELECT record_key FROM _rec
+            UNION SELECT r.idx FROM (
+                    SELECT unnest([record_key_l, record_key_r]) AS end_key
+                    FROM identity_review
+                    WHERE record_key_l IN (SELECT record_key FROM _rec
                                            WHERE idx IN (SELECT idx FROM _new))
-                     OR p.record_key_r IN (SELECT record_key FROM _rec
-                                           WHERE idx IN (SELECT idx FROM _new));
+                       OR record_key_r IN (SELECT record_key FROM _rec
+                                           WHERE idx IN (SELECT idx FROM _new))) p
+                  JOIN _rec r ON r.record_key = p.end_key;
             CREATE OR REPLACE TEMP TABLE _aff AS
             WITH per_comp AS (
                 SELECT c.comp, count(*) AS n, count(DISTINCT o.customer_id) AS n_old,
