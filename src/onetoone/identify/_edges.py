@@ -153,16 +153,18 @@ def build_identifier_edges(con: duckdb.DuckDBPyConnection, settings: IdentifySet
         WITH ids AS (
             SELECT DISTINCT r.idx, r.record_key, i.type, i.value, r.fn, r.ln, r.bd
             FROM identifiers i JOIN _rec r USING (record_key)
-            WHERE NOT ({ignore}) AND NOT {garbage_predicate(settings, 'i.type', 'i.value')}
-        ), stats AS (
-            SELECT type, value, count(DISTINCT idx) AS n, count(DISTINCT fn) AS n_fn,
-                   count(DISTINCT bd) AS n_bd
-            FROM ids GROUP BY ALL
-            HAVING count(DISTINCT idx) BETWEEN 2 AND {settings.max_records_per_value}
+            WHERE NOT ({ignore})
+        ), stats AS (  -- garbage is a property of the value: tested once per joining value
+            SELECT * FROM (
+                SELECT type, value, count(*) AS n, count(DISTINCT fn) AS n_fn,
+                       count(DISTINCT bd) AS n_bd
+                FROM ids GROUP BY ALL
+                HAVING count(*) BETWEEN 2 AND {settings.max_records_per_value})
+            WHERE NOT {garbage_predicate(settings, 'type', 'value')}
         )
         SELECT ids.*, s.n >= {settings.shared_min_records} AND (s.n_fn >= 2 OR s.n_bd >= 2)
                    AND {_in_list('ids.type', settings.household_types)} AS suspect,
-               (row_number() OVER (ORDER BY ids.type, ids.value, ids.idx) - 1)::BIGINT AS item
+               (row_number() OVER () - 1)::BIGINT AS item  -- any numbering: node ids
         FROM ids JOIN stats s USING (type, value)
     """)
     # Records of a suspect value: which pairs may be one person? Groups of compatible records.
