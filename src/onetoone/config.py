@@ -164,6 +164,10 @@ class IdentifySettings(_Section):
     match_threshold: float = Field(default=0.95, gt=0, lt=1)
     review_threshold: float = Field(default=0.80, gt=0, lt=1)
     max_pairs_for_u: float = Field(default=1e6, gt=0)
+    address_change_share: float = Field(
+        default=0.05, ge=0, lt=1,
+        description="Least share of one person's record pairs whose postcode, city or address "
+        "disagree (people move): the model's m of those disagreements never falls below it")
     max_block_size: int = Field(
         default=50, ge=2, description="Probabilistic candidates: a blocking key held by more "
         "records is skipped (candidate pairs stay linear in the base)")

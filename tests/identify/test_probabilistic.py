@@ -101,3 +101,36 @@ def test_a_level_no_random_pair_reaches_counts_for_a_match() -> None:
     dots = next(lv for lv in email.comparison_levels if "dots" in lv.label_for_charts)
     assert dots.u_probability <= 1e-4
     assert dots.m_probability > dots.u_probability
+
+
+def test_a_postcode_that_changed_is_not_a_veto() -> None:
+    # Nobody moves in these records, so expectation-maximisation puts m(postcode disagrees)
+    # at the floor; people do move, so it keeps at least address_change_share.
+    import pandas as pd
+
+    from onetoone.config import IdentifySettings
+    from onetoone.identify._probabilistic import make_linker
+
+    rng = random.Random(5)
+    rows = []
+    for i in range(150):
+        person = {"first_name": rng.choice(FIRST), "surname": rng.choice(LAST),
+                  "birth_date": f"19{rng.randint(40, 99)}-0{rng.randint(1, 9)}-1{i % 9}",
+                  "postcode": f"{rng.randint(10, 95)}000"}
+        rows.append({"unique_id": str(i), **person})
+        if i % 3 == 0:
+            rows.append({"unique_id": f"{i}d", **person})
+    frame = pd.DataFrame(rows)
+    frame["name_concat"] = frame["first_name"] + " " + frame["surname"]
+
+    def postcode_m(share: float) -> tuple[float, float]:
+        linker = make_linker(frame, IdentifySettings(max_pairs_for_u=1e4,
+                                                     address_change_share=share), None, [])
+        levels = next(c for c in linker._settings_obj.comparisons
+                      if c.output_column_name == "postcode").comparison_levels
+        m = [lv.m_probability for lv in levels if not lv.is_null_level]
+        return next(lv.m_probability for lv in levels if lv._is_else_level), sum(m)
+
+    assert postcode_m(0.0)[0] < 0.01
+    m_else, total = postcode_m(0.05)
+    assert m_else >= 0.05 and abs(total - 1) < 1e-5

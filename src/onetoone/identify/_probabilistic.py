@@ -11,7 +11,9 @@ implementation, on DuckDB as on Spark.
 Training is made robust: a training step that fails (expectation-maximisation that
 degenerates on small or odd data, a level never observed) is skipped with a note and the
 model keeps Splink's starting values for what it could not estimate; m and u probabilities are
-kept inside (1e-6, 1 - 1e-6) so that one empty level cannot veto or force every pair.
+kept inside (1e-6, 1 - 1e-6) so that one empty level cannot veto or force every pair, and a
+postcode, city or address that disagrees keeps an m of at least ``address_change_share``
+(people move; on data where nobody does, EM would make any difference a veto).
 
 Pairs already joined by a strong identifier are not reported; pairs at or above
 ``match_threshold`` link, those between ``review_threshold`` and it wait for a person. With
@@ -228,10 +230,34 @@ def floor_em_probabilities() -> None:
     setattr(em, "_onetoone_floor", True)  # noqa: B010
 
 
-def clamp_probabilities(linker: Any, u_unseen: float = _FLOOR) -> None:
+#: Comparisons whose values change when a person moves.
+MOVING = ("postcode", "city", "address")
+
+
+def keep_movers(comparison: Any, moved: float) -> None:
+    """Give the "else" level of an address field an m of at least ``moved`` (the others
+    scaled to keep the sum at one): one person's records disagree on the address when she
+    moved between them, so disagreeing must not weigh like a veto (an m at the 1e-6 floor
+    does, about -20 bits, when expectation-maximisation meets no movers)."""
+    levels = [lv for lv in comparison.comparison_levels if not lv.is_null_level
+              and lv.m_probability is not None and np.isfinite(lv.m_probability)]
+    other = [lv for lv in levels if not lv._is_else_level]
+    rest = sum(float(lv.m_probability) for lv in other)
+    for level in levels:
+        if level._is_else_level and level.m_probability < moved and rest > 0:
+            scale = (1 - moved) / rest
+            level.m_probability = moved
+            for lv in other:
+                lv.m_probability = float(lv.m_probability) * scale
+
+
+def clamp_probabilities(linker: Any, u_unseen: float = _FLOOR, moved: float = 0.0) -> None:
     """Keep every m and u inside (1e-6, 1 - 1e-6); a level no random pair reached gets u =
-    ``u_unseen`` (one in the number of pairs sampled), not "no evidence"."""
+    ``u_unseen`` (one in the number of pairs sampled), not "no evidence"; the "else" level
+    of postcode, city and address keeps an m of at least ``moved`` (:func:`keep_movers`)."""
     for comparison in linker._settings_obj.comparisons:
+        if moved > 0 and comparison.output_column_name in MOVING:
+            keep_movers(comparison, moved)
         for level in comparison.comparison_levels:
             if level.is_null_level:
                 continue
@@ -252,7 +278,7 @@ def clamp_probabilities(linker: Any, u_unseen: float = _FLOOR) -> None:
 
 
 def train(linker: Any, data: Any, columns: list[str], max_pairs: float, n_records: int,
-          notes: list[str] | None = None) -> Any:
+          notes: list[str] | None = None, moved: float = 0.0) -> Any:
     """Estimate the model without labels: λ from a strict rule, u by sampling, m by EM.
 
     Returns the trained linker. A step that fails is skipped with a note (``notes``) and the
@@ -275,7 +301,7 @@ def train(linker: Any, data: Any, columns: list[str], max_pairs: float, n_record
     _guarded(lambda: linker.training.estimate_u_using_random_sampling(
         max_pairs=max_pairs, seed=1), notes, "u estimate")
     u_unseen = 1 / max(max_pairs, 1 / _FLOOR)
-    clamp_probabilities(linker, u_unseen)
+    clamp_probabilities(linker, u_unseen, moved)
     sessions = [("first_name", "surname"), ("birth_date",), ("postcode",), ("email",)]
     for rule in sessions:
         if not all(c in columns for c in rule):
@@ -288,7 +314,7 @@ def train(linker: Any, data: Any, columns: list[str], max_pairs: float, n_record
             notes.append(f"Probabilistic model: expectation-maximisation on "
                          f"{' + '.join(rule)} skipped ({_first_line(error)}).")
             linker = Linker(data, before, log_level=logging.ERROR)
-        clamp_probabilities(linker, u_unseen)
+        clamp_probabilities(linker, u_unseen, moved)
     return linker
 
 
@@ -388,10 +414,12 @@ def make_linker(frame: pd.DataFrame, settings: IdentifySettings,
     creator = splink_settings(columns, blocking_rules(keys, bool(groups)))
     if len(frame) <= TRAIN_MAX_RECORDS:
         linker = Linker(data, creator, log_level=logging.ERROR)
-        return train(linker, data, columns, settings.max_pairs_for_u, len(frame), notes)
+        return train(linker, data, columns, settings.max_pairs_for_u, len(frame), notes,
+                     settings.address_change_share)
     sample = _splink_api().register(frame.sample(n=TRAIN_MAX_RECORDS, random_state=1))
     trainer = train(Linker(sample, creator, log_level=logging.ERROR), sample, columns,
-                    settings.max_pairs_for_u, TRAIN_MAX_RECORDS, notes)
+                    settings.max_pairs_for_u, TRAIN_MAX_RECORDS, notes,
+                    settings.address_change_share)
     return Linker(data, trainer.misc.save_model_to_json(), log_level=logging.ERROR)
 
 
