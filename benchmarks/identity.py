@@ -34,6 +34,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from onetoone.config import IdentifySettings
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("ONETOONE_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
@@ -105,13 +107,14 @@ def scores(predicted: dict[str, str], truth: dict[str, str]) -> dict[str, float]
             "pairs_predicted": len(p), "pairs_true": len(t)}
 
 
-def splink_alone(frame: pd.DataFrame, threshold: float) -> tuple[dict[str, str], float]:
-    """Splink with the same model, on the same records, clustered at ``threshold``."""
-    from onetoone.config import IdentifySettings
+def splink_alone(frame: pd.DataFrame, threshold: float,
+                 settings: IdentifySettings | None = None) -> tuple[dict[str, str], float]:
+    """Splink with the same model (``settings``' training options), on the same records,
+    clustered at ``threshold``."""
     from onetoone.identify._probabilistic import make_linker
 
     started = time.perf_counter()
-    linker = make_linker(frame, IdentifySettings(), None, [])
+    linker = make_linker(frame, settings or IdentifySettings(), None, [])
     pred = linker.inference.predict(threshold_match_probability=threshold)
     clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
         pred, threshold_match_probability=threshold).as_pandas_dataframe()
@@ -143,7 +146,8 @@ def run(name: str, sources: str, truth_of: object, identify: str = "") -> list[d
                      "load_seconds": load, "quarantined": quarantined,
                      "pending_reviews": outcome.pending_reviews})
         frame = _input(ws.store, ws.config.identify)
-        alone, seconds = splink_alone(frame, ws.config.identify.match_threshold)
+        alone, seconds = splink_alone(frame, ws.config.identify.match_threshold,
+                                      ws.config.identify)
         for key in links:  # records Splink did not see (no name) stand alone
             alone.setdefault(key, "single:" + key)
         rows.append({"data": name, "system": "Splink alone", **scores(alone, truth),
@@ -181,8 +185,9 @@ def run_demo(customers: int = 5000, seed: int = 42) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory() as tmp:
         company = generate_demo(Path(tmp), customers=customers, seed=seed)
+        identify = os.environ.get("ONETOONE_IDENTIFY", "").replace(";", "\n")
         ws = Workspace.init(tmp, config_text='[workspace]\nname = "demo"\ndefault_country = '
-                            f'"FR"\n\n{company.sources_toml}')
+                            f'"FR"\n\n[identify]\n{identify}\n\n{company.sources_toml}')
         ws.ingest()
         t0 = time.perf_counter()
         ws.identify()
@@ -197,7 +202,7 @@ def run_demo(customers: int = 5000, seed: int = 42) -> list[dict[str, object]]:
         rows.append({"data": name, "system": "onetoone identify",
                      **pair_scores(frame, "customer_id", "person_id"), "seconds": seconds})
         alone, seconds = splink_alone(_input(ws.store, ws.config.identify),
-                                      ws.config.identify.match_threshold)
+                                      ws.config.identify.match_threshold, ws.config.identify)
         frame["alone"] = [alone.get(k, "single:" + k) for k in frame["record_key"]]
         rows.append({"data": name, "system": "Splink alone",
                      **pair_scores(frame, "alone", "person_id"), "seconds": seconds})
