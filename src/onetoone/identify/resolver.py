@@ -43,6 +43,9 @@ from onetoone.store import Store
 Progress = Callable[[str], None]
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base 32
+#: DuckDB memory of the store during a run (the Splink connection has its own, 4 GB): the
+#: default, 80 % of RAM, let a 1 M-customer run hold 18 GiB.
+MEMORY_LIMIT = "3GB"
 
 
 @dataclass
@@ -98,6 +101,20 @@ class IdentityResolver:
         mode = "full" if full or last is None or not has_links else "incremental"
         last_ingestion = int(last[0]) if last and last[0] is not None else -1
         result = IdentifyResult(mode)
+        limit = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+        con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")  # spills to disk beyond
+        try:
+            self._run(result, mode, last_ingestion, touched, event_prefix, reason, say)
+        finally:
+            con.execute(f"SET memory_limit = '{limit}'")
+        result.seconds = time.perf_counter() - started
+        return result
+
+    def _run(self, result: IdentifyResult, mode: str, last_ingestion: int,
+             touched: list[str] | None, event_prefix: str, reason: str | None,
+             say: Progress) -> None:
+        started = time.perf_counter()
+        con = self.con
         with self.store.transaction():
             say("reading records")
             build_records(con)
@@ -137,7 +154,6 @@ class IdentityResolver:
                 "FROM identity_runs",
                 [mode, max_ing, n_records, result.customers, _now(), result.seconds],
             )
-        return result
 
     # -- graph --------------------------------------------------------------------------
     def _probabilistic(self, result: IdentifyResult, mode: str) -> None:
