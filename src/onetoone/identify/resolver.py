@@ -43,9 +43,6 @@ from onetoone.store import Store
 Progress = Callable[[str], None]
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base 32
-#: DuckDB memory of the store during a run (the Splink connection has its own, 4 GB): the
-#: default, 80 % of RAM, let a 1 M-customer run hold 18 GiB.
-MEMORY_LIMIT = "3GB"
 
 
 @dataclass
@@ -101,12 +98,7 @@ class IdentityResolver:
         mode = "full" if full or last is None or not has_links else "incremental"
         last_ingestion = int(last[0]) if last and last[0] is not None else -1
         result = IdentifyResult(mode)
-        limit = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
-        con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")  # spills to disk beyond
-        try:
-            self._run(result, mode, last_ingestion, touched, event_prefix, reason, say)
-        finally:
-            con.execute(f"SET memory_limit = '{limit}'")
+        self._run(result, mode, last_ingestion, touched, event_prefix, reason, say)
         result.seconds = time.perf_counter() - started
         return result
 
