@@ -164,10 +164,16 @@ def _web(g: _Columns, m: np.ndarray, out: np.ndarray) -> None:
     _put(out, fewer, ["fewer web visits than before"] * int(fewer.sum()))
 
 
-def _social(g: _Columns, m: np.ndarray, out: np.ndarray) -> None:
-    neg = g("negative_posts_180d")
-    w = m & (neg > 0)
-    _put(out, w, [f"{k} negative post(s) on social media in 6 months" for k in _ints(neg[w])])
+def _counted(column: str, phrase: str) -> Callable[[_Columns, np.ndarray, np.ndarray], None]:
+    """A reason that says a positive count: ``phrase`` holds ``{}`` for the number."""
+    def say(g: _Columns, m: np.ndarray, out: np.ndarray) -> None:
+        n = g(column)
+        w = m & (n > 0)
+        _put(out, w, [phrase.format(k) for k in _ints(n[w])])
+    return say
+
+
+_social = _counted("negative_posts_180d", "{} negative post(s) on social media in 6 months")
 
 
 def _nps(g: _Columns, m: np.ndarray, out: np.ndarray) -> None:
@@ -181,10 +187,7 @@ def _nps(g: _Columns, m: np.ndarray, out: np.ndarray) -> None:
     _put(out, lows, [f"{k} low survey score(s) in 12 months" for k in _ints(low[lows])])
 
 
-def _consent(g: _Columns, m: np.ndarray, out: np.ndarray) -> None:
-    n = g("consents_withdrawn_180d")
-    w = m & (n > 0)
-    _put(out, w, [f"withdrew {k} consent(s) in 6 months" for k in _ints(n[w])])
+_consent = _counted("consents_withdrawn_180d", "withdrew {} consent(s) in 6 months")
 
 
 def _contract(g: _Columns, m: np.ndarray, out: np.ndarray) -> None:
