@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from _identify_data import Builder, customer_of, groups
+
+from onetoone.identify import _golden
 
 
 def test_records_sharing_an_email_or_phone_become_one_customer(base: Builder) -> None:
@@ -87,6 +90,19 @@ def test_golden_record_follows_survivorship_rules(base: Builder) -> None:
         "SELECT first_name, last_name, phone, city, record_count, sources, "
         "field_sources->>'phone' FROM customers").fetchall()
     assert row == [("Anne", "Martin", "+33611223355", "Lyon", 3, ["crm"], "crm:2")]
+
+
+def test_golden_records_built_in_parts_are_the_same(
+        base: Builder, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = "".join(f"{i},P{i % 7},N{i % 5},p{i % 9}@mail.fr,,1980-01-0{1 + i % 3},,"
+                   f"7500{i % 4},Paris,2020-01-0{1 + i % 9}\n" for i in range(40))
+    ws = base(crm=rows)
+    ws.identify()
+    query = "SELECT * EXCLUDE (resolved_at) FROM customers ORDER BY customer_id"
+    whole = ws.store.fetchall(query)
+    monkeypatch.setattr(_golden, "PART_RECORDS", 3)  # 14 parts, some customers in each
+    ws.identify(full=True)
+    assert len(whole) > 5 and ws.store.fetchall(query) == whole
 
 
 def test_one_persons_email_joins_her_records_despite_typos_nicknames_and_swaps(

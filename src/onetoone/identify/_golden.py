@@ -56,9 +56,38 @@ def _field_query(field: str, rule: str) -> str:
             f"arg_max(g.record_key, {order}) AS k {base} GROUP BY ALL")
 
 
+#: Profile records per partition of the golden-record query: its per-field ``arg_max``
+#: aggregates cannot spill to disk, so customers are summarised in parts of about this many
+#: records (a hash of the customer id picks the part), which bounds the memory they hold.
+PART_RECORDS = 200_000
+
+
 def rebuild_golden(con: duckdb.DuckDBPyConnection, settings: IdentifySettings,
                    customer_ids_table: str) -> None:
     """Replace the ``customers`` rows of the customers listed in ``customer_ids_table``."""
+    con.execute(f"""
+        DELETE FROM customers
+        WHERE customer_id IN (SELECT customer_id FROM {customer_ids_table})
+    """)
+    n_records = int(con.execute(f"""
+        SELECT count(*) FROM customer_links
+        WHERE customer_id IN (SELECT customer_id FROM {customer_ids_table})
+    """).fetchall()[0][0])
+    parts = max(1, -(-n_records // PART_RECORDS))
+    for part in range(parts):
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _golden_ids AS
+            SELECT customer_id FROM {customer_ids_table}
+            WHERE {parts} = 1 OR hash(customer_id) % {parts} = {part}
+        """)
+        _insert_golden(con, settings, "_golden_ids")
+    con.execute("DROP TABLE IF EXISTS _golden_input")
+    con.execute("DROP TABLE IF EXISTS _golden_ids")
+
+
+def _insert_golden(con: duckdb.DuckDBPyConnection, settings: IdentifySettings,
+                   customer_ids_table: str) -> None:
+    """Insert the ``customers`` rows of the customers listed in ``customer_ids_table``."""
     ranks = " ".join(f"WHEN {q(s)} THEN {i}" for i, s in enumerate(settings.source_priority))
     source_rank = f"CASE r.source {ranks} ELSE {len(settings.source_priority)} END" \
         if ranks else "0"
@@ -80,10 +109,6 @@ def rebuild_golden(con: duckdb.DuckDBPyConnection, settings: IdentifySettings,
                      f"USING (customer_id)")
         selects.append(f"f{i}.v AS {ident(field)}")
         sources.append(f"{q(field)}, f{i}.k")
-    con.execute(f"""
-        DELETE FROM customers
-        WHERE customer_id IN (SELECT customer_id FROM {customer_ids_table})
-    """)
     con.execute(f"""
         INSERT INTO customers BY NAME
         WITH base AS (

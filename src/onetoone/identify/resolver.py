@@ -43,6 +43,10 @@ from onetoone.store import Store
 Progress = Callable[[str], None]
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base 32
+#: DuckDB memory of the store during a run, spilling to disk beyond (the Splink connection
+#: has its own cap): the default, 80 % of RAM, let a 1 M-customer full run hold 18 GiB. The
+#: golden records, whose aggregates cannot spill, are built in parts (:mod:`._golden`).
+MEMORY_LIMIT = "3GB"
 
 
 @dataclass
@@ -98,7 +102,12 @@ class IdentityResolver:
         mode = "full" if full or last is None or not has_links else "incremental"
         last_ingestion = int(last[0]) if last and last[0] is not None else -1
         result = IdentifyResult(mode)
-        self._run(result, mode, last_ingestion, touched, event_prefix, reason, say)
+        limit = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+        con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+        try:
+            self._run(result, mode, last_ingestion, touched, event_prefix, reason, say)
+        finally:
+            con.execute(f"SET memory_limit = '{limit}'")
         result.seconds = time.perf_counter() - started
         return result
 
