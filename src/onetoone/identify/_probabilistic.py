@@ -29,8 +29,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -377,13 +380,20 @@ def _deterministic_groups(store: Store) -> pd.DataFrame:
     return pd.DataFrame({"unique_id": keys, "group": labels[:n]})
 
 
+#: DuckDB memory of Splink's connection (spilling to disk beyond): with the store's own cap
+#: during a run, a 1 M-customer full run stays under 8 GB.
+SPLINK_MEMORY_LIMIT = "2GB"
+
+
 def _splink_api() -> Any:
     """A DuckDB connection for Splink: no progress bars, bounded memory (spills beyond)."""
     from splink import DuckDBAPI
 
     connection = duckdb.connect()
     connection.execute("SET enable_progress_bar = false")  # no bars in the CLI's output
-    connection.execute("SET memory_limit = '4GB'")
+    connection.execute(f"SET memory_limit = '{SPLINK_MEMORY_LIMIT}'")
+    spill = Path(tempfile.gettempdir()) / f"onetoone-splink-{os.getpid()}"
+    connection.execute(f"SET temp_directory = {q(str(spill))}")  # not the working directory
     connection.execute("SET preserve_insertion_order = false")
     return DuckDBAPI(connection)
 
