@@ -20,6 +20,14 @@ from onetoone.customize.rules import RuleError, compile_rules
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
+def _check_rules(rules: str | list[str]) -> None:
+    """Compile rule expressions, as pydantic's ValueError (the config error names the key)."""
+    try:
+        compile_rules(rules)
+    except RuleError as exc:
+        raise ValueError(str(exc)) from None
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -62,20 +70,14 @@ class ActionConfig(_Section):
     @field_validator("eligibility", "applicability", "suitability")
     @classmethod
     def _rules(cls, value: str | list[str]) -> str | list[str]:
-        try:
-            compile_rules(value)
-        except RuleError as exc:
-            raise ValueError(str(exc)) from None
+        _check_rules(value)
         return value
 
     @field_validator("value")
     @classmethod
     def _value_rule(cls, value: float | str) -> float | str:
         if isinstance(value, str):
-            try:
-                compile_rules(value)
-            except RuleError as exc:
-                raise ValueError(str(exc)) from None
+            _check_rules(value)
         return value
 
     @field_validator("context_weights")
@@ -84,10 +86,7 @@ class ActionConfig(_Section):
         for expression, weight in value.items():
             if weight < 0:
                 raise ValueError(f"weight of '{expression}' must not be negative")
-            try:
-                compile_rules(expression)
-            except RuleError as exc:
-                raise ValueError(str(exc)) from None
+            _check_rules(expression)
         return value
 
     @field_validator("treatments")

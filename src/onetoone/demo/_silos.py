@@ -175,6 +175,17 @@ def _value_edits(rng: np.random.Generator, source: str, n_rows: int, kind: str,
     return rows, [bad_values[i % len(bad_values)] for i in range(len(rows))]
 
 
+_JSON_BAD_ISO = ['"' + v + '"' for v in BAD_DATES["iso"]]  # as JSON strings
+
+
+def _spoil(rng: np.random.Generator, source: str, kind: str, values: pa.Array,
+           bad_values: Sequence[str], exclude: set[int], log: DirtLog, detail: str) -> pa.Array:
+    """``values`` with the rows picked for ``kind`` made bad, logged as malformed ``detail``."""
+    rows, bad = _value_edits(rng, source, len(values), kind, exclude, bad_values)
+    log.add(np.array(rows, dtype=np.int64), kind, malformed=True, detail=detail)
+    return _substitute(values, rows, bad)
+
+
 def _with_bad(values: pa.Array, rows: list[int], bad: list[str]) -> pa.Array:
     return _substitute(values, rows, bad)
 
@@ -389,9 +400,8 @@ def write_web_accounts(ctx: Context, rng: np.random.Generator) -> SiloOut:
 
     created_s = iso_local(created)
     exclude: set[int] = set()
-    bad_rows, bad = _value_edits(rng, "web_accounts", k, "bad_date", exclude, BAD_DATES["iso"])
-    created_s = _with_bad(created_s, bad_rows, bad)
-    log.add(np.array(bad_rows, dtype=np.int64), "bad_date", malformed=True, detail="created_at")
+    created_s = _spoil(rng, "web_accounts", "bad_date", created_s, BAD_DATES["iso"], exclude, log,
+                       "created_at")
     broken = pick_rows(rng, k, malformed_count("web_accounts", "broken_json", k), exclude)
     log.add(np.array(broken, dtype=np.int64), "broken_json", malformed=True)
     objects = json_objects([
@@ -447,14 +457,10 @@ def write_web_orders(ctx: Context, rng: np.random.Generator) -> SiloOut:
     items = items_per_web.take(pa.array(pos_in_web[purchase]))
     log = DirtLog()
     exclude: set[int] = set()
-    bad_n, bad_nv = _value_edits(rng, "web_orders", k, "bad_number", exclude,
-                                 ['"59,90 €"', '"N/A"'])
-    total = _with_bad(total, bad_n, bad_nv)
-    log.add(np.array(bad_n, dtype=np.int64), "bad_number", malformed=True, detail="total")
-    bad_d, bad_dv = _value_edits(rng, "web_orders", k, "bad_date", exclude,
-                                 ['"' + v + '"' for v in BAD_DATES["iso"]])
-    ordered_at = _with_bad(ordered_at, bad_d, bad_dv)
-    log.add(np.array(bad_d, dtype=np.int64), "bad_date", malformed=True, detail="ordered_at")
+    total = _spoil(rng, "web_orders", "bad_number", total, ['"59,90 €"', '"N/A"'], exclude, log,
+                   "total")
+    ordered_at = _spoil(rng, "web_orders", "bad_date", ordered_at, _JSON_BAD_ISO, exclude, log,
+                        "ordered_at")
     broken = pick_rows(rng, k, malformed_count("web_orders", "broken_json", k), exclude)
     log.add(np.array(broken, dtype=np.int64), "broken_json", malformed=True)
     objects = json_objects([
@@ -507,13 +513,10 @@ def write_store_tickets(ctx: Context, rng: np.random.Generator) -> SiloOut:
     when = datetime_str(time, "%d/%m/%Y", "%H:%M")
     n_art = int_str(pu.n_items[idx])
     exclude: set[int] = set()
-    bad_n, bad_nv = _value_edits(rng, "store_tickets", k, "bad_number", exclude, BAD_NUMBERS)
-    amount = _with_bad(amount, bad_n, bad_nv)
-    log.add(np.array(bad_n, dtype=np.int64), "bad_number", malformed=True, detail="montant_ttc")
-    bad_d, bad_dv = _value_edits(rng, "store_tickets", k, "bad_date", exclude,
-                                 BAD_DATES["dmy_hm"])
-    when = _with_bad(when, bad_d, bad_dv)
-    log.add(np.array(bad_d, dtype=np.int64), "bad_date", malformed=True, detail="date_heure")
+    amount = _spoil(rng, "store_tickets", "bad_number", amount, BAD_NUMBERS, exclude, log,
+                    "montant_ttc")
+    when = _spoil(rng, "store_tickets", "bad_date", when, BAD_DATES["dmy_hm"], exclude, log,
+                  "date_heure")
     edits = _shape_edits(rng, "store_tickets", k, exclude, log)
     rel = f"exports/stores/tickets_{ctx.stamp}.csv"
     header = ["ticket", "magasin", "date_heure", "carte_fidelite", "montant_ttc", "nb_articles",
@@ -576,9 +579,7 @@ def write_loyalty(ctx: Context, rng: np.random.Generator) -> SiloOut:
     client = null_where(drop, client)
     log.add(drop, "customer_number_missing")
     exclude: set[int] = set()
-    bad_rows, bad = _value_edits(rng, "loyalty", k, "bad_date", exclude, BAD_DATES["ymd"])
-    birth = _with_bad(birth, bad_rows, bad)
-    log.add(np.array(bad_rows, dtype=np.int64), "bad_date", malformed=True, detail="birth_date")
+    birth = _spoil(rng, "loyalty", "bad_date", birth, BAD_DATES["ymd"], exclude, log, "birth_date")
     edits = _shape_edits(rng, "loyalty", k, exclude, log)
     rel = "exports/loyalty/members.csv"
     header = ["card_number", "first_name", "last_name", "birth_date", "phone", "postcode",
@@ -629,9 +630,8 @@ def write_service(ctx: Context, rng: np.random.Generator, ev: Events) -> SiloOut
     text = lookup(flat, t_idx)
     opened = datetime_str(ev.time, "%Y-%m-%d", "%H:%M")
     exclude: set[int] = set()
-    bad_rows, bad = _value_edits(rng, "service", k, "bad_date", exclude, BAD_DATES["ymd_hm"])
-    opened = _with_bad(opened, bad_rows, bad)
-    log.add(np.array(bad_rows, dtype=np.int64), "bad_date", malformed=True, detail="opened_at")
+    opened = _spoil(rng, "service", "bad_date", opened, BAD_DATES["ymd_hm"], exclude, log,
+                    "opened_at")
     edits = _shape_edits(rng, "service", k, exclude, log)
     rel = "exports/service/tickets.csv"
     header = ["ticket_id", "opened_at", "channel", "caller_phone", "caller_email", "category",
@@ -749,9 +749,7 @@ def write_email_events(ctx: Context, rng: np.random.Generator, camp: Campaigns,
     kind = lookup(EMAIL_EVENTS, ev.kind)
     ts = iso_utc(ev.time)
     exclude: set[int] = set()
-    bad_rows, bad = _value_edits(rng, "email_events", k, "bad_date", exclude, BAD_DATES["isoz"])
-    ts = _with_bad(ts, bad_rows, bad)
-    log.add(np.array(bad_rows, dtype=np.int64), "bad_date", malformed=True, detail="timestamp")
+    ts = _spoil(rng, "email_events", "bad_date", ts, BAD_DATES["isoz"], exclude, log, "timestamp")
     edits = _shape_edits(rng, "email_events", k, exclude, log)
     rel = "exports/email/events.csv"
     header = ["event_id", "email", "campaign_id", "event", "timestamp", "canal"]
@@ -772,10 +770,8 @@ def write_sms_events(ctx: Context, rng: np.random.Generator, camp: Campaigns) ->
     status = lookup(SMS_STATUSES, ev.kind)
     sent = datetime_str(ev.time, "%Y-%m-%d", "%H:%M:%S")
     exclude: set[int] = set()
-    bad_rows, bad = _value_edits(rng, "sms_events", k, "bad_date", exclude,
-                                 BAD_DATES["ymd_hms"])
-    sent = _with_bad(sent, bad_rows, bad)
-    log.add(np.array(bad_rows, dtype=np.int64), "bad_date", malformed=True, detail="sent_at")
+    sent = _spoil(rng, "sms_events", "bad_date", sent, BAD_DATES["ymd_hms"], exclude, log,
+                  "sent_at")
     edits = _shape_edits(rng, "sms_events", k, exclude, log)
     rel = "exports/sms/sms_log.csv"
     header = ["msg_id", "msisdn", "campaign", "status", "sent_at", "canal"]
@@ -808,13 +804,9 @@ def write_consents(ctx: Context, rng: np.random.Generator, camp: Campaigns,
     gr = where(granted, "true", "false")
     when = datetime_str(time, "%Y-%m-%d", "%H:%M:%S")
     exclude: set[int] = set()
-    bad_rows, bad = _value_edits(rng, "consents", k, "bad_boolean", exclude,
-                                 ["peut-être", "oui?"])
-    gr = _with_bad(gr, bad_rows, bad)
-    log.add(np.array(bad_rows, dtype=np.int64), "bad_boolean", malformed=True, detail="granted")
-    bad_rows, bad = _value_edits(rng, "consents", k, "bad_date", exclude, BAD_DATES["ymd_hms"])
-    when = _with_bad(when, bad_rows, bad)
-    log.add(np.array(bad_rows, dtype=np.int64), "bad_date", malformed=True, detail="changed_at")
+    gr = _spoil(rng, "consents", "bad_boolean", gr, ["peut-être", "oui?"], exclude, log, "granted")
+    when = _spoil(rng, "consents", "bad_date", when, BAD_DATES["ymd_hms"], exclude, log,
+                  "changed_at")
     rel = "exports/consents/consents.csv"
     header = ["consent_id", "email", "channel", "purpose", "granted", "changed_at"]
     ids = _rank_ids("CS", k, 8, first=1)
@@ -851,10 +843,7 @@ def write_social(ctx: Context, rng: np.random.Generator, ev: Events) -> SiloOut:
     ids = cat(prefix, int_str((np.arange(k, dtype=np.int64) * 7_919 + 104_729) % 10**10, 10))
     posted = json_str(iso_local(ev.time))
     exclude: set[int] = set()
-    bad_rows, bad = _value_edits(rng, "social", k, "bad_date", exclude,
-                                 ['"' + v + '"' for v in BAD_DATES["iso"]])
-    posted = _with_bad(posted, bad_rows, bad)
-    log.add(np.array(bad_rows, dtype=np.int64), "bad_date", malformed=True, detail="posted_at")
+    posted = _spoil(rng, "social", "bad_date", posted, _JSON_BAD_ISO, exclude, log, "posted_at")
     broken = pick_rows(rng, k, malformed_count("social", "broken_json", k), exclude)
     log.add(np.array(broken, dtype=np.int64), "broken_json", malformed=True)
     objects = json_objects([
@@ -891,9 +880,7 @@ def write_nps(ctx: Context, rng: np.random.Generator, ev: Events, known: Known) 
     answered = datetime_str(time, "%Y-%m-%d", "%H:%M:%S")
     score_s = int_str(score)
     exclude: set[int] = set()
-    bad_rows, bad = _value_edits(rng, "nps", k, "bad_number", exclude, ["dix", "sept/dix"])
-    score_s = _with_bad(score_s, bad_rows, bad)
-    log.add(np.array(bad_rows, dtype=np.int64), "bad_number", malformed=True, detail="score")
+    score_s = _spoil(rng, "nps", "bad_number", score_s, ["dix", "sept/dix"], exclude, log, "score")
     edits = _shape_edits(rng, "nps", k, exclude, log)
     rel = "exports/nps/responses.csv"
     header = ["response_id", "email", "answered_at", "score", "comment", "kind"]
@@ -909,9 +896,8 @@ def write_products(ctx: Context, rng: np.random.Generator) -> SiloOut:
     log = DirtLog()
     price = money(c.price_cents)
     exclude: set[int] = set()
-    bad_rows, bad = _value_edits(rng, "products", k, "bad_number", exclude, ["NC", "prix libre"])
-    price = _with_bad(price, bad_rows, bad)
-    log.add(np.array(bad_rows, dtype=np.int64), "bad_number", malformed=True, detail="price")
+    price = _spoil(rng, "products", "bad_number", price, ["NC", "prix libre"], exclude, log,
+                   "price")
     edits = _shape_edits(rng, "products", k, exclude, log)
     rel = "exports/products/catalogue.csv"
     header = ["sku", "name", "category", "brand", "price", "margin_rate"]

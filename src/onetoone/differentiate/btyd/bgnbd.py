@@ -429,6 +429,8 @@ class BGNBD(BTYDModel):
 
         P = B(a, b+n)/B(a,b) NB(n; r, alpha/(alpha+t))
             + 1[n>0] B(a+1, b+n-1)/B(a,b) I_{t/(alpha+t)}(n, r).
+        The MBG/NBD (``_shift`` 0: a customer may also drop out at time 0, before any purchase)
+        has B(a, b+n+1) and B(a+1, b+n), plus a/(a+b) at n = 0 (Batislam et al. 2007).
         """
         r, alpha, a, b = self._params()
         nn = check_counts("n", n)
@@ -442,13 +444,14 @@ class BGNBD(BTYDModel):
             + r * np.log(p)
             + special.xlogy(nn, 1 - p)
         )
-        first = np.exp(special.betaln(a, b + nn) - special.betaln(a, b) + log_nb)
+        unshift = 1.0 - self._shift
+        first = np.exp(special.betaln(a, b + nn + unshift) - special.betaln(a, b) + log_nb)
         pos = nn > 0
         n_safe = np.where(pos, nn, 1.0)
         second = np.where(
             pos,
-            np.exp(special.betaln(a + 1, b + n_safe - 1) - special.betaln(a, b))
+            np.exp(special.betaln(a + 1, b + n_safe - self._shift) - special.betaln(a, b))
             * special.betainc(n_safe, r, 1 - p),
-            0.0,
+            unshift * a / (a + b),
         )
         return wrap(first + second, n)

@@ -11,12 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-from scipy import special
-
 from onetoone.differentiate.btyd._base import (
     as_nonnegative,
-    check_counts,
     wrap,
 )
 from onetoone.differentiate.btyd.bgnbd import BGNBD, _mean_while_alive
@@ -43,31 +39,3 @@ class ModifiedBGNBD(BGNBD):
         r, alpha, a, b = self._params()
         tt = as_nonnegative("t", t)
         return wrap(b / (a + b) * _mean_while_alive(a, b + 1.0, r, tt / alpha), t)
-
-    def probability_of_purchases(self, n: Any, t: Any) -> Any:
-        """P(X(t) = n) for a new customer, from the process given (lambda, p) averaged over the
-        mixing distributions:
-        B(a, b+n+1)/B(a,b) NB(n; r, alpha/(alpha+t)) + 1[n>0] B(a+1, b+n)/B(a,b) I_z(n, r)
-        + 1[n=0] a/(a+b), with z = t/(alpha+t)."""
-        r, alpha, a, b = self._params()
-        nn = check_counts("n", n)
-        tt = as_nonnegative("t", t)
-        nn, tt = np.broadcast_arrays(nn, tt)
-        p = alpha / (alpha + tt)
-        log_nb = (
-            special.gammaln(r + nn)
-            - special.gammaln(r)
-            - special.gammaln(nn + 1)
-            + r * np.log(p)
-            + special.xlogy(nn, 1 - p)
-        )
-        first = np.exp(special.betaln(a, b + nn + 1) - special.betaln(a, b) + log_nb)
-        pos = nn > 0
-        n_safe = np.where(pos, nn, 1.0)
-        second = np.where(
-            pos,
-            np.exp(special.betaln(a + 1, b + n_safe) - special.betaln(a, b))
-            * special.betainc(n_safe, r, 1 - p),
-            a / (a + b),
-        )
-        return wrap(first + second, n)
