@@ -77,6 +77,42 @@ def test_birth_dates_a_year_apart_veto_unless_a_contact_agrees() -> None:
         assert con.execute(f"SELECT {sql} FROM a, b").fetchall()[0][0] is vetoed
 
 
+@pytest.mark.parametrize(("a", "b", "home", "vetoed"), [
+    (("jacqueline", "ferris", "1925-07-08"), ("jacqueline", "ferris", "1925-10-30"), True,
+     False),  # one name at one home, months apart: not a parent and a child
+    (("keaton", "webb", "1994-07-24"), ("keaton", "webb", "1985-03-28"), True, False),
+    (("keaton", "webb", "1994-07-24"), ("keaton", "webb", "1985-03-28"), False, True),
+    (("damien", "garnett", "1948-01-29"), ("damien", "garnett", "1990-07-10"), True,
+     True),  # 42 years apart: may be a father and his son
+    (("amelia", "ryan", "1990-03-01"), ("edward", "ryan", "1995-03-01"), True, True),
+])
+def test_one_name_at_one_home_is_one_person_unless_a_generation_apart(
+        a: tuple[str, str, str], b: tuple[str, str, str], home: bool, vetoed: bool) -> None:
+    from onetoone.config import IdentifySettings
+
+    pytest.importorskip("splink")
+    from onetoone.identify._probabilistic import veto_sql
+
+    con = duckdb.connect()
+    con.execute("CREATE TEMP TABLE _nick (nick VARCHAR, name VARCHAR)")
+    for name, (fn, ln, bd) in (("a", a), ("b", b)):
+        con.execute(f"CREATE TEMP TABLE {name} AS SELECT '{fn}' AS fn, '{ln}' AS ln, "
+                    f"DATE '{bd}' AS bd")
+    sql = veto_sql(IdentifySettings(), home=str(home).lower())
+    assert con.execute(f"SELECT {sql} FROM a, b").fetchall()[0][0] is vetoed
+
+
+def test_home_agreement_needs_the_address_and_the_postcode_or_city() -> None:
+    pytest.importorskip("splink")
+    from onetoone.identify._probabilistic import home_agreement
+
+    pairs = pd.DataFrame({"gamma_address": [3, 2, 1, 3, 3, -1],
+                          "gamma_postcode": [2, 0, 2, 0, -1, 2],
+                          "gamma_city": [0, 1, 2, 0, -1, 2]})
+    assert home_agreement(pairs).tolist() == [True, True, False, False, False, False]
+    assert not home_agreement(pd.DataFrame({"gamma_city": [2]})).any()
+
+
 def test_personal_agreement_needs_a_close_value_of_a_personal_key() -> None:
     pytest.importorskip("splink")
     from onetoone.identify._probabilistic import personal_agreement
