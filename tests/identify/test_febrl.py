@@ -50,4 +50,5 @@ soc_sec_id = "soc_sec_id"
     true = {p for p in combinations(sorted(entity), 2) if entity[p[0]] == entity[p[1]]}
     precision = len(predicted & true) / len(predicted)
     recall = len(predicted & true) / len(true)
-    assert precision >= 0.99 and recall >= 0.995, (precision, recall)  # measured 1.000 / 0.996
+    # measured 1.000 / 1.000; 0.996 when a veto stopped FEBRL's duplicates at one home
+    assert precision >= 0.99 and recall >= 0.998, (precision, recall)

@@ -163,3 +163,77 @@ def test_a_number_shared_by_three_people_is_still_capped(base: Builder) -> None:
                   "3,Lea,Martin,,,2010-05-05,N0001,,,\n")
     ws.identify()  # three birth dates decades apart: never one customer
     assert len({customer_of(ws, f"crm:{i}") for i in range(1, 4)}) == 2
+
+
+class _Con:
+    """The store's ``execute`` on a bare DuckDB connection."""
+
+    def __init__(self) -> None:
+        self.con = duckdb.connect()
+
+    def execute(self, sql: str, params: list[object] | None = None) -> duckdb.DuckDBPyConnection:
+        return self.con.execute(sql, params or [])
+
+
+def _home_pairs(rows: list[tuple[str, str, str | None, str, str, str | None]]) -> _Con:
+    """``_rec`` and ``_scored`` for pairs at one home: (fn_a, ln_a, bd_a, fn_b, ln_b, bd_b)."""
+    store = _Con()
+    recs, scored = [], []
+    for i, (fa, la, ba, fb, lb, bb) in enumerate(rows):
+        recs += [(f"{i}a", fa, la, ba), (f"{i}b", fb, lb, bb)]
+        scored.append((f"{i}a", f"{i}b", True))
+    store.con.register("_rec0", pd.DataFrame(recs, columns=["record_key", "fn", "ln", "bd"]))
+    store.execute("CREATE TABLE _rec AS SELECT record_key, fn, ln, bd::DATE AS bd FROM _rec0")
+    store.con.register("_scored", pd.DataFrame(scored, columns=["unique_id_l", "unique_id_r",
+                                                                "home"]))
+    return store
+
+
+def test_home_odds_count_relatives_among_pairs_at_one_home() -> None:
+    pytest.importorskip("splink")
+    from onetoone.identify._probabilistic import home_odds
+
+    one = ("anne", "roy", "1980-03-07", "anne", "roy", "1980-03-07")
+    typo = ("anne", "roy", "1980-03-07", "paul", "roy", "1980-03-07")  # one field differs
+    relatives = ("anne", "roy", "1980-03-07", "paul", "roy", "1955-01-01")
+    unknown = ("anne", "roy", None, "paul", "roy", "1955-01-01")  # not counted
+    assert home_odds(_home_pairs([one] * 8 + [typo] * 2 + [unknown] * 5)) == 10.0
+    assert home_odds(_home_pairs([one] * 8 + [relatives] * 3)) == 2.0  # (11 - 3) / (3 + 1)
+    assert home_odds(_home_pairs([relatives] * 4)) == 0.0
+
+
+def test_person_weight_counts_a_shared_surname_for_nothing() -> None:
+    pytest.importorskip("splink")
+    from onetoone.identify._probabilistic import person_weight, relatives_levels
+
+    pairs = pd.DataFrame({"gamma_first_name_surname": [2, 6, 2],
+                          "mw_first_name_surname": [5.0, 12.0, -3.0],
+                          "mw_tf_adj_first_name_surname": [1.0, 2.0, 0.0],
+                          "mw_birth_date": [8.0, -4.0, 8.0],
+                          "mw_address": [10.0, 10.0, 10.0]})  # a household field: never
+    labels = {"first_name_surname": {6: "Exact match on name_concat",
+                                     2: "Exact match on surname"}}
+    assert relatives_levels(labels)["first_name_surname"] == {2}
+    assert person_weight(pairs).tolist() == [14.0, 10.0, 5.0]
+    assert person_weight(pairs, relatives_levels(labels)).tolist() == [8.0, 10.0, 5.0]
+
+
+@pytest.mark.parametrize(("fa", "fb", "weight", "odds", "lifted"), [
+    ("amelia", "edward", 2.0, 12.0, True),   # 2 + 3.58 bits >= 4.25 (0.95)
+    ("amelia", "edward", 0.5, 12.0, False),
+    ("amelia", "edward", 2.0, 0.15, False),  # a base of households
+    ("jean", "jeanne", 9.8, 12.0, False),    # a couple, not a typo
+])
+def test_a_veto_at_one_home_is_lifted_by_the_bases_odds(fa: str, fb: str, weight: float,
+                                                         odds: float, lifted: bool) -> None:
+    from onetoone.config import IdentifySettings
+
+    pytest.importorskip("splink")
+    from onetoone.identify._probabilistic import home_lift_sql
+
+    con = duckdb.connect()
+    con.execute(f"CREATE TABLE a AS SELECT '{fa}' AS fn; CREATE TABLE b AS SELECT '{fb}' AS fn;"
+                f"CREATE TABLE s AS SELECT true AS home, {weight} AS home_weight")
+    sql = home_lift_sql(IdentifySettings(), odds)
+    assert con.execute(f"SELECT {sql} FROM a, b, s").fetchall()[0][0] is lifted
+    assert home_lift_sql(IdentifySettings(probabilistic_vetoes=False), odds) == "false"

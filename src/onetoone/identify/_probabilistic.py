@@ -24,7 +24,9 @@ city are the over-merges a model alone makes. A veto is lifted when a personal `
 (a social security or customer number, not a street number) agrees up to one typo; birth
 dates up to a year apart are one person's when the pair's e-mail or phone agrees, and less
 than fifteen years apart when the pair shares a home and a full name (a parent and the child
-named after her or him are further apart).
+named after her or him are further apart). At one home, a veto is also lifted when the person
+fields (the surname alone counting for nothing) and the base's measured odds that two records
+at one home are one person (:func:`home_odds`) reach ``match_threshold`` together.
 """
 
 from __future__ import annotations
@@ -168,22 +170,24 @@ def block_keys(frame: pd.DataFrame, columns: list[str],
     names = [f"b_{i}" for i in range(len(exprs))]
     if not names:
         return frame, names
+    fields = [*{c for spec in specs for c in spec}, *(["first_name", "surname"] if swap else [])]
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
-    con.register("_frame", frame[["unique_id", *{c for spec in specs for c in spec},
-                                  *(["first_name", "surname"] if swap else [])]])
-    hashed = ", ".join(f"CASE WHEN ({e}) IS NOT NULL THEN hash({e}) END AS {n}"
+    con.register("_frame", frame[list(dict.fromkeys(fields))].assign(
+        _row=np.arange(len(frame), dtype=np.int64)))
+    hashed = ", ".join(f"CASE WHEN ({e}) IS NOT NULL THEN (hash({e}) >> 1)::BIGINT END AS {n}"
                        for e, n in zip(exprs, names, strict=True))
-    con.execute(f"CREATE TEMP TABLE _keys AS SELECT unique_id, {hashed} FROM _frame")
+    con.execute(f"CREATE TEMP TABLE _keys AS SELECT _row, {hashed} FROM _frame")
     for n in names:  # the blocks small enough to keep
         con.execute(f"CREATE TEMP TABLE _ok_{n} AS SELECT {n} AS k FROM _keys "
                     f"WHERE {n} IS NOT NULL GROUP BY 1 HAVING count(*) <= {max_block_size}")
     kept = ", ".join(f"CASE WHEN {n} IN (SELECT k FROM _ok_{n}) THEN {n} END AS {n}"
                      for n in names)
-    keys = con.execute(f"SELECT unique_id, {kept} FROM _keys").df()
+    keys = con.execute(f"SELECT {kept} FROM _keys ORDER BY _row").df()
     con.close()
-    return frame.drop(columns=[n for n in names if n in frame.columns]).merge(
-        keys, on="unique_id", how="left", validate="1:1"), names
+    keys.index = frame.index
+    return frame.drop(columns=[n for n in names if n in frame.columns]).assign(
+        **{n: keys[n] for n in names}), names
 
 
 def blocking_sql(keys: list[str], groups: bool = False, new: bool = False) -> list[str]:
@@ -453,6 +457,7 @@ def predict_pairs(frame: pd.DataFrame, settings: IdentifySettings,
         warning_mode="never").as_pandas_dataframe()
     labels = level_labels(linker)
     pairs["person_probability"] = person_probability(linker, pairs)
+    pairs["home_weight"] = person_weight(pairs, relatives_levels(labels))
     gammas = [c for c in pairs.columns if c.startswith("gamma_")]
     pairs["evidence"] = [
         json.dumps({g[6:]: labels.get(g[6:], {}).get(int(v), str(v))
@@ -466,18 +471,46 @@ def predict_pairs(frame: pd.DataFrame, settings: IdentifySettings,
 HOUSEHOLD = ("postcode", "city", "address", "email", "phone")
 
 
-def person_probability(linker: Any, pairs: pd.DataFrame) -> np.ndarray:
-    """Match probability from the comparisons a household does not share (names, birth
-    date, extra identifiers), i.e. without the address and contact fields."""
-    lam = float(linker._settings_obj._probability_two_random_records_match)
-    weight = np.full(len(pairs), np.log2(lam / (1 - lam)))
+def relatives_levels(labels: dict[str, dict[int, str]]) -> dict[str, set[int]]:
+    """Name levels that relatives agree at as often as one person's records: the surname
+    alone (first names that differ)."""
+    levels = {"first_name_surname": {v for v, text in labels.get("first_name_surname", {})
+                                     .items() if text == "Exact match on surname"}}
+    if "surname" in labels:
+        levels["surname"] = set(labels["surname"])
+    return levels
+
+
+def person_weight(pairs: pd.DataFrame,
+                  shared: dict[str, set[int]] | None = None) -> np.ndarray:
+    """Bits of evidence from the comparisons a household does not share (names, birth date,
+    extra identifiers), without the prior; a level in ``shared`` (comparison → levels) counts
+    at most zero."""
+    weight = np.zeros(len(pairs))
+    by_name: dict[str, np.ndarray] = {}
     for column in pairs.columns:  # mw_<comparison> and mw_tf_adj_<comparison>, in bits
         if not column.startswith("mw_"):
             continue
         name = column.removeprefix("mw_tf_adj_").removeprefix("mw_")
         if name in HOUSEHOLD:
             continue
-        weight += pd.to_numeric(pairs[column], errors="coerce").fillna(0.0).to_numpy(float)
+        value = pd.to_numeric(pairs[column], errors="coerce").fillna(0.0).to_numpy(float)
+        by_name[name] = by_name.get(name, np.zeros(len(pairs))) + value
+    for name, value in by_name.items():
+        levels = (shared or {}).get(name)
+        if levels and f"gamma_{name}" in pairs.columns:
+            gamma = pd.to_numeric(pairs[f"gamma_{name}"], errors="coerce").fillna(-1)
+            value = np.where(gamma.isin(list(levels)).to_numpy(), np.minimum(value, 0.0),
+                             value)
+        weight += value
+    return weight
+
+
+def person_probability(linker: Any, pairs: pd.DataFrame) -> np.ndarray:
+    """Match probability from the comparisons a household does not share (names, birth
+    date, extra identifiers), i.e. without the address and contact fields."""
+    lam = float(linker._settings_obj._probability_two_random_records_match)
+    weight = np.log2(lam / (1 - lam)) + person_weight(pairs)
     return 1 / (1 + np.power(2.0, -weight))
 
 
@@ -546,6 +579,44 @@ def home_agreement(pairs: pd.DataFrame) -> np.ndarray:
 PARENT_YEARS = 15
 
 
+def home_odds(store: Store) -> float:
+    """Odds that two records at one home are one person rather than two, from the scored
+    pairs (``_scored``, with ``home``; ``_rec`` holds first names and birth dates).
+
+    The vetoes stand for a third kind of pair besides matches and strangers: relatives, who
+    agree on the home like one person's records and on the person fields like strangers.
+    How many there are is measured: among pairs at one home whose first names and birth dates
+    are all known, relatives differ on both (a clearly different first name and birth dates
+    more than a year apart; twins and namesakes aside), one person's records rarely do (two
+    fields mistyped at once). Odds = (known pairs - pairs differing on both) / (pairs
+    differing on both + 1), a Laplace-smoothed count (FEBRL1 and FEBRL4: 12 and 37, few
+    relatives; the demo company's households: 0.15).
+    """
+    known, both = store.execute(f"""
+        SELECT count(*), count(*) FILTER (WHERE jaro_winkler_similarity(a.fn, b.fn) < 0.8
+                                          AND NOT {births_compatible('a.bd', 'b.bd',
+                                                                     BIRTH_DAYS)})
+        FROM _scored s
+        JOIN _rec a ON a.record_key = s.unique_id_l
+        JOIN _rec b ON b.record_key = s.unique_id_r
+        WHERE s.home AND a.fn IS NOT NULL AND b.fn IS NOT NULL
+          AND a.bd IS NOT NULL AND b.bd IS NOT NULL""").fetchall()[0]
+    return (int(known) - int(both)) / (int(both) + 1)
+
+
+def home_lift_sql(settings: IdentifySettings, odds: float, left: str = "a",
+                  right: str = "b", scored: str = "s") -> str:
+    """SQL true when a pair at one home is one person on its person fields and the base's
+    :func:`home_odds` (prior odds for two records at one home; the surname alone counts for
+    nothing there, relatives share it): posterior at ``match_threshold`` or more. First
+    names that are one another's feminine form (Jean / Jeanne) are a couple, not a typo."""
+    if not settings.probabilistic_vetoes or odds <= 0:
+        return "false"
+    need = float(np.log2(settings.match_threshold / (1 - settings.match_threshold)))
+    return (f"({scored}.home AND {scored}.home_weight + {float(np.log2(odds))!r} >= "
+            f"{need!r} AND NOT coalesce({feminine(f'{left}.fn', f'{right}.fn')}, false))")
+
+
 def veto_sql(settings: IdentifySettings, left: str = "a", right: str = "b",
              contact: str = "false", home: str = "false") -> str:
     """SQL true when a probabilistic pair must not link (see the module docstring).
@@ -597,15 +668,19 @@ def match_pairs(store: Store, settings: IdentifySettings, mode: str) -> Outcome:
                 "SELECT count(*) FROM identity_review WHERE status = 'linked'"))
             return outcome
     pairs, trained = predict_pairs(frame, settings, model, outcome.notes)
-    store.execute("INSERT OR REPLACE INTO onetoone_meta VALUES (?, ?)",
-                  [_MODEL_KEY, json.dumps(trained)])
     pairs["personal"] = personal_agreement(pairs, personal_keys(store, settings))
     pairs["contact"] = contact_agreement(pairs)
     pairs["home"] = home_agreement(pairs)
     scored = pairs[["unique_id_l", "unique_id_r", "match_probability", "match_weight",
-                    "evidence", "person_probability", "personal", "contact", "home"]]
+                    "evidence", "person_probability", "personal", "contact", "home",
+                    "home_weight"]]
     store.con.register("_scored", scored)
     store.con.register("_groups", groups)
+    # An incremental run keeps the odds measured with its model (its pairs are few).
+    odds = float(model["home_odds"]) if only_new and model and "home_odds" in model \
+        else home_odds(store)
+    store.execute("INSERT OR REPLACE INTO onetoone_meta VALUES (?, ?)",
+                  [_MODEL_KEY, json.dumps({**trained, "home_odds": odds})])
     store.execute(f"""
         CREATE OR REPLACE TEMP TABLE _pairs AS
         SELECT least(unique_id_l, unique_id_r) AS l, greatest(unique_id_l, unique_id_r) AS r,
@@ -618,7 +693,7 @@ def match_pairs(store: Store, settings: IdentifySettings, mode: str) -> Outcome:
         WHERE gl."group" <> gr."group"
           AND NOT ({veto_sql(settings, contact='s.contact', home='s.home')}
                    AND s.person_probability < {settings.match_threshold}
-                   AND NOT s.personal)
+                   AND NOT s.personal AND NOT {home_lift_sql(settings, odds)})
     """)
     store.con.unregister("_scored")
     store.con.unregister("_groups")
