@@ -309,13 +309,54 @@ def test_dirt_rates_roughly_as_documented(demo: DemoCompany, dirt: pd.DataFrame,
     n = demo.counts[silo]
     dup_rows = set(d[d.kind == "duplicate"].row)
     for kind, rate in DIRT_RATES[silo].items():
-        if kind in {"nickname", "postcode_leading_zero", "customer_number_missing"}:
-            continue  # apply to a subset only (names with a nickname, postcodes with a 0, ...)
+        if kind in {"nickname", "postcode_leading_zero", "customer_number_missing"} or (
+                silo == "web_accounts" and kind.startswith(("address_", "city_"))):
+            continue  # apply to a subset only (names with a nickname, postcodes with a 0,
+            # web accounts that ordered, ...)
         if kind == "duplicate":
             observed = len(dup_rows) / n
         else:  # rates are documented for first records; duplicates carry extra variants
             observed = ((d.kind == kind) & ~d.row.isin(dup_rows)).sum() / (n - len(dup_rows))
         assert abs(observed - rate) <= max(0.5 * rate, 0.01), (kind, observed, rate)
+
+
+def test_web_accounts_hold_the_delivery_address_of_their_last_order(
+        demo: DemoCompany, records: pd.DataFrame, dirt: pd.DataFrame,
+        people: pd.DataFrame) -> None:
+    objs = _read_jsonl_records(demo.files["web_accounts"])
+    accounts = records[records.source == "web_accounts"].reset_index(drop=True)
+    addr = pd.DataFrame([o["delivery_address"] if o else {} for o in objs])
+    accounts = pd.concat([accounts, addr], axis=1)
+    orders = [o for o in _read_jsonl_records(demo.files["web_orders"]) if o]
+    ordered = {o["account_id"] for o in orders}
+    ok = [o is not None for o in objs]
+    has = accounts.line1.notna()
+    assert (has[ok] == accounts.source_id[ok].isin(ordered)).all()  # no order, no address
+    assert 0.8 < has.mean() < 0.97
+    assert addr.loc[has, ["postcode", "city", "country"]].notna().all().all()
+    d = dirt[(dirt.source == "web_accounts") & ~dirt.malformed]
+    n = int(has.sum())
+    for kind, rate in DIRT_RATES["web_accounts"].items():
+        if kind.startswith(("address_", "city_")):
+            observed = (d.kind == kind).sum() / n
+            assert abs(observed - rate) <= max(0.5 * rate, 0.01), (kind, observed, rate)
+    assert 0.02 < (d.kind == "address_previous").sum() / n < 0.1
+    # the previous address is where a mover lived; work and relatives' addresses are not hers
+    truth = accounts.merge(people, on="person_id", how="left")
+    plain = ~truth.row.isin(d[d.kind.isin(["address_typo", "address_abbreviated",
+                                           "address_accents_dropped", "address_lower"])].row)
+    for kind, column in (("address_previous", "previous_address"), (None, "address")):
+        rows = d[d.kind == kind].row if kind else truth.row[has & ~truth.row.isin(d[
+            d.kind.isin(["address_previous", "address_work", "address_relative"])].row)]
+        sel = truth.row.isin(rows) & plain
+        assert sel.sum() > 10
+        assert (truth.line1[sel] == truth[column][sel]).all(), kind
+    away = truth.row.isin(d[d.kind.isin(["address_work", "address_relative"])].row) & plain
+    assert away.sum() > 5
+    mine = (truth.line1 == truth.address) & (truth.postcode_x == truth.postcode_y)
+    mine |= (truth.line1 == truth.previous_address) & (
+        truth.postcode_x == truth.previous_postcode)
+    assert not mine[away].any()
 
 
 def test_crm_duplicates_are_the_same_person(records: pd.DataFrame, dirt: pd.DataFrame) -> None:

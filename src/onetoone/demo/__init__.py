@@ -44,6 +44,8 @@ from onetoone.demo._silos import (
     SiloOut,
     known_contacts,
     plan_card_replacements,
+    plan_moves,
+    plan_web_accounts,
     simulate_campaigns,
     write_consents,
     write_crm,
@@ -120,11 +122,12 @@ def generate_demo(
     ctx = Context(directory=directory, people=people, purchases=purchases, catalogue=catalogue,
                   tl=tl, stamp=end.strftime("%Y%m%d"))
     plan_card_replacements(ctx, streams[4])
+    plan_moves(ctx, streams[22])
 
     outs: list[SiloOut] = []
     steps: list[tuple[str, Callable[[], SiloOut]]] = [
         ("crm", lambda: write_crm(ctx, streams[5])),
-        ("web_accounts", lambda: write_web_accounts(ctx, streams[6])),
+        ("web_accounts", lambda: plan_web_accounts(ctx, streams[6])),
         ("web_orders", lambda: write_web_orders(ctx, streams[7])),
         ("store_tickets", lambda: write_store_tickets(ctx, streams[8])),
         ("loyalty", lambda: write_loyalty(ctx, streams[9])),
@@ -135,6 +138,8 @@ def generate_demo(
     for i, (stage, fn) in enumerate(steps):
         report(stage, (i + 1) / total_steps)
         outs.append(fn())
+    # an account's delivery address is the one of its last order
+    write_web_accounts(ctx, streams[23], outs[1])
     known = known_contacts(ctx)
     report("campaigns", (len(steps) + 1) / total_steps)
     camp = simulate_campaigns(streams[12], people, tl, known)
@@ -261,6 +266,7 @@ def _write_people(path: Path, people: People, purchases: Purchases, tl: Timeline
         "mobile": mob, "landline": land, "address": address,
         "postcode": lookup([c[1] for c in names.CITIES], people.city),
         "city": lookup([c[0] for c in names.CITIES], people.city),
+        **_previous_address(ctx),
         "household_id": pa.array(people.household),
         "crm_id": ctx.crm_id, "web_account_id": ctx.web_account, "loyalty_card": card,
         "social_handle": cat("@", people.handle), "device_id": people.device,
@@ -287,6 +293,20 @@ def _write_people(path: Path, people: People, purchases: Purchases, tl: Timeline
         "purchases_observed": pa.array(n_obs), "spend_observed": pa.array(s_obs),
     })
     pq.write_table(table, path, compression="zstd")
+
+
+def _previous_address(ctx: Context) -> dict[str, pa.Array]:
+    m = ctx.moves
+    assert m is not None
+    stayed = m.moved_at < 0
+    address = cat(int_str(m.street_no), " ", lookup(names.STREET_TYPES, m.street_type), " ",
+                  lookup(names.STREET_NAMES, m.street))
+    city = np.where(stayed, -1, m.city)
+    return {"moved_at": _ts(m.moved_at),
+            "previous_address": pc.if_else(pa.array(stayed), pa.nulls(len(stayed), pa.string()),
+                                           address),
+            "previous_postcode": lookup([c[1] for c in names.CITIES], city),
+            "previous_city": lookup([c[0] for c in names.CITIES], city)}
 
 
 def _write_holdout(path: Path, rng: np.random.Generator, people: People, purchases: Purchases,
@@ -333,7 +353,9 @@ def sources_toml(paths: dict[str, str]) -> str:
                 {"customer_number": "id_client"}),
         _source("web_accounts", paths["web_accounts"], "customers", {"format": "jsonl"},
                 {"source_id": "account_id", "email": "email", "first_name": "first_name",
-                 "last_name": "last_name", "phone": "phone", "created_at": "created_at"},
+                 "last_name": "last_name", "phone": "phone", "created_at": "created_at",
+                 "address": "delivery_address.line1", "postcode": "delivery_address.postcode",
+                 "city": "delivery_address.city", "country": "delivery_address.country"},
                 {"social_handle": "instagram", "device_id": "device_id"}),
         _source("web_orders", paths["web_orders"], "transactions",
                 {"format": "jsonl", "customer_source": "web_accounts"},

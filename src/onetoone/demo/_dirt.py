@@ -35,6 +35,10 @@ DIRT_RATES: dict[str, dict[str, float]] = {
         "duplicate": 0.02, "name_typo": 0.01, "nickname": 0.08, "accents_dropped": 0.10,
         "swapped_names": 0.02, "name_lower": 0.15, "email_typo": 0.015, "email_case": 0.03,
         "phone_missing": 0.45,
+        # delivery address, among the accounts that ordered (those that did not have none)
+        "address_work": 0.025, "address_relative": 0.015, "address_abbreviated": 0.10,
+        "address_typo": 0.02, "address_accents_dropped": 0.10, "address_lower": 0.20,
+        "city_case": 0.30, "postcode_leading_zero": 0.02,
     },
     "loyalty": {
         "duplicate": 0.015, "name_typo": 0.02, "birth_date_missing": 0.10,

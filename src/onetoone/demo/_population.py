@@ -78,6 +78,7 @@ GENERIC_EMAIL_SHARE = 0.006  # people whose e-mail is a shared generic one (cont
 LANDLINE_SHARE = 0.30
 HANDLE_SHARE = 0.22  # of web account holders, who give an Instagram handle
 SECOND_WEB_ACCOUNT = 0.02
+MOVED_SHARE = 0.2  # households that move during the observed period
 CANCELLED_ORDER_SHARE = 0.03
 RETURNED_ORDER_SHARE = 0.05
 

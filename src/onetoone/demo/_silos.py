@@ -28,6 +28,7 @@ from onetoone.demo._dirt import (
     render_emails,
     render_names,
     render_phones,
+    typo,
 )
 from onetoone.demo._format import (
     DAY,
@@ -49,6 +50,7 @@ from onetoone.demo._format import (
 )
 from onetoone.demo._population import (
     CANCELLED_ORDER_SHARE,
+    MOVED_SHARE,
     RETURNED_ORDER_SHARE,
     SECOND_WEB_ACCOUNT,
     SERVICE_CATEGORIES,
@@ -61,6 +63,8 @@ from onetoone.demo._population import (
 )
 
 CHUNK = 500_000
+STREET_SHORT = {"rue": "r", "avenue": "av.", "boulevard": "bd", "allée": "all.", "place": "pl.",
+                "impasse": "imp.", "chemin": "ch.", "quai": "q."}
 
 
 @dataclass
@@ -242,6 +246,9 @@ class Context:
     mobile_known: np.ndarray | None = None
     replacement_time: np.ndarray | None = None  # loyalty card replaced at (or -1)
     replacement_card: np.ndarray | None = None
+    moves: Moves | None = None
+    web_plan: WebAccountsPlan | None = None
+    last_order: np.ndarray | None = None  # (main, second account) x person: last order or -1
 
     def path(self, rel: str) -> Path:
         return self.directory / rel
@@ -288,9 +295,8 @@ def write_crm(ctx: Context, rng: np.random.Generator) -> SiloOut:
     st = people.street_type[person]
     abbrev = rng.random(k) < rates["address_abbreviated"]
     types = list(names.STREET_TYPES)
-    short = {"rue": "r", "avenue": "av.", "boulevard": "bd", "allée": "all.", "place": "pl.",
-             "impasse": "imp.", "chemin": "ch.", "quai": "q."}
-    stype = lookup(types + [short[t] for t in types], st + np.where(abbrev, len(types), 0))
+    stype = lookup(types + [STREET_SHORT[t] for t in types],
+                   st + np.where(abbrev, len(types), 0))
     log.add(abbrev, "address_abbreviated")
     address = cat(int_str(people.street_no[person]), " ", stype, " ",
                   lookup(names.STREET_NAMES, people.street[person]))
@@ -346,7 +352,150 @@ def write_crm(ctx: Context, rng: np.random.Generator) -> SiloOut:
     return SiloOut("crm", rel, k, ids, person, np.ones(k, bool), lines, log)
 
 
-def write_web_accounts(ctx: Context, rng: np.random.Generator) -> SiloOut:
+@dataclass
+class Moves:
+    """People who moved during the observed period: their address before ``moved_at``."""
+
+    moved_at: np.ndarray  # time of the move, -1 if the person did not move
+    street_no: np.ndarray
+    street_type: np.ndarray
+    street: np.ndarray
+    city: np.ndarray
+
+
+@dataclass
+class WebAccountsPlan:
+    """The web accounts file before its delivery addresses (known once the orders are)."""
+
+    person: np.ndarray
+    is_dup: np.ndarray
+    fields: list[tuple[str, pa.Array]]
+    broken: list[int]
+
+
+def _weighted_cities(rng: np.random.Generator, size: int) -> np.ndarray:
+    w = np.array([c[2] for c in names.CITIES], dtype=np.float64)
+    return rng.choice(len(names.CITIES), size=size, p=w / w.sum())
+
+
+def _random_addresses(rng: np.random.Generator, home_city: np.ndarray,
+                      same_city: float) -> tuple[np.ndarray, ...]:
+    """Street number, type, name and city of random addresses, in ``home_city`` with
+    probability ``same_city``, else in a city drawn by population."""
+    k = len(home_city)
+    city = np.where(rng.random(k) < same_city, home_city, _weighted_cities(rng, k))
+    return (np.minimum(1 + rng.geometric(0.04, k), 220),
+            rng.integers(0, len(names.STREET_TYPES), k),
+            rng.integers(0, len(names.STREET_NAMES), k), city)
+
+
+def _other_street(address: tuple[np.ndarray, ...], *avoid: tuple[np.ndarray, ...]) -> np.ndarray:
+    """Street indexes of ``address`` moved to the next street where the whole address equals
+    one of ``avoid`` (so that it is never one of those)."""
+    street = address[2].copy()
+    for _ in range(len(avoid) + 1):
+        same = np.zeros(len(street), dtype=bool)
+        for a in avoid:
+            same |= (address[0] == a[0]) & (address[1] == a[1]) & (street == a[2]) \
+                & (address[3] == a[3])
+        if not same.any():
+            break
+        street[same] = (street[same] + 1) % len(names.STREET_NAMES)
+    return street
+
+
+def plan_moves(ctx: Context, rng: np.random.Generator) -> None:
+    """Some households move during the observed period (half of them within their city)."""
+    people, tl = ctx.people, ctx.tl
+    n = people.n
+    moved = rng.random(n) < MOVED_SHARE
+    at = rng.integers(tl.start, tl.end, n)
+    old = _random_addresses(rng, people.city, 0.5)
+    current = (people.street_no, people.street_type, people.street, people.city)
+    old = (*old[:2], _other_street(old, current), old[3])
+    h = people.household  # a household moves together (members copy their head)
+    ctx.moves = Moves(moved_at=np.where(moved, at, -1)[h], street_no=old[0][h],
+                      street_type=old[1][h], street=old[2][h], city=old[3][h])
+
+
+_STREET_TYPO = pa.array(list(names.STREET_NAMES) + [
+    typo(s, v) for v in range(3) for s in names.STREET_NAMES])
+
+
+def write_web_accounts(ctx: Context, rng: np.random.Generator, out: SiloOut) -> None:
+    """Write the accounts file planned by :func:`plan_web_accounts` with each account's default
+    delivery address: the last one entered at checkout (the address the person lived at then,
+    sometimes a workplace's or a relative's), none for an account that never ordered."""
+    people, plan, moves = ctx.people, ctx.web_plan, ctx.moves
+    assert plan is not None and moves is not None and ctx.last_order is not None
+    person, is_dup = plan.person, plan.is_dup
+    k = len(person)
+    rates = DIRT_RATES["web_accounts"]
+    log = out.dirt
+    last = ctx.last_order[is_dup.astype(np.int64), person]
+    has = last >= 0
+    current = tuple(a[person] for a in (people.street_no, people.street_type, people.street,
+                                        people.city))
+    before = tuple(a[person] for a in (moves.street_no, moves.street_type, moves.street,
+                                       moves.city))
+    u = rng.random(k)
+    work = has & (u < rates["address_work"])
+    relative = has & ~work & (u < rates["address_work"] + rates["address_relative"])
+    previous = has & ~work & ~relative & (moves.moved_at[person] > last)
+    w_addr = _random_addresses(rng, current[3], 0.6)
+    # a relative's address: another household's of the base (a random one if there is none)
+    other = rng.integers(0, people.n, k)
+    r_addr = tuple(np.where(people.household[other] != people.household[person],
+                            a[other], b) for a, b in zip(
+        (people.street_no, people.street_type, people.street, people.city),
+        _random_addresses(rng, current[3], 0.3), strict=True))
+    addr = tuple(np.select([work, relative, previous], [w, r, b], c) for w, r, b, c in zip(
+        w_addr, r_addr, before, current, strict=True))
+    away = work | relative
+    addr = (*addr[:2], np.where(away, _other_street(addr, current, before), addr[2]), addr[3])
+    log.add(previous, "address_previous")
+    log.add(work, "address_work")
+    log.add(relative, "address_relative")
+
+    types = list(names.STREET_TYPES)
+    abbrev = has & (rng.random(k) < rates["address_abbreviated"])
+    stype = lookup(types + [STREET_SHORT[t] for t in types],
+                   addr[1] + np.where(abbrev, len(types), 0))
+    log.add(abbrev, "address_abbreviated")
+    mistyped = has & (rng.random(k) < rates["address_typo"])
+    variant = rng.integers(0, 3, k)
+    street = lookup(_STREET_TYPO, addr[2] + np.where(mistyped, 1 + variant, 0)
+                    * len(names.STREET_NAMES))
+    log.add(mistyped, "address_typo")
+    line = cat(int_str(addr[0]), " ", stype, " ", street)
+    city = lookup([c[0] for c in names.CITIES], addr[3])
+    plain = has & (rng.random(k) < rates["address_accents_dropped"])
+    line = pc.if_else(pa.array(plain), no_accents(line), line)
+    city = pc.if_else(pa.array(plain), no_accents(city), city)
+    log.add(plain, "address_accents_dropped")
+    lower = has & (rng.random(k) < rates["address_lower"])
+    line = pc.if_else(pa.array(lower), pc.utf8_lower(line), line)
+    log.add(lower, "address_lower")
+    case = rng.random(k)
+    upper_city = has & (case < rates["city_case"] * 2 / 3)
+    lower_city = has & ~upper_city & (case < rates["city_case"])
+    city = pc.if_else(pa.array(upper_city), pc.utf8_upper(city),
+                      pc.if_else(pa.array(lower_city), pc.utf8_lower(city), city))
+    log.add(upper_city | lower_city, "city_case")
+    postcode = lookup([c[1] for c in names.CITIES], addr[3])
+    zero = has & pc.starts_with(postcode, "0").to_numpy(zero_copy_only=False) & (
+        rng.random(k) < rates["postcode_leading_zero"])
+    postcode = pc.if_else(pa.array(zero), pc.utf8_slice_codeunits(postcode, 1), postcode)
+    log.add(zero, "postcode_leading_zero")
+    country = lookup(["France", "FR"], (rng.random(k) < 0.1).astype(np.int64))
+    delivery = json_objects([(name, json_str(null_where(~has, value))) for name, value in (
+        ("line1", line), ("postcode", postcode), ("city", city), ("country", country))])
+    objects = json_objects([*plan.fields, ("delivery_address", delivery)])
+    write_jsonl(ctx.path(out.path), objects, {r: break_json for r in plan.broken})
+
+
+def plan_web_accounts(ctx: Context, rng: np.random.Generator) -> SiloOut:
+    """The web accounts (the file is written by :func:`write_web_accounts`)."""
     people, tl = ctx.people, ctx.tl
     rates = DIRT_RATES["web_accounts"]
     base = np.flatnonzero(people.has_web)
@@ -404,15 +553,15 @@ def write_web_accounts(ctx: Context, rng: np.random.Generator) -> SiloOut:
                        "created_at")
     broken = pick_rows(rng, k, malformed_count("web_accounts", "broken_json", k), exclude)
     log.add(np.array(broken, dtype=np.int64), "broken_json", malformed=True)
-    objects = json_objects([
+    ctx.web_plan = WebAccountsPlan(person, is_dup, [
         ("account_id", json_str(ids)), ("email", json_str(email)),
         ("first_name", json_str(first)), ("last_name", json_str(last)),
         ("phone", json_str(phone)), ("created_at", json_str(created_s)),
         ("newsletter", newsletter), ("instagram", json_str(cat("@", handle))),
         ("device_id", json_str(device)),
-    ])
+    ], broken)
     rel = "exports/web/accounts.jsonl"
-    lines = write_jsonl(ctx.path(rel), objects, {r: break_json for r in broken})
+    lines = np.arange(1, k + 1, dtype=np.int64)
     return SiloOut("web_accounts", rel, k, ids, person, np.ones(k, bool), lines, log)
 
 
@@ -449,6 +598,9 @@ def write_web_orders(ctx: Context, rng: np.random.Generator) -> SiloOut:
                          ctx.web_account.take(pa.array(person)))
     email = pc.if_else(pa.array(use_second), ctx.second_email.take(pa.array(person)),
                        ctx.web_email.take(pa.array(person)))
+    last = np.full((2, ctx.people.n), -1, dtype=np.int64)
+    np.maximum.at(last, (use_second.astype(np.int64), person), time)
+    ctx.last_order = last
     status = where(is_cancel, "cancelled", where(rng.random(k) < RETURNED_ORDER_SHARE,
                                                  "returned", "paid"))
     ids = _rank_ids("CMD", k, 9, first=100_000_001)
