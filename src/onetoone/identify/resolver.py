@@ -428,6 +428,15 @@ class IdentityResolver:
         """)
         result.records_relinked = int(self.store.scalar(
             "SELECT count(*) FROM _links_new WHERE old_id IS DISTINCT FROM customer_id"))
+        # Records whose customer changes (or that are gone): the event rows to re-attach.
+        con.execute("""
+            CREATE OR REPLACE TEMP TABLE _relinked AS
+            SELECT record_key, customer_id FROM _links_new
+            WHERE old_id IS DISTINCT FROM customer_id
+            UNION ALL
+            SELECT record_key, NULL FROM customer_links
+            WHERE record_key NOT IN (SELECT record_key FROM _rec)
+        """)
         con.execute("""
             DELETE FROM customer_links WHERE record_key IN (SELECT record_key FROM _links_new)
                OR record_key NOT IN (SELECT record_key FROM _rec)
@@ -440,19 +449,21 @@ class IdentityResolver:
         """, [now, now])
 
     def _update_events(self) -> None:
+        """``customer_id`` of the event rows whose record changed customer in this run, and
+        of the rows not attached yet (loaded since); the others already hold theirs."""
         for entity in ENTITIES.values():
             if not entity.is_event:
                 continue
             table = ident(entity.table)
             self.con.execute(f"""
-                UPDATE {table} SET customer_id = l.customer_id FROM customer_links l
-                WHERE {table}.customer_record_key = l.record_key
-                  AND {table}.customer_id IS DISTINCT FROM l.customer_id
+                UPDATE {table} SET customer_id = c.customer_id FROM _relinked c
+                WHERE {table}.customer_record_key = c.record_key
+                  AND {table}.customer_id IS DISTINCT FROM c.customer_id
             """)
             self.con.execute(f"""
-                UPDATE {table} SET customer_id = NULL
-                WHERE customer_id IS NOT NULL AND (customer_record_key IS NULL OR
-                      customer_record_key NOT IN (SELECT record_key FROM customer_links))
+                UPDATE {table} SET customer_id = l.customer_id FROM customer_links l
+                WHERE {table}.customer_id IS NULL
+                  AND {table}.customer_record_key = l.record_key
             """)
 
     # -- manual decisions ---------------------------------------------------------------
