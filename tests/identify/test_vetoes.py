@@ -237,3 +237,22 @@ def test_a_veto_at_one_home_is_lifted_by_the_bases_odds(fa: str, fb: str, weight
     sql = home_lift_sql(IdentifySettings(), odds)
     assert con.execute(f"SELECT {sql} FROM a, b, s").fetchall()[0][0] is lifted
     assert home_lift_sql(IdentifySettings(probabilistic_vetoes=False), odds) == "false"
+
+
+def test_one_first_name_at_one_address_is_a_candidate_pair() -> None:
+    """FEBRL4 rec-4120: surname mistyped, postcode transposed, no birth date; only the first
+    name, the city and the street address agree."""
+    pytest.importorskip("splink")
+    from onetoone.identify._probabilistic import block_keys
+
+    frame = pd.DataFrame({
+        "unique_id": ["a", "b", "c"], "first_name": ["casey", "casey", "casey"],
+        "surname": ["flatman", "flatan", "flatman"], "birth_date": ["1993-10-02", None, None],
+        "postcode": ["7250", "7205", "2000"], "city": ["mentone", "mentone", "sydney"],
+        "address": ["wyselaskie circuit", "wyselaskie circuit", "george street"]})
+    columns = ["first_name", "surname", "birth_date", "postcode", "city", "address"]
+    keys, names = block_keys(frame, columns, 50)
+    rows = {k: {n: (None if pd.isna(v) else v) for n, v in row.items()}
+            for k, row in keys.set_index("unique_id")[names].iterrows()}
+    shared = [n for n in names if rows["a"][n] is not None and rows["a"][n] == rows["b"][n]]
+    assert shared and all(rows["c"][n] != rows["a"][n] for n in shared)
