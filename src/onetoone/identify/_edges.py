@@ -74,6 +74,16 @@ def names_compatible(fa: str, fb: str, la: str, lb: str) -> str:
             f"OR (k.nick = {fb} AND k.name = {fa})))")
 
 
+def names_differ(fa: str, fb: str, la: str, lb: str) -> str:
+    """SQL: two first names (normalized) are both known and clearly two people's: far apart
+    (Jaro-Winkler below 0.8) or one the other's feminine form (Jean / Jeanne), and not one
+    person's by :func:`names_compatible` (a typo, nickname or swap). The probabilistic veto's
+    test of first names."""
+    return (f"({fa} IS NOT NULL AND {fb} IS NOT NULL AND "
+            f"(jaro_winkler_similarity({fa}, {fb}) < 0.8 OR {feminine(fa, fb)}) AND "
+            f"NOT {names_compatible(fa, fb, la, lb)})")
+
+
 def births_compatible(ba: str, bb: str, days: int = 0) -> str:
     """SQL: two birth dates (DATE) may be one person's: one unknown, equal, one typo apart in
     their digits (``19330122`` / ``19330212``: a transposition across the separator counts as
@@ -151,18 +161,20 @@ def build_identifier_edges(con: duckdb.DuckDBPyConnection, settings: IdentifySet
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _ids AS
         WITH ids AS (
-            SELECT DISTINCT r.idx, r.record_key, i.type, i.value, r.fn, r.ln, r.bd
-            FROM identifiers i JOIN _rec r USING (record_key)
-            WHERE NOT ({ignore})
+            SELECT r.idx, r.record_key, i.type, i.value, r.fn, r.ln, r.bd
+            FROM (SELECT DISTINCT record_key, type, value FROM identifiers
+                  WHERE NOT ({ignore})) i
+            JOIN _rec r USING (record_key)
         ), stats AS (  -- garbage is a property of the value: tested once per joining value
-            SELECT * FROM (
-                SELECT type, value, count(*) AS n, count(DISTINCT fn) AS n_fn,
-                       count(DISTINCT bd) AS n_bd
+            SELECT * FROM (  -- two first names (birth dates) or more: min and max differ
+                SELECT type, value, count(*) AS n, min(fn) <> max(fn) AS many_fn,
+                       min(bd) <> max(bd) AS many_bd
                 FROM ids GROUP BY ALL
                 HAVING count(*) BETWEEN 2 AND {settings.max_records_per_value})
             WHERE NOT {garbage_predicate(settings, 'type', 'value')}
         )
-        SELECT ids.*, s.n >= {settings.shared_min_records} AND (s.n_fn >= 2 OR s.n_bd >= 2)
+        SELECT ids.*, s.n >= {settings.shared_min_records}
+                   AND (coalesce(s.many_fn, false) OR coalesce(s.many_bd, false))
                    AND {_in_list('ids.type', settings.household_types)} AS suspect,
                (row_number() OVER () - 1)::BIGINT AS item  -- any numbering: node ids
         FROM ids JOIN stats s USING (type, value)
@@ -179,13 +191,14 @@ def build_identifier_edges(con: duckdb.DuckDBPyConnection, settings: IdentifySet
     a = np.asarray(pairs["a"], dtype=np.int64)
     b = np.asarray(pairs["b"], dtype=np.int64)
     labels = item_components(n_items, a, b)
-    con.register("_item_group_view", pd.DataFrame({
-        "item": np.arange(n_items, dtype=np.int64), "grp": labels}))
+    suspect = con.execute("SELECT item FROM _ids WHERE suspect AND fn IS NOT NULL"
+                          ).fetchnumpy()["item"].astype(np.int64)
+    con.register("_item_group_view", pd.DataFrame({"item": suspect, "grp": labels[suspect]}))
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _id_edges AS
         WITH g AS (
             SELECT i.*, CASE WHEN i.suspect AND i.fn IS NOT NULL THEN v.grp END AS grp
-            FROM _ids i JOIN _item_group_view v USING (item)
+            FROM _ids i LEFT JOIN _item_group_view v USING (item)
         ), groups AS (  -- a group of a shared value is named by its smallest record key
             SELECT type, value, grp, min(record_key) AS part, count(*) AS size FROM g
             WHERE grp IS NOT NULL GROUP BY ALL
