@@ -38,93 +38,151 @@ def rule_of(settings: IdentifySettings, field: str) -> str:
     return settings.survivorship.get(field, DEFAULT_RULES.get(field, "most_recent"))
 
 
-def _field_query(field: str, rule: str) -> str:
-    col = ident(field)
-    recent = "(g._recency, g.ingestion_id, g.source_row, g.record_key)"
-    base = f"FROM _golden_input g WHERE {col} IS NOT NULL"
-    if rule == "most_frequent":
-        return f"""SELECT customer_id, arg_max(v, (c, rk)) AS v, arg_max(k, (c, rk)) AS k FROM (
-            SELECT customer_id, {col} AS v, count(*) AS c, max({recent}) AS rk,
-                   arg_max(g.record_key, {recent}) AS k {base} GROUP BY ALL) GROUP BY ALL"""
-    order = {
-        "most_recent": recent,
-        "source_priority": f"(-g._source_rank, {recent})",
-        "longest": f"(length({col}::VARCHAR), {recent})",
-        "non_empty": f"(g._filled, {recent})",
+#: A rule's order is one integer: its criterion times this plus the record's rank among its
+#: customer's records by recency (``updated_at``, else ``created_at``, then load, row and key),
+#: so the winning record's rank is the order modulo this.
+_RANK_SCALE = 2**32
+
+
+def _order(field: str, rule: str, n_sources: int) -> str:
+    """The integer a field's rule maximises over a customer's records (rank breaks ties)."""
+    criterion = {
+        "source_priority": f"{n_sources} - _source_rank",
+        "longest": f"length({ident(field)}::VARCHAR)",
+        "non_empty": "_filled",
     }[rule]
-    return (f"SELECT customer_id, arg_max({col}, {order}) AS v, "
-            f"arg_max(g.record_key, {order}) AS k {base} GROUP BY ALL")
+    return f"(({criterion})::BIGINT * {_RANK_SCALE} + _rk)"
 
 
-#: Profile records per partition of the golden-record query: its per-field ``arg_max``
-#: aggregates cannot spill to disk, so customers are summarised in parts of about this many
-#: records (a hash of the customer id picks the part), which bounds the memory they hold.
-PART_RECORDS = 200_000
+#: Profile records per partition of the golden-record query: its per-customer lists of records
+#: cannot spill to disk, so customers are summarised in parts of about this many records (a
+#: hash of the customer id picks the part), which bounds the memory they hold.
+PART_RECORDS = 500_000
 
 
 def rebuild_golden(con: duckdb.DuckDBPyConnection, settings: IdentifySettings,
                    customer_ids_table: str) -> None:
-    """Replace the ``customers`` rows of the customers listed in ``customer_ids_table``."""
+    """Replace the ``customers`` rows of the customers listed in ``customer_ids_table``.
+
+    The customers' profile records are read once and ranked by recency within each customer;
+    each field's winning record is the one maximising an integer order (``max``, no per-field
+    join): its rule's criterion, then the rank. ``most_frequent`` counts values in one
+    ``GROUP BY`` per field. The winners' values and keys are read from each customer's list of
+    records by rank.
+    """
     con.execute(f"""
         DELETE FROM customers
         WHERE customer_id IN (SELECT customer_id FROM {customer_ids_table})
     """)
-    n_records = int(con.execute(f"""
-        SELECT count(*) FROM customer_links
-        WHERE customer_id IN (SELECT customer_id FROM {customer_ids_table})
-    """).fetchall()[0][0])
+    rules = {field: rule_of(settings, field) for field in FIELDS}
+    n_records = _golden_input(con, settings, rules, customer_ids_table)
     parts = max(1, -(-n_records // PART_RECORDS))
+    _golden_base(con, customer_ids_table, parts)
+    _most_frequent(con, rules, parts)
     for part in range(parts):
-        con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE _golden_ids AS
-            SELECT customer_id FROM {customer_ids_table}
-            WHERE {parts} = 1 OR hash(customer_id) % {parts} = {part}
-        """)
-        _insert_golden(con, settings, "_golden_ids")
-    con.execute("DROP TABLE IF EXISTS _golden_input")
-    con.execute("DROP TABLE IF EXISTS _golden_ids")
+        _insert_golden(con, settings, rules, parts, part)
+    for table in ("_golden_input", "_golden_base", "_golden_frequent"):
+        con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
-def _insert_golden(con: duckdb.DuckDBPyConnection, settings: IdentifySettings,
-                   customer_ids_table: str) -> None:
-    """Insert the ``customers`` rows of the customers listed in ``customer_ids_table``."""
-    ranks = " ".join(f"WHEN {q(s)} THEN {i}" for i, s in enumerate(settings.source_priority))
-    source_rank = f"CASE r.source {ranks} ELSE {len(settings.source_priority)} END" \
-        if ranks else "0"
-    filled = " + ".join(f"({ident(f)} IS NOT NULL)::INT" for f in FIELDS)
+def _golden_input(con: duckdb.DuckDBPyConnection, settings: IdentifySettings,
+                  rules: dict[str, str], customer_ids_table: str) -> int:
+    """Write ``_golden_input``: the profile records, ranked, with their rules' criteria."""
+    extra = []
+    if "source_priority" in rules.values():
+        ranks = " ".join(f"WHEN {q(s)} THEN {i}" for i, s in enumerate(settings.source_priority))
+        extra.append(f"CASE r.source {ranks} ELSE {len(settings.source_priority)} END "
+                     "AS _source_rank" if ranks else "0 AS _source_rank")
+    if "non_empty" in rules.values():
+        filled = " + ".join(f"({ident(f)} IS NOT NULL)::INT" for f in FIELDS)
+        extra.append(f"{filled} AS _filled")
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _golden_input AS
-        SELECT l.customer_id, r.*,
-               coalesce(r.updated_at, r.created_at, TIMESTAMP '1900-01-01') AS _recency,
-               {source_rank} AS _source_rank, {filled} AS _filled
+        SELECT l.customer_id, r.record_key, {', '.join(f'r.{ident(f)}' for f in FIELDS)},
+               row_number() OVER (PARTITION BY l.customer_id ORDER BY
+                   coalesce(r.updated_at, r.created_at, TIMESTAMP '1900-01-01') NULLS LAST,
+                   r.ingestion_id NULLS LAST, r.source_row NULLS LAST,
+                   r.record_key NULLS LAST) AS _rk
+               {''.join(f', {e}' for e in extra)}
         FROM customer_records r JOIN customer_links l USING (record_key)
         WHERE l.customer_id IN (SELECT customer_id FROM {customer_ids_table})
           AND r.origin = 'profile'
     """)
-    joins = []
+    return int(con.execute("SELECT count(*) FROM _golden_input").fetchall()[0][0])
+
+
+def _golden_base(con: duckdb.DuckDBPyConnection, customer_ids_table: str, parts: int) -> None:
+    """Write ``_golden_base``: what every record of a customer gives (counts, dates, sources)."""
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _golden_base AS
+        SELECT l.customer_id, count(*)::INTEGER AS record_count,
+               list_sort(list_distinct(list(split_part(r.source, '~', 1)))) AS sources,
+               min(r.created_at) AS created_at, max(r.updated_at) AS updated_at,
+               least(min(r.created_at), min(i.started_at)) AS first_seen_at,
+               hash(l.customer_id) % {parts} AS _part
+        FROM customer_links l JOIN customer_records r USING (record_key)
+        LEFT JOIN ingestions i ON i.ingestion_id = r.ingestion_id
+        WHERE l.customer_id IN (SELECT customer_id FROM {customer_ids_table})
+        GROUP BY l.customer_id
+    """)
+
+
+def _most_frequent(con: duckdb.DuckDBPyConnection, rules: dict[str, str], parts: int) -> None:
+    """Write ``_golden_frequent``: per customer, the order of each ``most_frequent`` winner.
+
+    A value's order is its count, then the rank of its most recent record (that record is the
+    winner), over a ``GROUP BY`` of the customer and the value.
+    """
+    fields = [f for f, rule in rules.items() if rule == "most_frequent"]
+    counts = [f"""SELECT customer_id, {i} AS i,
+                         count(*) * {_RANK_SCALE} + max(_rk) AS o
+                  FROM _golden_input WHERE {ident(f)} IS NOT NULL
+                  GROUP BY customer_id, {ident(f)}""" for i, f in enumerate(fields)]
+    winners = "".join(f", max(o) FILTER (WHERE i = {i}) AS {ident(f'_w_{f}')}"
+                      for i, f in enumerate(fields))
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _golden_frequent AS
+        SELECT customer_id, hash(customer_id) % {parts} AS _part{winners}
+        FROM ({' UNION ALL '.join(counts) or 'SELECT NULL AS customer_id, 0 AS i, 0 AS o'})
+        GROUP BY customer_id
+    """)
+
+
+def _insert_golden(con: duckdb.DuckDBPyConnection, settings: IdentifySettings,
+                   rules: dict[str, str], parts: int, part: int) -> None:
+    """Insert the ``customers`` rows of the customers whose id hashes to ``part``."""
+    fields = list(rules)
+    # rank first: sorting the list afterwards is much faster than list(... ORDER BY _rk)
+    record = ", ".join(["r: _rk", "k: record_key",
+                        *(f"f{i}: {ident(f)}" for i, f in enumerate(fields))])
+    winners = []
     selects = []
     sources = []
-    for i, field in enumerate(FIELDS):
-        joins.append(f"LEFT JOIN ({_field_query(field, rule_of(settings, field))}) f{i} "
-                     f"USING (customer_id)")
-        selects.append(f"f{i}.v AS {ident(field)}")
-        sources.append(f"{q(field)}, f{i}.k")
+    for i, (field, rule) in enumerate(rules.items()):
+        col = ident(field)
+        if rule == "most_frequent":
+            winner = f"m.{ident(f'_w_{field}')}"
+        else:
+            order = "_rk" if rule == "most_recent" else \
+                _order(field, rule, len(settings.source_priority))
+            winners.append(f"max({order}) FILTER (WHERE {col} IS NOT NULL) AS w{i}")
+            winner = f"g.w{i}"
+        chosen = f"g.records[{winner} % {_RANK_SCALE}]"
+        selects.append(f"{chosen}.f{i} AS {col}")
+        sources.append(f"{q(field)}, {chosen}.k")
     con.execute(f"""
         INSERT INTO customers BY NAME
-        WITH base AS (
-            SELECT l.customer_id, count(*)::INTEGER AS record_count,
-                   list(DISTINCT split_part(r.source, '~', 1)
-                        ORDER BY split_part(r.source, '~', 1)) AS sources,
-                   min(r.created_at) AS created_at, max(r.updated_at) AS updated_at,
-                   least(min(r.created_at), min(i.started_at)) AS first_seen_at
-            FROM customer_links l JOIN customer_records r USING (record_key)
-            LEFT JOIN ingestions i ON i.ingestion_id = r.ingestion_id
-            WHERE l.customer_id IN (SELECT customer_id FROM {customer_ids_table})
-            GROUP BY l.customer_id
+        WITH g AS (
+            SELECT customer_id, list_sort(list({{{record}}}), 'ASC', 'NULLS LAST') AS records
+                   {''.join(f', {w}' for w in winners)}
+            FROM _golden_input WHERE hash(customer_id) % {parts} = {part}
+            GROUP BY customer_id
         )
-        SELECT base.customer_id, {', '.join(selects)}, base.created_at, base.updated_at,
-               base.record_count, base.sources,
+        SELECT b.customer_id, {', '.join(selects)}, b.created_at, b.updated_at,
+               b.record_count, b.sources,
                json_object({', '.join(sources)}) AS field_sources,
-               base.first_seen_at, now()::TIMESTAMP AS resolved_at
-        FROM base {' '.join(joins)}
+               b.first_seen_at, now()::TIMESTAMP AS resolved_at
+        FROM _golden_base b LEFT JOIN g USING (customer_id)
+        LEFT JOIN (SELECT * FROM _golden_frequent WHERE _part = {part}) m USING (customer_id)
+        WHERE b._part = {part}
     """)
