@@ -36,6 +36,7 @@ import logging
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -738,8 +739,11 @@ def veto_sql(settings: IdentifySettings, left: str = "a", right: str = "b",
             f"NOT {names_compatible(fa, fb, la, lb)}))")
 
 
-def match_pairs(store: Store, settings: IdentifySettings, mode: str) -> Outcome:
-    """Score profile pairs into ``identity_review``; returns the pairs that link."""
+def match_pairs(store: Store, settings: IdentifySettings, mode: str,
+                progress: Callable[[str], None] | None = None) -> Outcome:
+    """Score profile pairs into ``identity_review``; returns the pairs that link.
+    ``progress`` hears what is being done, in a few words."""
+    say = progress or (lambda _message: None)
     outcome = Outcome()
     frame = _input(store, settings)
     if len(frame) < MIN_RECORDS:
@@ -760,7 +764,16 @@ def match_pairs(store: Store, settings: IdentifySettings, mode: str) -> Outcome:
             outcome.links = int(store.scalar(
                 "SELECT count(*) FROM identity_review WHERE status = 'linked'"))
             return outcome
+    if only_new:
+        say(f"  scoring the pairs of {int(frame['is_new'].sum()):,} new profile records "
+            f"with the saved model")
+    elif len(frame) > TRAIN_MAX_RECORDS:
+        say(f"  training the model on {TRAIN_MAX_RECORDS:,} of {len(frame):,} profile "
+            f"records, then scoring every candidate pair")
+    else:
+        say(f"  training the model on {len(frame):,} profile records and scoring pairs")
     pairs, trained = predict_pairs(frame, settings, model, outcome.notes)
+    say(f"  {len(pairs):,} pairs at or above the review threshold; applying the vetoes")
     pairs["personal"] = personal_agreement(pairs, personal_keys(store, settings))
     pairs["contact"] = contact_agreement(pairs)
     pairs["home"] = home_agreement(pairs)

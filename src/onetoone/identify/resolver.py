@@ -129,7 +129,7 @@ class IdentityResolver:
             build_identifier_edges(con, self.settings)
             if self.settings.probabilistic:
                 say("probabilistic matching")
-                self._probabilistic(result, mode)
+                self._probabilistic(result, mode, say)
             self._all_edges()
             labels = self._components(n_records)
             say("guarding against over-merging")
@@ -157,7 +157,7 @@ class IdentityResolver:
             )
 
     # -- graph --------------------------------------------------------------------------
-    def _probabilistic(self, result: IdentifyResult, mode: str) -> None:
+    def _probabilistic(self, result: IdentifyResult, mode: str, say: Progress) -> None:
         try:
             from onetoone.identify._probabilistic import match_pairs
         except ImportError:
@@ -165,7 +165,7 @@ class IdentityResolver:
                                 "for Splink.")
             return
         try:
-            outcome = match_pairs(self.store, self.settings, mode)
+            outcome = match_pairs(self.store, self.settings, mode, say)
         except Exception as error:
             self.con.execute("DELETE FROM identity_review WHERE status IN ('linked', 'pending')")
             first = (str(error).splitlines() or [""])[0][:160]
