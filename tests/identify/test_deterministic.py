@@ -92,11 +92,37 @@ def test_golden_record_follows_survivorship_rules(base: Builder) -> None:
     assert row == [("Anne", "Martin", "+33611223355", "Lyon", 3, ["crm"], "crm:2")]
 
 
+def test_golden_record_follows_every_rule(base: Builder) -> None:
+    ws = base(crm="1,Anne,Martin,anne@mail.fr,0611223344,,,75001,Paris,2024-01-01\n"
+                  "2,Anne,Martin,anne@mail.fr,0611223355,1980-01-02,,75001,Lyon,2020-01-01\n",
+              web="a,Annabelle,Martin-Roux,anne@mail.fr,\n",
+              identify='source_priority = ["web"]\n'
+                       'survivorship = { first_name = "source_priority", '
+                       'last_name = "longest", postcode = "non_empty", city = "non_empty", '
+                       'phone = "most_frequent" }')
+    ws.identify()
+    row = ws.store.execute(
+        "SELECT first_name, last_name, phone, birth_date::VARCHAR, city, "
+        "field_sources->>'first_name', field_sources->>'city', field_sources->>'phone' "
+        "FROM customers").fetchall()
+    # crm:2 is the most complete record (birth date); phones tie, to the most recent
+    assert row == [("Annabelle", "Martin-Roux", "+33611223344", "1980-01-02", "Lyon",
+                    "web:a", "crm:2", "crm:1")]
+
+
+@pytest.mark.parametrize("identify", [
+    "",
+    'source_priority = ["web", "crm"]\n'
+    'survivorship = { first_name = "source_priority", last_name = "longest", '
+    'city = "non_empty", email = "most_frequent", postcode = "source_priority", '
+    'birth_date = "longest" }',
+])
 def test_golden_records_built_in_parts_are_the_same(
-        base: Builder, monkeypatch: pytest.MonkeyPatch) -> None:
+        base: Builder, monkeypatch: pytest.MonkeyPatch, identify: str) -> None:
     rows = "".join(f"{i},P{i % 7},N{i % 5},p{i % 9}@mail.fr,,1980-01-0{1 + i % 3},,"
                    f"7500{i % 4},Paris,2020-01-0{1 + i % 9}\n" for i in range(40))
-    ws = base(crm=rows)
+    web = "".join(f"w{i},Q{i % 3},Name{i % 4},p{i % 9}@mail.fr,\n" for i in range(12))
+    ws = base(crm=rows, web=web, identify=identify)
     ws.identify()
     query = "SELECT * EXCLUDE (resolved_at) FROM customers ORDER BY customer_id"
     whole = ws.store.fetchall(query)
