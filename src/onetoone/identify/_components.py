@@ -4,8 +4,9 @@ Records and identifier values are the nodes of a bipartite graph; a customer is 
 component. Components are found for the whole base at once with
 :func:`scipy.sparse.csgraph.connected_components` (linear time, millions of edges in a second).
 Only the few components that break a guard (two values of an identifier that is unique per
-person, more distinct e-mails or birth dates than allowed) are rebuilt edge by edge with a
-union-find that refuses any edge that would break it, strongest edges first.
+person, more distinct e-mails or birth dates than allowed, or records a probabilistic pair
+would not link) are rebuilt edge by edge with a union-find that refuses any edge that would
+break it, strongest edges first.
 """
 
 from __future__ import annotations
@@ -90,17 +91,57 @@ class GuardedUnionFind:
     (1 for identifiers unique per person), counted by :data:`COUNTS` where listed (birth
     dates up to typos). A union is refused when the merged set would hold more values than
     both the cap and each side already held.
+
+    ``cannot`` holds cannot-link constraints (Wagstaff et al. 2001, "Constrained K-means
+    clustering with background knowledge", ICML) per field: pairs of records that field
+    alone says are two people (birth dates, first names). Each root keeps, per field, its
+    records grouped into *people*: records linked by a chain of pairs not cannot-linked. A
+    *soft* union (a probabilistic pair) is refused when the merged customer would hold more
+    people than each side already held: the edge would bring in another person (two
+    namesakes joined through a web account that has no birth date). A record that agrees
+    with one record of the other side joins, whatever a deterministic join already put with
+    it; a pair whose own veto was weighed is left out of ``cannot`` by the caller.
     """
 
-    def __init__(self, caps: Mapping[str, int]) -> None:
+    def __init__(self, caps: Mapping[str, int],
+                 cannot: Mapping[str, set[tuple[int, int]]] | None = None) -> None:
         self.caps = dict(caps)
+        self.cannot = {k: v for k, v in (cannot or {}).items() if v}
         self.parent: dict[int, int] = {}
         self.values: dict[int, dict[str, set[str]]] = {}
+        self.people: dict[int, dict[str, list[list[int]]]] = {}  # root: field -> people
 
-    def add(self, item: int, values: Mapping[str, set[str]] | None = None) -> None:
+    def add(self, item: int, values: Mapping[str, set[str]] | None = None,
+            known: set[str] | None = None) -> None:
+        """Add ``item`` with its capped ``values`` and the ``cannot`` fields it knows."""
         self.parent.setdefault(item, item)
         if values:
             self.values[item] = {k: set(v) for k, v in values.items()}
+        fields = [k for k in (known or ()) if k in self.cannot]
+        if fields:
+            self.people[item] = {k: [[item]] for k in fields}
+
+    def _merge_people(self, key: str, pa: list[list[int]],
+                      pb: list[list[int]]) -> list[list[int]]:
+        """The people of two roots together: a person of each side are one when two of
+        their records are not cannot-linked."""
+        pairs = self.cannot[key]
+        parent = list(range(len(pa) + len(pb)))
+
+        def find(i: int) -> int:
+            while parent[i] != i:
+                i = parent[i]
+            return i
+
+        for i, ga in enumerate(pa):
+            for j, gb in enumerate(pb):
+                if find(i) != find(len(pa) + j) and any(
+                        (min(r, t), max(r, t)) not in pairs for r in ga for t in gb):
+                    parent[find(len(pa) + j)] = find(i)
+        merged: dict[int, list[int]] = {}
+        for i, group in enumerate(pa + pb):
+            merged.setdefault(find(i), []).extend(group)
+        return list(merged.values())
 
     def find(self, item: int) -> int:
         root = item
@@ -110,11 +151,19 @@ class GuardedUnionFind:
             self.parent[item], item = root, self.parent[item]
         return root
 
-    def union(self, a: int, b: int, *, force: bool = False) -> bool:
+    def union(self, a: int, b: int, *, force: bool = False, soft: bool = False) -> bool:
+        """Join the roots of ``a`` and ``b`` unless a cap (or, for a ``soft`` union, a
+        cannot-link constraint) forbids it; ``force`` skips every check."""
         ra, rb = self.find(a), self.find(b)
         if ra == rb:
             return True
         va, vb = self.values.get(ra, {}), self.values.get(rb, {})
+        pa, pb = self.people.get(ra, {}), self.people.get(rb, {})
+        people = {**pa, **pb}
+        for key in pa.keys() & pb.keys():
+            people[key] = self._merge_people(key, pa[key], pb[key])
+            if soft and not force and len(people[key]) > max(len(pa[key]), len(pb[key])):
+                return False
         if not force:
             for key, cap in self.caps.items():
                 sa, sb = va.get(key, set()), vb.get(key, set())
@@ -131,23 +180,32 @@ class GuardedUnionFind:
         if va:
             self.values[ra] = va
         self.values.pop(rb, None)
+        self.people.pop(rb, None)
+        self.people.pop(ra, None)
+        if people:
+            self.people[ra] = people
         return True
 
 
 def guarded_components(
     records: np.ndarray,
-    edges: list[tuple[int, int, bool]],
+    edges: list[tuple[int, int, bool, bool]],
     values: Mapping[int, Mapping[str, set[str]]],
     caps: Mapping[str, int],
+    cannot: Mapping[str, set[tuple[int, int]]] | None = None,
+    known: Mapping[int, set[str]] | None = None,
 ) -> dict[int, int]:
     """Root of every record and node of one component, edges taken in the order given.
 
-    ``edges`` are (record, node, forced) with node ids already offset past the records.
+    ``edges`` are (record, node, forced, soft) with node ids already offset past the
+    records; ``cannot`` and ``known`` are :class:`GuardedUnionFind`'s cannot-link pairs and
+    each record's fields.
     """
-    uf = GuardedUnionFind(caps)
+    uf = GuardedUnionFind(caps, cannot)
+    known = known or {}
     for r in records.tolist():
-        uf.add(int(r), values.get(int(r)))
-    for r, n, forced in edges:
+        uf.add(int(r), values.get(int(r)), known.get(int(r)))
+    for r, n, forced, soft in edges:
         uf.add(n)
-        uf.union(r, n, force=forced)
+        uf.union(r, n, force=forced, soft=soft)
     return {item: uf.find(item) for item in list(uf.parent)}

@@ -31,9 +31,11 @@ from onetoone.config import IdentifySettings
 from onetoone.errors import NotFoundError, OneToOneError
 from onetoone.identify._components import components, guarded_components
 from onetoone.identify._edges import (
+    births_compatible,
     build_identifier_edges,
     build_records,
     garbage_predicate,
+    names_differ,
 )
 from onetoone.identify._golden import rebuild_golden
 from onetoone.ingest._normalize import ident, q
@@ -222,11 +224,46 @@ class IdentityResolver:
         caps["bd"] = self.settings.max_birth_dates_per_customer
         return caps
 
+    def _cannot_link(self) -> dict[str, set[tuple[int, int]]]:
+        """Cannot-link pairs (``_cl(a, b, field)``) in the components that hold a
+        probabilistic pair: two records the pairwise veto would keep apart (birth dates both
+        known and more than a typo apart, first names clearly different), unless a
+        probabilistic pair links the two directly (its veto was weighed, and maybe lifted)."""
+        con = self.con
+        if not self.settings.probabilistic_vetoes:
+            con.execute("CREATE OR REPLACE TEMP TABLE _cl (a BIGINT, b BIGINT, field VARCHAR)")
+            return {}
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _cl AS
+            WITH prob AS (SELECT DISTINCT l.comp FROM _edges e JOIN _lab_view l USING (idx)
+                          WHERE e.method = 'probabilistic'),
+            recs AS (SELECT l.comp, r.idx, r.fn, r.ln, r.bd FROM _lab_view l
+                     JOIN _rec r USING (idx) WHERE l.comp IN (SELECT comp FROM prob)
+                       AND (r.fn IS NOT NULL OR r.bd IS NOT NULL)),
+            direct AS (SELECT min(idx) AS a, max(idx) AS b FROM _edges
+                       WHERE method = 'probabilistic' GROUP BY node HAVING count(*) = 2),
+            pairs AS (SELECT x.idx AS a, y.idx AS b,
+                             NOT {births_compatible('x.bd', 'y.bd')} AS bd,
+                             coalesce({names_differ('x.fn', 'y.fn', 'x.ln', 'y.ln')}, false)
+                             AS fn
+                      FROM recs x JOIN recs y ON x.comp = y.comp AND x.idx < y.idx
+                      WHERE x.bd <> y.bd OR x.fn <> y.fn)
+            SELECT a, b, 'bd' AS field FROM pairs WHERE bd AND (a, b) NOT IN (FROM direct)
+            UNION ALL
+            SELECT a, b, 'fn' FROM pairs WHERE fn AND (a, b) NOT IN (FROM direct)
+        """)
+        cannot: dict[str, set[tuple[int, int]]] = {}
+        for a, b, key in con.execute("SELECT a, b, field FROM _cl").fetchall():
+            cannot.setdefault(str(key), set()).add((int(a), int(b)))
+        return cannot
+
     def _apply_guards(self, labels: np.ndarray, n_records: int) -> np.ndarray:
-        """Rebuild, edge by edge, the components that hold too many values of a kind."""
+        """Rebuild, edge by edge, the components that hold too many values of a kind, or
+        records a probabilistic pair must not put together (:meth:`_cannot_link`)."""
         con = self.con
         con.register("_lab_view", pd.DataFrame({"idx": np.arange(n_records),
                                                 "comp": labels[:n_records]}))
+        cannot = self._cannot_link()
         unique = ", ".join(q(t) for t in self.settings.unique_per_person) or "NULL"
         caps = self._caps()
         con.execute(f"""
@@ -245,6 +282,7 @@ class IdentityResolver:
                 SELECT l.comp, a.key, count(DISTINCT a.value) AS n
                 FROM _attr a JOIN _lab_view l USING (idx) GROUP BY ALL)
             WHERE n > CASE key {cap_case} ELSE 1000000 END
+            UNION SELECT l.comp FROM _cl JOIN _lab_view l ON l.idx = _cl.a
         """).fetchnumpy()["comp"]
         if len(bad) == 0:
             con.unregister("_lab_view")
@@ -253,10 +291,16 @@ class IdentityResolver:
         recs = con.execute("SELECT idx FROM _lab_view WHERE comp IN (SELECT comp FROM _bad)"
                            ).fetchnumpy()["idx"]
         edges = con.execute("""
-            SELECT e.idx, e.nid, e.forced FROM _edges e
+            SELECT e.idx, e.nid, e.forced, e.method = 'probabilistic' FROM _edges e
             WHERE e.idx IN (SELECT idx FROM _lab_view WHERE comp IN (SELECT comp FROM _bad))
             ORDER BY e.forced DESC, e.rank, e.prob DESC, e.node, e.idx
         """).fetchall()
+        known: dict[int, set[str]] = {}
+        for idx, has_fn, has_bd in con.execute(
+            "SELECT idx, fn IS NOT NULL, bd IS NOT NULL FROM _rec WHERE idx IN "
+            "(SELECT idx FROM _lab_view WHERE comp IN (SELECT comp FROM _bad))"
+        ).fetchall():
+            known[int(idx)] = {k for k, v in (("fn", has_fn), ("bd", has_bd)) if v}
         values: dict[int, dict[str, set[str]]] = {}
         for idx, key, value in con.execute(
             "SELECT idx, key, value FROM _attr WHERE idx IN "
@@ -265,8 +309,8 @@ class IdentityResolver:
             values.setdefault(int(idx), {}).setdefault(str(key), set()).add(str(value))
         roots = guarded_components(
             np.asarray(recs, dtype=np.int64),
-            [(int(r), n_records + int(n), bool(f)) for r, n, f in edges],
-            values, caps,
+            [(int(r), n_records + int(n), bool(f), bool(p)) for r, n, f, p in edges],
+            values, caps, cannot, known,
         )
         con.unregister("_bad")
         con.unregister("_lab_view")
