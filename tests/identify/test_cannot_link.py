@@ -106,3 +106,16 @@ def test_without_vetoes_the_pairs_join_everyone(
               identify="probabilistic = true\nprobabilistic_vetoes = false")
     ws.identify()
     assert customer_of(ws, "crm:1") == customer_of(ws, "crm:2")
+
+
+def test_a_record_without_a_first_name_does_not_bridge_a_household(base: Builder) -> None:
+    # The family e-mail is split by first name; record 4 has no name, so it goes to the
+    # largest group (Arthur's) by default, but Léa's phone is on it too: it joins Léa, not
+    # both (Léa and Arthur are two people by their first names).
+    ws = base(crm="1,Léa,Bertrand,family@mail.fr,+33684332924,,,,,\n"
+                  "2,Arthur,Daniel,family@mail.fr,+33607040115,,,,,\n"
+                  "3,Arthur,Daniel,family@mail.fr,,,,,,\n"
+                  "4,,,family@mail.fr,+33684332924,,,,,\n")
+    ws.identify()
+    assert customer_of(ws, "crm:4") == customer_of(ws, "crm:1") != customer_of(ws, "crm:2")
+    assert customer_of(ws, "crm:2") == customer_of(ws, "crm:3")

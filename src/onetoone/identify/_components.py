@@ -11,7 +11,7 @@ break it, strongest edges first.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import date
 from itertools import combinations
 
@@ -151,9 +151,11 @@ class GuardedUnionFind:
             self.parent[item], item = root, self.parent[item]
         return root
 
-    def union(self, a: int, b: int, *, force: bool = False, soft: bool = False) -> bool:
+    def union(self, a: int, b: int, *, force: bool = False,
+              soft: bool | Collection[str] = False) -> bool:
         """Join the roots of ``a`` and ``b`` unless a cap (or, for a ``soft`` union, a
-        cannot-link constraint) forbids it; ``force`` skips every check."""
+        cannot-link constraint of the fields ``soft`` lists, or of every field if ``True``)
+        forbids it; ``force`` skips every check."""
         ra, rb = self.find(a), self.find(b)
         if ra == rb:
             return True
@@ -162,7 +164,8 @@ class GuardedUnionFind:
         people = {**pa, **pb}
         for key in pa.keys() & pb.keys():
             people[key] = self._merge_people(key, pa[key], pb[key])
-            if soft and not force and len(people[key]) > max(len(pa[key]), len(pb[key])):
+            checked = soft is True or (not isinstance(soft, bool) and key in soft)
+            if checked and not force and len(people[key]) > max(len(pa[key]), len(pb[key])):
                 return False
         if not force:
             for key, cap in self.caps.items():
@@ -189,7 +192,7 @@ class GuardedUnionFind:
 
 def guarded_components(
     records: np.ndarray,
-    edges: list[tuple[int, int, bool, bool]],
+    edges: list[tuple[int, int, bool, bool | tuple[str, ...]]],
     values: Mapping[int, Mapping[str, set[str]]],
     caps: Mapping[str, int],
     cannot: Mapping[str, set[tuple[int, int]]] | None = None,
@@ -197,7 +200,8 @@ def guarded_components(
 ) -> dict[int, int]:
     """Root of every record and node of one component, edges taken in the order given.
 
-    ``edges`` are (record, node, forced, soft) with node ids already offset past the
+    ``edges`` are (record, node, forced, soft: see :meth:`GuardedUnionFind.union`) with
+    node ids already offset past the
     records; ``cannot`` and ``known`` are :class:`GuardedUnionFind`'s cannot-link pairs and
     each record's fields.
     """

@@ -152,7 +152,8 @@ def _nicknames(con: duckdb.DuckDBPyConnection, settings: IdentifySettings) -> No
 
 
 def build_identifier_edges(con: duckdb.DuckDBPyConnection, settings: IdentifySettings) -> None:
-    """``_id_edges(idx, node, type, value, shared, rank)``: record → (guarded) value node.
+    """``_id_edges(idx, node, type, value, shared, rank, guess)``: record → (guarded) value
+    node; ``guess`` marks a record without a first name put in a shared value's largest group.
 
     Needs ``_rec``. Values held by a single record are left out: they join nothing.
     """
@@ -208,7 +209,8 @@ def build_identifier_edges(con: duckdb.DuckDBPyConnection, settings: IdentifySet
         SELECT g.idx, g.type, g.value,
                g.type || ':' || g.value || CASE WHEN g.suspect THEN
                    '|' || coalesce(p.part, l.part, g.record_key) ELSE '' END AS node,
-               g.suspect AS shared, {type_rank(settings)} AS rank
+               g.suspect AS shared, {type_rank(settings)} AS rank,
+               g.suspect AND g.fn IS NULL AS guess  -- put in the largest group by default
         FROM g LEFT JOIN groups p USING (type, value, grp) LEFT JOIN largest l USING (type, value)
     """)
     con.unregister("_item_group_view")

@@ -178,7 +178,9 @@ class IdentityResolver:
         result.notes.extend(outcome.notes)
 
     def _all_edges(self) -> None:
-        """``_edges(idx, nid, node, method, rank, prob, forced)`` with integer node ids."""
+        """``_edges(idx, nid, node, method, rank, prob, forced, soft)`` with integer node ids;
+        ``soft`` edges (probabilistic pairs, records without a first name put in a shared
+        value's largest group) must not join records the vetoes separate (:meth:`_cannot_link`)."""
         k = len(self.settings.identifier_priority) + 2
         self.con.execute(f"""
             CREATE OR REPLACE TEMP TABLE _sep AS
@@ -188,11 +190,11 @@ class IdentityResolver:
             SELECT r.record_key FROM _sep JOIN _rec r USING (idx);
             CREATE OR REPLACE TEMP TABLE _edges0 AS
             SELECT idx, node, 'deterministic:' || type AS method, rank, 1.0 AS prob,
-                   false AS forced
+                   false AS forced, guess AS soft
             FROM _id_edges WHERE idx NOT IN (SELECT idx FROM _sep)
             UNION ALL
             SELECT r.idx, 'manual:' || o.record_key || '|' || o.other_record_key, 'manual', 0,
-                   1.0, true
+                   1.0, true, false
             FROM (SELECT *, unnest([record_key, other_record_key]) AS end_key
                   FROM identity_overrides WHERE kind = 'link') o
             JOIN _rec r ON r.record_key = o.end_key
@@ -201,7 +203,7 @@ class IdentityResolver:
                    CASE p.status WHEN 'accepted' THEN 'manual' ELSE 'probabilistic' END,
                    CASE p.status WHEN 'accepted' THEN 0 ELSE {k} END,
                    CASE p.status WHEN 'accepted' THEN 1.0 ELSE p.match_probability END,
-                   p.status = 'accepted'
+                   p.status = 'accepted', p.status <> 'accepted'
             FROM (SELECT *, unnest([record_key_l, record_key_r]) AS end_key
                   FROM identity_review
                   WHERE status = 'accepted' OR (status = 'linked'
@@ -236,7 +238,7 @@ class IdentityResolver:
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE _cl AS
             WITH prob AS (SELECT DISTINCT l.comp FROM _edges e JOIN _lab_view l USING (idx)
-                          WHERE e.method = 'probabilistic'),
+                          WHERE e.soft),
             recs AS (SELECT l.comp, r.idx, r.fn, r.ln, r.bd FROM _lab_view l
                      JOIN _rec r USING (idx) WHERE l.comp IN (SELECT comp FROM prob)
                        AND (r.fn IS NOT NULL OR r.bd IS NOT NULL)),
@@ -291,10 +293,14 @@ class IdentityResolver:
         recs = con.execute("SELECT idx FROM _lab_view WHERE comp IN (SELECT comp FROM _bad)"
                            ).fetchnumpy()["idx"]
         edges = con.execute("""
-            SELECT e.idx, e.nid, e.forced, e.method = 'probabilistic' FROM _edges e
+            SELECT e.idx, e.nid, e.forced, e.soft, e.method = 'probabilistic' FROM _edges e
             WHERE e.idx IN (SELECT idx FROM _lab_view WHERE comp IN (SELECT comp FROM _bad))
-            ORDER BY e.forced DESC, e.rank, e.prob DESC, e.node, e.idx
+            ORDER BY e.forced DESC, e.soft, e.rank, e.prob DESC, e.node, e.idx
         """).fetchall()
+        # A probabilistic pair is checked on every field; a record put in a shared value's
+        # largest group for want of a first name, on first names (its group was a guess).
+        checks: dict[tuple[bool, bool], bool | tuple[str, ...]] = {
+            (True, True): True, (True, False): ("fn",)}
         known: dict[int, set[str]] = {}
         for idx, has_fn, has_bd in con.execute(
             "SELECT idx, fn IS NOT NULL, bd IS NOT NULL FROM _rec WHERE idx IN "
@@ -309,7 +315,8 @@ class IdentityResolver:
             values.setdefault(int(idx), {}).setdefault(str(key), set()).add(str(value))
         roots = guarded_components(
             np.asarray(recs, dtype=np.int64),
-            [(int(r), n_records + int(n), bool(f), bool(p)) for r, n, f, p in edges],
+            [(int(r), n_records + int(n), bool(f), checks.get((bool(s), bool(p)), False))
+             for r, n, f, s, p in edges],
             values, caps, cannot, known,
         )
         con.unregister("_bad")
