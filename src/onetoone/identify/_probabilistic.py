@@ -47,7 +47,13 @@ import pandas as pd
 
 from onetoone.config import IdentifySettings
 from onetoone.identify._components import BIRTH_DAYS, components
-from onetoone.identify._edges import births_compatible, feminine, names_compatible, norm_name
+from onetoone.identify._edges import (
+    births_compatible,
+    feminine,
+    names_compatible,
+    names_differ,
+    norm_name,
+)
 from onetoone.ingest._normalize import q
 from onetoone.store import Store
 
@@ -733,10 +739,7 @@ def veto_sql(settings: IdentifySettings, left: str = "a", right: str = "b",
               f"WHEN {home} AND {namesakes} THEN "
               f"{births_compatible(ba, bb, round(PARENT_YEARS * 365.25) - 1)} "
               f"ELSE {births_compatible(ba, bb)} END")
-    return (f"(NOT ({births}) OR "
-            f"({fa} IS NOT NULL AND {fb} IS NOT NULL AND "
-            f"(jaro_winkler_similarity({fa}, {fb}) < 0.8 OR {feminine(fa, fb)}) AND "
-            f"NOT {names_compatible(fa, fb, la, lb)}))")
+    return f"(NOT ({births}) OR {names_differ(fa, fb, la, lb)})"
 
 
 def match_pairs(store: Store, settings: IdentifySettings, mode: str,
