@@ -5,7 +5,8 @@ One run (:meth:`IdentityResolver.run`):
 1. build the guarded identifier graph (:mod:`._edges`), add probabilistic pairs above the
    match threshold and manual decisions;
 2. find customers as connected components, rebuilding edge by edge only those that break a
-   cardinality guard (:mod:`._components`);
+   cardinality guard or hold records a probabilistic pair (or a guessed group) must not join,
+   the pairwise vetoes held for the customer (:mod:`._components`);
 3. give each customer a stable id: a customer keeps the id of the oldest customer whose records
    it mostly holds (the older id survives a merge, the larger part keeps the id after a split);
    merges and splits are written to ``identity_events``;
