@@ -48,7 +48,7 @@ Progress = Callable[[str], None]
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base 32
 #: DuckDB memory of the store during a run, spilling to disk beyond (the Splink connection
 #: has its own cap): the default, 80 % of RAM, let a 1 M-customer full run hold 18 GiB. The
-#: golden records, whose aggregates cannot spill, are built in parts (:mod:`._golden`).
+#: golden records, whose per-customer lists cannot spill, are built in parts (:mod:`._golden`).
 MEMORY_LIMIT = "3GB"
 #: Share of the linked records that must change customer for the event tables to be rewritten
 #: rather than updated in place (:meth:`IdentityResolver._update_events`).
