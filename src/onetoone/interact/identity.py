@@ -148,10 +148,13 @@ class CustomerResolver:
                 raise NotFoundError(f"No customer {ref['customer_id']}.")
             return Resolved(found[0], found[1])
         ids = self.identifiers(ref)
-        keys = [f"{t}:{v}" for t, v in ids]
-        self._lookup(keys)
-        for key in keys:
-            hit = self._index.get(key)
+        self._lookup([f"{t}:{v}" for t, v in ids])
+        return self._hit(ids)
+
+    def _hit(self, ids: list[tuple[str, str]]) -> Resolved | None:
+        """The customer of the first identifier (strongest first) in the index, if any."""
+        for t, v in ids:
+            hit = self._index.get(f"{t}:{v}")
             if hit is not None:
                 return Resolved(hit[0], hit[1])
         return None
@@ -189,26 +192,30 @@ class CustomerResolver:
             i: self.identifiers(ref) for i, ref in enumerate(refs) if "customer_id" not in ref
         }
         self._lookup(list(dict.fromkeys(f"{t}:{v}" for ids in idents.values() for t, v in ids)))
-        out: list[Resolved | None] = [self.find(ref) for ref in refs]
+        out: list[Resolved | None] = [
+            self._hit(idents[i]) if i in idents else self.find(ref) for i, ref in enumerate(refs)
+        ]
         if all(r is not None for r in out):
             return out  # type: ignore[return-value]
         with self._lock:
             new: dict[str, list[tuple[str, str]]] = {}
-            for i, ref in enumerate(refs):
-                if out[i] is None:
-                    out[i] = self.find(ref)  # another request may just have created it
+            for i, r in enumerate(out):
+                if r is None:
+                    out[i] = self._hit(idents[i])  # another request may just have created it
                 if out[i] is None:
                     ids = idents[i]
                     new.setdefault(f"api~{ids[0][0]}:{ids[0][1]}", ids)
             if new:
                 now = _now()
                 ids_of = self._new_ids(list(new))
+                created = {
+                    record_key: self._reference_rows(record_key, ids_of[record_key], ids, now)
+                    for record_key, ids in new.items()
+                }
                 rows: dict[str, list[dict[str, Any]]] = {}
                 for record_key, ids in new.items():
                     customer_id = ids_of[record_key]
-                    for table, table_rows in self._reference_rows(
-                        record_key, customer_id, ids, now
-                    ).items():
+                    for table, table_rows in created[record_key].items():
                         rows.setdefault(table, []).extend(table_rows)
                     for t, v in ids:
                         self._index[f"{t}:{v}"] = (customer_id, record_key)
@@ -219,15 +226,15 @@ class CustomerResolver:
                         txn.insert(table, table_rows)
 
                 submit(write)
-                for i, ref in enumerate(refs):
-                    if out[i] is None:
-                        found = self.find(ref)
+                for i, r in enumerate(out):
+                    if r is None:
+                        found = self._hit(idents[i])
                         assert found is not None and found.record_key is not None
-                        mine = self._reference_rows(
-                            found.record_key, found.customer_id, new.get(found.record_key, []), now
-                        )
                         out[i] = Resolved(
-                            found.customer_id, found.record_key, created=True, rows=mine
+                            found.customer_id,
+                            found.record_key,
+                            created=True,
+                            rows=created[found.record_key],
                         )
         return out  # type: ignore[return-value]
 

@@ -232,9 +232,6 @@ class DecisionService:
         """Append events durably (acknowledged after COMMIT); duplicates count once."""
         ws = self.config.workspace
         planned: list[tuple[str, str, dict[str, Any]]] = []
-        self.resolver.normalize(
-            [(k, v) for e in events for k, v in e.customer.items() if k != "customer_id"]
-        )
         keys = [tuple(sorted(e.customer.items())) for e in events]
         unique = list(dict.fromkeys(keys))
         found = self._new_profiles(
