@@ -93,11 +93,10 @@ class AccessLog:
         try:
             await self.app(scope, receive, sending)
         finally:
-            route = getattr(scope.get("route"), "path", "(no route)")
             access.info(
                 "%s %s %d %.1fms",
                 scope["method"],
-                route,
+                _route(scope),
                 status,
                 1000 * (time.perf_counter() - started),
             )
@@ -176,7 +175,7 @@ def build_app(workspace: Workspace | Path | str) -> FastAPI:
     async def _internal(request: Request, exc: Exception) -> JSONResponse:
         # The type and the frames, not the message: it could quote a value.
         frames = "".join(traceback.format_tb(exc.__traceback__))
-        log.error("internal error %s on %s\n%s", type(exc).__name__, _route(request), frames)
+        log.error("internal error %s on %s\n%s", type(exc).__name__, _route(request.scope), frames)
         return _error(500, "InternalError", "An internal error occurred; it has been logged.")
 
     app.add_middleware(AccessLog)
@@ -184,6 +183,6 @@ def build_app(workspace: Workspace | Path | str) -> FastAPI:
     return app
 
 
-def _route(request: Request) -> str:
-    route = request.scope.get("route")
-    return getattr(route, "path", "(no route)")
+def _route(scope: Scope) -> str:
+    """The route template (``/v1/customers/{customer_id}``), never the path's values."""
+    return getattr(scope.get("route"), "path", "(no route)")

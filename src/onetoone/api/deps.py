@@ -31,8 +31,7 @@ async def get_principal(
         raise AuthenticationError(
             "An API key is required.", hint="Send 'Authorization: Bearer KEY'."
         )
-    service: DecisionService = request.app.state.service
-    principal = service.keys.principal(credentials.credentials)
+    principal = (await get_service(request)).keys.principal(credentials.credentials)
     if principal is None:
         raise AuthenticationError(
             "This API key is not valid.", hint="Create one with 'onetoone apikey create'."
