@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
@@ -27,7 +27,7 @@ CONFIG_FILE = "onetoone.toml"
 
 
 ValueModelName = Literal["bgnbd", "paretonbd", "mbgnbd"]
-_VALUE_MODELS: tuple[ValueModelName, ...] = ("bgnbd", "paretonbd", "mbgnbd")
+_VALUE_MODELS: tuple[ValueModelName, ...] = get_args(ValueModelName)
 
 
 class _Section(BaseModel):
