@@ -190,10 +190,6 @@ def _spoil(rng: np.random.Generator, source: str, kind: str, values: pa.Array,
     return _substitute(values, rows, bad)
 
 
-def _with_bad(values: pa.Array, rows: list[int], bad: list[str]) -> pa.Array:
-    return _substitute(values, rows, bad)
-
-
 def _shape_edits(rng: np.random.Generator, source: str, n_rows: int, exclude: set[int],
                  log: DirtLog, extra_column: int | None = None,
                  last_row_reserved: bool = False) -> list[CsvEdit]:
@@ -323,8 +319,8 @@ def write_crm(ctx: Context, rng: np.random.Generator) -> SiloOut:
     bad_rows = pick_rows(rng, k - 1, n_bad, exclude)
     exclude.update(bad_rows)
     b_birth, b_created = bad_rows[: max(0, n_bad - 1)], bad_rows[max(0, n_bad - 1):]
-    birth = _with_bad(birth, b_birth, [BAD_DATES["dmy"][i % 4] for i in range(len(b_birth))])
-    created_s = _with_bad(created_s, b_created, BAD_DATES["dmy_hms"][: len(b_created)])
+    birth = _substitute(birth, b_birth, [BAD_DATES["dmy"][i % 4] for i in range(len(b_birth))])
+    created_s = _substitute(created_s, b_created, BAD_DATES["dmy_hms"][: len(b_created)])
     log.add(np.array(b_birth, dtype=np.int64), "bad_date", malformed=True,
             detail="date_naissance")
     log.add(np.array(b_created, dtype=np.int64), "bad_date", malformed=True,
