@@ -66,18 +66,13 @@ def birth_dates(values: set[str]) -> int:
     """How many people's birth dates ``values`` holds: groups of dates linked by
     :func:`same_birth` (a typo of a date is not another date)."""
     items = sorted(values)
-    parent = list(range(len(items)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
+    uf = GuardedUnionFind({})
+    for i in range(len(items)):
+        uf.add(i)
     for i, j in combinations(range(len(items)), 2):
         if same_birth(items[i], items[j]):
-            parent[find(i)] = find(j)
-    return len({find(i) for i in range(len(items))})
+            uf.union(i, j)
+    return len({uf.find(i) for i in range(len(items))})
 
 
 #: How a capped attribute's values are counted, where distinct values are not distinct things.
