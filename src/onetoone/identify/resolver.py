@@ -294,11 +294,14 @@ class IdentityResolver:
             con.unregister("_lab_view")
             return labels
         con.register("_bad", pd.DataFrame({"comp": np.asarray(bad, dtype=np.int64)}))
-        recs = con.execute("SELECT idx FROM _lab_view WHERE comp IN (SELECT comp FROM _bad)"
-                           ).fetchnumpy()["idx"]
+        con.execute("""
+            CREATE OR REPLACE TEMP TABLE _bad_rec AS
+            SELECT idx, fn IS NOT NULL AS has_fn, bd IS NOT NULL AS has_bd FROM _rec
+            WHERE idx IN (SELECT idx FROM _lab_view WHERE comp IN (SELECT comp FROM _bad))
+        """)
         edges = con.execute("""
             SELECT e.idx, e.nid, e.forced, e.soft, e.method = 'probabilistic' FROM _edges e
-            WHERE e.idx IN (SELECT idx FROM _lab_view WHERE comp IN (SELECT comp FROM _bad))
+            WHERE e.idx IN (SELECT idx FROM _bad_rec)
             ORDER BY e.forced DESC, e.soft, e.rank, e.prob DESC, e.node, e.idx
         """).fetchall()
         # A probabilistic pair is checked on every field; a record put in a shared value's
@@ -307,18 +310,15 @@ class IdentityResolver:
             (True, True): True, (True, False): ("fn",)}
         known: dict[int, set[str]] = {}
         for idx, has_fn, has_bd in con.execute(
-            "SELECT idx, fn IS NOT NULL, bd IS NOT NULL FROM _rec WHERE idx IN "
-            "(SELECT idx FROM _lab_view WHERE comp IN (SELECT comp FROM _bad))"
-        ).fetchall():
+                "SELECT idx, has_fn, has_bd FROM _bad_rec ORDER BY idx").fetchall():
             known[int(idx)] = {k for k, v in (("fn", has_fn), ("bd", has_bd)) if v}
         values: dict[int, dict[str, set[str]]] = {}
         for idx, key, value in con.execute(
-            "SELECT idx, key, value FROM _attr WHERE idx IN "
-            "(SELECT idx FROM _lab_view WHERE comp IN (SELECT comp FROM _bad))"
+            "SELECT idx, key, value FROM _attr WHERE idx IN (SELECT idx FROM _bad_rec)"
         ).fetchall():
             values.setdefault(int(idx), {}).setdefault(str(key), set()).add(str(value))
         roots = guarded_components(
-            np.asarray(recs, dtype=np.int64),
+            np.fromiter(known, dtype=np.int64, count=len(known)),
             [(int(r), n_records + int(n), bool(f), checks.get((bool(s), bool(p)), False))
              for r, n, f, s, p in edges],
             values, caps, cannot, known,
