@@ -103,7 +103,7 @@ class _Data:
         so that the weights still sum to about the same total), or None when the data are small.
 
         Used only for the starting point of the optimiser: its optimum is close to the full
-        data's, so the full-data L-BFGS-B needs few steps.
+        data's, so Newton's method on the full data needs few steps.
         """
         if self.w.size <= 2 * target_rows:
             return None
@@ -420,9 +420,6 @@ class BGNBD(BTYDModel):
         mean = _mean_while_alive(a, b + x + 1.0 - self._shift, r + x, tt / (alpha + big_t))
         result = mean * special.expit(-self._log_dead_odds(x, t_x, big_t))
         return wrap(result, frequency)
-
-    def _p_alive_array(self, x: FloatArray, t_x: FloatArray, t: FloatArray) -> FloatArray:
-        return np.asarray(self.p_alive(x, t_x, t), dtype=float)
 
     def probability_of_purchases(self, n: Any, t: Any) -> Any:
         """P(X(t) = n) for a new customer (eq. 8); the finite sum is a regularised beta.
