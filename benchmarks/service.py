@@ -315,11 +315,16 @@ def main() -> None:
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(300):
+            if proc.poll() is not None:
+                raise SystemExit(f"onetoone serve exited with code {proc.returncode}; "
+                                 f"see {log.name}")
             try:
                 if httpx.get(f"{url}/healthz").status_code == 200:
                     break
             except httpx.TransportError:
                 time.sleep(0.1)
+        else:
+            raise SystemExit(f"onetoone serve did not answer /healthz in 30 s; see {log.name}")
         try:
             import uvloop  # type: ignore[import-not-found]
 
