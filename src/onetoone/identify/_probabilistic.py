@@ -580,6 +580,15 @@ def relatives_levels(labels: dict[str, dict[int, str]]) -> dict[str, set[int]]:
     return levels
 
 
+def gamma_level(pairs: pd.DataFrame, comparison: str) -> np.ndarray:
+    """Each pair's level of ``comparison`` (Splink's ``gamma_<comparison>``); -1, the null
+    level, where it is unknown or the comparison is absent."""
+    if f"gamma_{comparison}" not in pairs.columns:
+        return np.full(len(pairs), -1.0)
+    return pd.to_numeric(pairs[f"gamma_{comparison}"], errors="coerce").fillna(-1) \
+        .to_numpy(float)
+
+
 def person_weight(pairs: pd.DataFrame,
                   shared: dict[str, set[int]] | None = None) -> np.ndarray:
     """Bits of evidence from the comparisons a household does not share (names, birth date,
@@ -598,9 +607,8 @@ def person_weight(pairs: pd.DataFrame,
     for name, value in by_name.items():
         levels = (shared or {}).get(name)
         if levels and f"gamma_{name}" in pairs.columns:
-            gamma = pd.to_numeric(pairs[f"gamma_{name}"], errors="coerce").fillna(-1)
-            value = np.where(gamma.isin(list(levels)).to_numpy(), np.minimum(value, 0.0),
-                             value)
+            value = np.where(np.isin(gamma_level(pairs, name), list(levels)),
+                             np.minimum(value, 0.0), value)
         weight += value
     return weight
 
@@ -638,38 +646,25 @@ def personal_agreement(pairs: pd.DataFrame, keys: list[str]) -> np.ndarray:
     close = np.zeros(len(pairs), dtype=bool)
     for key in keys:
         column = extra_column(key)
-        gamma = pairs.get(f"gamma_{column}")
-        if gamma is None:
-            continue
-        level = pd.to_numeric(gamma, errors="coerce").fillna(-1).to_numpy()
         long_enough = np.ones(len(pairs), dtype=bool)
         for side in ("_l", "_r"):
             if column + side in pairs.columns:
                 long_enough &= pairs[column + side].astype("string").str.len().fillna(0) \
                     .to_numpy() >= PERSONAL_MIN_LENGTH
-        close |= (level >= 1) & long_enough
+        close |= (gamma_level(pairs, column) >= 1) & long_enough
     return close
 
 
 def contact_agreement(pairs: pd.DataFrame) -> np.ndarray:
     """Pairs whose e-mail or phone agrees, exactly or at a typo level (any level but "else")."""
-    close = np.zeros(len(pairs), dtype=bool)
-    for column in ("gamma_email", "gamma_phone"):
-        if column in pairs.columns:
-            close |= pd.to_numeric(pairs[column], errors="coerce").fillna(-1).to_numpy() > 0
-    return close
+    return (gamma_level(pairs, "email") > 0) | (gamma_level(pairs, "phone") > 0)
 
 
 def home_agreement(pairs: pd.DataFrame) -> np.ndarray:
     """Pairs at one home: the address equal or Jaro-Winkler >= 0.9 apart (its two top
     levels) and the postcode or the city agreeing (exactly or up to a typo)."""
-    def level(column: str) -> np.ndarray:
-        if column not in pairs.columns:
-            return np.full(len(pairs), -1.0)
-        return pd.to_numeric(pairs[column], errors="coerce").fillna(-1).to_numpy(float)
-
-    return (level("gamma_address") >= 2) & ((level("gamma_postcode") > 0) |
-                                            (level("gamma_city") > 0))
+    return (gamma_level(pairs, "address") >= 2) & ((gamma_level(pairs, "postcode") > 0) |
+                                                   (gamma_level(pairs, "city") > 0))
 
 
 #: Fewest years between a parent and a child: births to mothers under 15 were about 0.05 %
