@@ -24,6 +24,7 @@ it a copy.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
 import sys
@@ -246,20 +247,17 @@ def scale_step(root: Path, step: str, fraction: float) -> dict[str, object]:
 def scale(root: Path, fraction: float) -> int:
     """Full then incremental identify on the workspace ``root`` (modified in place), each in
     its own process so that each peak RSS is its own."""
-    import json
     import subprocess
 
     for step in ("full", "incremental"):
         out = subprocess.run([sys.executable, __file__, "--scale-step", step, str(root),
                               str(fraction)], check=True, capture_output=True, text=True)
-        print(json.dumps(json.loads(out.stdout.strip().splitlines()[-1])), flush=True)
+        print(out.stdout.strip().splitlines()[-1], flush=True)  # scale_step's JSON line
     return 0
 
 
 def main() -> int:
     if len(sys.argv) > 2 and sys.argv[1] == "--scale-step":
-        import json
-
         print(json.dumps(scale_step(Path(sys.argv[3]), sys.argv[2], float(sys.argv[4]))))
         return 0
     if len(sys.argv) > 2 and sys.argv[1] == "--scale":
