@@ -30,8 +30,6 @@ from onetoone.differentiate.defection._training import (
 )
 from onetoone.differentiate.defection.model import DefectionModel
 
-#: Recency-frequency columns (the benchmark's logistic baseline).
-RECENCY_FREQUENCY = ("days_since_last_purchase", "purchases", "tenure_days")
 SCORE_KEYS = ("defection_risk", "defection_reasons", "defection_status", "defection_horizon_days")
 
 
