@@ -42,7 +42,7 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from onetoone import Workspace
 from onetoone.config import DefectionSettings
-from onetoone.differentiate.defection import build_training_set, labels, score_defection
+from onetoone.differentiate.defection import labels, purchase_horizon, score_defection
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("ONETOONE_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -220,8 +220,7 @@ def retail(args: argparse.Namespace) -> None:
         settings = DefectionSettings(**({"horizon_days": args.horizon} if args.horizon else {}))
         end = pd.Timestamp(ws.store.scalar("SELECT max(occurred_at) FROM transactions"))
         end = end.normalize()
-        ts_probe = build_training_set(ws.store, settings)
-        horizon = ts_probe.horizon_days
+        horizon = purchase_horizon(ws.store, settings)
         as_of = end - pd.Timedelta(days=horizon)
         print(f"data {ws.store.scalar('SELECT min(occurred_at) FROM transactions')} to {end}; "
               f"horizon {horizon} days from the purchase gaps; as_of {as_of.date()}")
