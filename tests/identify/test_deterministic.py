@@ -126,7 +126,7 @@ def test_golden_records_built_in_parts_are_the_same(
     ws.identify()
     query = "SELECT * EXCLUDE (resolved_at) FROM customers ORDER BY customer_id"
     whole = ws.store.fetchall(query)
-    monkeypatch.setattr(_golden, "PART_RECORDS", 3)  # 14 parts, some customers in each
+    monkeypatch.setattr(_golden, "PART_RECORDS", 3)  # 18 parts, 14 with customers
     ws.identify(full=True)
     assert len(whole) > 5 and ws.store.fetchall(query) == whole
 
