@@ -86,3 +86,7 @@ def test_report_without_monitor_has_no_section(base, tmp_path):
     shutil.copytree(base, target)
     with Workspace(target, read_only=True) as ws:
         assert monitor_history(ws.store).empty and check_alert(ws.store).alert is None
+    page = target / "out.html"
+    report = CliRunner().invoke(app, ["report", "--workspace", str(target), "--output", str(page)])
+    assert report.exit_code == 0, report.output
+    assert "<h2>Defection monitor</h2>" not in page.read_text(encoding="utf-8")
