@@ -273,8 +273,10 @@ def demo(args: argparse.Namespace) -> None:
 
         from onetoone.cli import app
 
-        CliRunner().invoke(app, ["demo", "--workspace", str(directory), "--customers",
-                                 str(args.customers)])
+        made = CliRunner().invoke(app, ["demo", "--workspace", str(directory), "--customers",
+                                        str(args.customers)])
+        if made.exit_code:
+            sys.exit(made.output)
     ws = Workspace(directory)
     settings = ws.config.defection
     people = pd.read_parquet(directory / "truth" / "people.parquet")
