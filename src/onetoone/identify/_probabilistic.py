@@ -755,8 +755,7 @@ def match_pairs(store: Store, settings: IdentifySettings, mode: str,
     # pairs of older records keep their scores (they were scored with this model).
     only_new = model is not None and model.get("columns") == model_columns(frame)
     if only_new:
-        new_keys = store.execute("SELECT record_key FROM _rec WHERE idx IN "
-                                 "(SELECT idx FROM _new)").df()
+        new_keys = store.execute("SELECT record_key FROM _new").df()
         frame["is_new"] = frame["unique_id"].isin(new_keys["record_key"])
         if not frame["is_new"].any():
             outcome.links = int(store.scalar(
@@ -803,10 +802,8 @@ def match_pairs(store: Store, settings: IdentifySettings, mode: str,
     store.con.unregister("_groups")
     if only_new:
         store.execute("""DELETE FROM identity_review WHERE status IN ('linked', 'pending')
-                         AND (record_key_l IN (SELECT record_key FROM _rec WHERE idx IN
-                                                 (SELECT idx FROM _new))
-                           OR record_key_r IN (SELECT record_key FROM _rec WHERE idx IN
-                                                 (SELECT idx FROM _new)))""")
+                         AND (record_key_l IN (SELECT record_key FROM _new)
+                           OR record_key_r IN (SELECT record_key FROM _new))""")
     else:
         store.execute("DELETE FROM identity_review WHERE status IN ('linked', 'pending')")
     store.execute("""

@@ -127,7 +127,7 @@ class IdentityResolver:
             build_records(con)
             n_records = int(self.store.scalar("SELECT count(*) FROM _rec"))
             result.records = n_records
-            con.execute("""CREATE OR REPLACE TEMP TABLE _new AS SELECT idx FROM _rec r
+            con.execute("""CREATE OR REPLACE TEMP TABLE _new AS SELECT idx, record_key FROM _rec r
                            WHERE ingestion_id > ? OR NOT EXISTS
                            (SELECT 1 FROM customer_links l WHERE l.record_key = r.record_key)""",
                         [last_ingestion])
@@ -363,16 +363,14 @@ class IdentityResolver:
             SELECT idx FROM _new
             UNION SELECT r.idx FROM _rec r JOIN _touched_view t USING (record_key)
             UNION SELECT r.idx FROM identifiers i JOIN _rec r USING (record_key)
-                  JOIN (SELECT DISTINCT i2.type, i2.value FROM identifiers i2 JOIN _rec r2
-                        USING (record_key) WHERE r2.idx IN (SELECT idx FROM _new)) v
+                  JOIN (SELECT DISTINCT type, value FROM identifiers
+                        WHERE record_key IN (SELECT record_key FROM _new)) v
                   USING (type, value)
             UNION SELECT r.idx FROM (
                     SELECT unnest([record_key_l, record_key_r]) AS end_key
                     FROM identity_review
-                    WHERE record_key_l IN (SELECT record_key FROM _rec
-                                           WHERE idx IN (SELECT idx FROM _new))
-                       OR record_key_r IN (SELECT record_key FROM _rec
-                                           WHERE idx IN (SELECT idx FROM _new))) p
+                    WHERE record_key_l IN (SELECT record_key FROM _new)
+                       OR record_key_r IN (SELECT record_key FROM _new)) p
                   JOIN _rec r ON r.record_key = p.end_key;
             CREATE OR REPLACE TEMP TABLE _aff AS
             WITH per_comp AS (
