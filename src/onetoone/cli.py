@@ -347,7 +347,8 @@ def identify_review(
 def customer(
     customer_id: Annotated[str, typer.Argument(help="Customer id.")],
     workspace: WorkspaceOpt = Path("."),
-    why: Annotated[bool, typer.Option("--why", help="Why these records are one.")] = False,
+    why: Annotated[bool, typer.Option(
+        "--why", help="Why these records are one, and why related ones are not.")] = False,
 ) -> None:
     """One customer: golden record, source records and, with --why, the evidence."""
     with _friendly(), Workspace(workspace, read_only=True) as ws:
@@ -366,6 +367,10 @@ def customer(
             records.add_row(*("" if rec[c] is None else str(rec[c]) for c in columns))
         console.print(records)
         for line in view.get("evidence", []):
+            console.print(f"- {line}", markup=False, highlight=False)
+        if view.get("refused"):
+            console.print("Not part of this customer, and why:", markup=False, highlight=False)
+        for line in view.get("refused", []):
             console.print(f"- {line}", markup=False, highlight=False)
 
 
