@@ -249,12 +249,15 @@ def compute_features(
     horizon_days: float = 90.0,
     population: str = "purchase",
     sentiment_words: dict[str, float] | None = None,
+    occasions_built: bool = False,
 ) -> FeatureFrame:
     """Features of every customer at every cutoff (population: buyers, or contract holders).
 
     ``population = "purchase"``: customers with a purchase occasion before the cutoff;
     ``"contract"``: customers with a contract active at the cutoff. ``horizon_days`` is the
-    period over which BTYD expected purchases are computed.
+    period over which BTYD expected purchases are computed. ``occasions_built``: the
+    ``_dfx_occ`` table of :func:`occasions_sql` is already built on this connection (by
+    :func:`~._training.build_training_set`) and is read as it is.
     """
     con = connection(store)
     silos = present_silos(con)
@@ -270,7 +273,7 @@ def compute_features(
     if absent:
         notes.append(f"Silos without identified rows, features skipped: {', '.join(absent)}.")
     _cutoff_table(con, cutoffs)
-    if "transactions" in silos:
+    if "transactions" in silos and not occasions_built:
         con.execute(occasions_sql(exclude_statuses))
     if population == "purchase":
         base_sql = ("SELECT DISTINCT o.customer_id, c.cutoff FROM _dfx_occ o "

@@ -94,12 +94,19 @@ def data_start(store: Any, kind: str) -> pd.Timestamp:
     return pd.Timestamp(value).normalize()
 
 
-def purchase_horizon(store: Any, settings: Any, before: Any = None) -> int:
-    """Horizon in days from the gaps between purchase occasions (dated before ``before``)."""
+def purchase_horizon(store: Any, settings: Any, before: Any = None, *,
+                     occasions_built: bool = False) -> int:
+    """Horizon in days from the gaps between purchase occasions (dated before ``before``).
+
+    ``occasions_built``: the ``_dfx_occ`` table of :func:`~._features.occasions_sql` is already
+    built on this connection (by :func:`build_training_set`) and is read as it is; this and the
+    functions below build it themselves by default.
+    """
     if settings.horizon_days:
         return int(settings.horizon_days)
     con = connection(store)
-    con.execute(occasions_sql(settings.exclude_statuses))
+    if not occasions_built:
+        con.execute(occasions_sql(settings.exclude_statuses))
     where = "" if before is None else "AND day < ?"
     params = [] if before is None else [pd.Timestamp(before).to_pydatetime()]
     row = con.execute(
@@ -141,7 +148,8 @@ def training_cutoffs(first: pd.Timestamp, score_cutoff: pd.Timestamp, horizon: i
     return sorted(c for c in cuts if c >= earliest)
 
 
-def population_size(store: Any, kind: str, cutoff: pd.Timestamp, exclude_statuses: Any) -> int:
+def population_size(store: Any, kind: str, cutoff: pd.Timestamp, exclude_statuses: Any, *,
+                    occasions_built: bool = False) -> int:
     """Customers in the population at ``cutoff`` (buyers before it, or contract holders)."""
     con = connection(store)
     if kind == "contract":
@@ -149,14 +157,15 @@ def population_size(store: Any, kind: str, cutoff: pd.Timestamp, exclude_statuse
                "AND started_at < ? AND (ended_at IS NULL OR ended_at >= ?)")
         params = [cutoff.to_pydatetime()] * 2
     else:
-        con.execute(occasions_sql(exclude_statuses))
+        if not occasions_built:
+            con.execute(occasions_sql(exclude_statuses))
         sql = "SELECT count(DISTINCT customer_id) FROM _dfx_occ WHERE kept AND day < ?"
         params = [cutoff.to_pydatetime()]
     return int(con.execute(sql, params).fetchall()[0][0])
 
 
 def labels(store: Any, kind: str, cutoffs: list[pd.Timestamp], horizon: int,
-           exclude_statuses: Any) -> pd.Series:
+           exclude_statuses: Any, *, occasions_built: bool = False) -> pd.Series:
     """1 = defected within ``horizon`` days after the cutoff, for the population at each cutoff."""
     con = connection(store)
     register(con, "_dfx_lab_cut", pd.DataFrame({"cutoff": cutoffs}))
@@ -176,7 +185,8 @@ def labels(store: Any, kind: str, cutoffs: list[pd.Timestamp], horizon: int,
             FROM active a LEFT JOIN later l USING (customer_id, cutoff)
         """
     else:
-        con.execute(occasions_sql(exclude_statuses))
+        if not occasions_built:
+            con.execute(occasions_sql(exclude_statuses))
         sql = f"""
             WITH pop AS (
               SELECT DISTINCT o.customer_id, c.cutoff FROM _dfx_occ o JOIN _dfx_lab_cut c
@@ -198,7 +208,9 @@ def build_training_set(store: Any, settings: Any, score_cutoff: Any = None) -> T
     """Features at several cutoffs stacked with their labels (see the module docstring).
 
     ``score_cutoff``: the first day not usable (default: the day after the last row). Every
-    feature and every label reads only rows dated before it.
+    feature and every label reads only rows dated before it. The purchase occasions
+    (``_dfx_occ``) are built once here and read by the horizon, the population, the features
+    and the labels.
     """
     kind = resolve_kind(store, settings.kind)
     end = data_end(store, kind)
@@ -208,13 +220,14 @@ def build_training_set(store: Any, settings: Any, score_cutoff: Any = None) -> T
         raise InsufficientHistoryError(
             f"Nothing is dated before {cut.date()} (the history starts {first.date()}).",
             hint="Score at a later date.")
-    horizon = (purchase_horizon(store, settings, before=cut) if kind == "purchase"
-               else int(settings.horizon_days or 90))
+    connection(store).execute(occasions_sql(settings.exclude_statuses))
+    horizon = (purchase_horizon(store, settings, before=cut, occasions_built=True)
+               if kind == "purchase" else int(settings.horizon_days or 90))
     cutoffs = training_cutoffs(first, cut, horizon, settings,
                                population_size(store, kind, cut - pd.Timedelta(days=horizon),
-                                               settings.exclude_statuses))
-    feats = feature_frame(store, cutoffs, settings, horizon, kind)
-    y = labels(store, kind, cutoffs, horizon, settings.exclude_statuses)
+                                               settings.exclude_statuses, occasions_built=True))
+    feats = feature_frame(store, cutoffs, settings, horizon, kind, occasions_built=True)
+    y = labels(store, kind, cutoffs, horizon, settings.exclude_statuses, occasions_built=True)
     y = y.reindex(feats.features.index).fillna(0).astype(int)
     notes = list(feats.notes)
     if len(cutoffs) < settings.cutoffs:
@@ -227,7 +240,8 @@ def build_training_set(store: Any, settings: Any, score_cutoff: Any = None) -> T
 
 
 def feature_frame(store: Any, cutoffs: list[pd.Timestamp], settings: Any, horizon: int,
-                  kind: str) -> FeatureFrame:
+                  kind: str, *, occasions_built: bool = False) -> FeatureFrame:
     return compute_features(store, cutoffs, exclude_statuses=settings.exclude_statuses,
                             horizon_days=horizon, population=kind,
-                            sentiment_words=settings.sentiment_words)
+                            sentiment_words=settings.sentiment_words,
+                            occasions_built=occasions_built)
