@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -422,6 +422,17 @@ TABLES: dict[str, Table] = {
                 _c("status", "VARCHAR", "`linked` (above match_threshold), `pending` (review "
                    "band), `accepted` or `rejected` (by a person)."),
                 _c("decided_at", "TIMESTAMP", "When a person decided (UTC)."),
+            ),
+        ),
+        Table(
+            "identity_graph",
+            "The records' connected components in the identity graph before the guards "
+            "(records joined by an identifier value, a matched pair or a person), as the last "
+            "identify run found them: an incremental run rebuilds only the components that "
+            "new records reach.",
+            (
+                _c("record_key", "VARCHAR", "The customer record."),
+                _c("component", "VARCHAR", "Smallest record key of its component."),
             ),
         ),
         Table(

@@ -97,7 +97,7 @@ def births_compatible(ba: str, bb: str, days: int = 0) -> str:
             f"(year({ba}) = year({bb}) AND month({ba}) = day({bb}) AND day({ba}) = month({bb})))")
 
 
-def _in_list(expr: str, values: list[str]) -> str:
+def in_list(expr: str, values: list[str]) -> str:
     if not values:
         return "false"
     return f"{expr} IN ({', '.join(q(v.lower()) for v in values)})"
@@ -111,13 +111,13 @@ def garbage_predicate(settings: IdentifySettings, type_: str = "type",
     tail = f"CASE WHEN {type_} = 'phone' THEN right({alnum}, 8) ELSE {alnum} END"
     domain = f"lower(split_part({value}, '@', 2))"
     email_bad = (
-        f"({type_} = 'email' AND ({_in_list(domain, settings.garbage_email_domains)} "
+        f"({type_} = 'email' AND ({in_list(domain, settings.garbage_email_domains)} "
         f"OR {domain} LIKE 'example.%' OR {domain} LIKE 'test.%' "
-        f"OR {_in_list(f'lower(split_part({value}, {q(chr(64))}, 1))', settings.generic_email_local_parts)}))"  # noqa: E501
+        f"OR {in_list(f'lower(split_part({value}, {q(chr(64))}, 1))', settings.generic_email_local_parts)}))"  # noqa: E501
     )
     return (
         f"({value} IS NULL OR length({value}) < {settings.min_length} "
-        f"OR {_in_list(f'lower({value})', settings.garbage_values)} "
+        f"OR {in_list(f'lower({value})', settings.garbage_values)} "
         f"OR {alnum} = '' OR ltrim({tail}, left({tail}, 1)) = '' "  # one repeated character
         f"OR {email_bad})"
     )
@@ -130,16 +130,18 @@ def type_rank(settings: IdentifySettings) -> str:
     return f"(CASE type {cases} ELSE {len(order) + 1} END)" if order else "1"
 
 
-def build_records(con: duckdb.DuckDBPyConnection) -> None:
-    """``_rec``: every customer record with an integer index and its discriminators."""
+def build_records(con: duckdb.DuckDBPyConnection, only: str | None = None) -> None:
+    """``_rec``: every customer record (with ``only``, those listed in that table's
+    ``record_key``) with an integer index and its discriminators."""
     first = norm_name("coalesce(first_name, split_part(trim(full_name), ' ', 1))")
     last = norm_name("coalesce(last_name, nullif(trim(substr(trim(full_name), "
                      "length(split_part(trim(full_name), ' ', 1)) + 1)), ''))")
+    where = f"WHERE record_key IN (SELECT record_key FROM {only})" if only else ""
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _rec AS
         SELECT (row_number() OVER (ORDER BY record_key) - 1)::BIGINT AS idx, record_key,
                {first} AS fn, {last} AS ln, birth_date AS bd, ingestion_id, origin
-        FROM customer_records
+        FROM customer_records {where}
     """)
 
 
@@ -151,14 +153,28 @@ def _nicknames(con: duckdb.DuckDBPyConnection, settings: IdentifySettings) -> No
         FROM (VALUES {rows}) t(nick, name)""")
 
 
-def build_identifier_edges(con: duckdb.DuckDBPyConnection, settings: IdentifySettings) -> None:
+def build_identifier_edges(con: duckdb.DuckDBPyConnection, settings: IdentifySettings,
+                           scoped: bool = False) -> None:
     """``_id_edges(idx, node, type, value, shared, rank, guess)``: record → (guarded) value
     node; ``guess`` marks a record without a first name put in a shared value's largest group.
 
-    Needs ``_rec``. Values held by a single record are left out: they join nothing.
+    Needs ``_rec``. Values held by a single record are left out: they join nothing. When
+    ``_rec`` holds part of the base (``scoped``), a value's records are counted in the whole
+    base; the part must hold every record of each value it holds that is held by at most
+    ``max_records_per_value`` records.
     """
-    ignore = _in_list("type", settings.ignore_types)
+    ignore = in_list("type", settings.ignore_types)
     _nicknames(con, settings)
+    whole = ""
+    if scoped:  # values held by more records than the part holds of them: too many
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _value_n AS
+            SELECT type, value, count(DISTINCT record_key) AS n FROM identifiers
+            JOIN (SELECT DISTINCT type, value FROM identifiers
+                  WHERE record_key IN (SELECT record_key FROM _rec) AND NOT ({ignore})) v
+            USING (type, value) GROUP BY ALL
+            HAVING count(DISTINCT record_key) > {settings.max_records_per_value}""")
+        whole = "AND (type, value) NOT IN (SELECT (type, value) FROM _value_n)"
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _ids AS
         WITH ids AS (
@@ -172,11 +188,11 @@ def build_identifier_edges(con: duckdb.DuckDBPyConnection, settings: IdentifySet
                        min(bd) <> max(bd) AS many_bd
                 FROM ids GROUP BY ALL
                 HAVING count(*) BETWEEN 2 AND {settings.max_records_per_value})
-            WHERE NOT {garbage_predicate(settings, 'type', 'value')}
+            WHERE NOT {garbage_predicate(settings, 'type', 'value')} {whole}
         )
         SELECT ids.*, s.n >= {settings.shared_min_records}
                    AND (coalesce(s.many_fn, false) OR coalesce(s.many_bd, false))
-                   AND {_in_list('ids.type', settings.household_types)} AS suspect,
+                   AND {in_list('ids.type', settings.household_types)} AS suspect,
                (row_number() OVER () - 1)::BIGINT AS item  -- any numbering: node ids
         FROM ids JOIN stats s USING (type, value)
     """)

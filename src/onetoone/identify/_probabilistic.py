@@ -54,7 +54,7 @@ from onetoone.identify._edges import (
     names_differ,
     norm_name,
 )
-from onetoone.ingest._normalize import q
+from onetoone.ingest._normalize import ident, q
 from onetoone.store import Store
 
 #: Canonical field → name in the Splink input (the data model's, except ``surname``).
@@ -63,6 +63,11 @@ FIELDS = {"first_name": "first_name", "last_name": "surname", "birth_date": "bir
           "phone": "phone"}
 MIN_RECORDS = 20
 _MODEL_KEY = "identify_model"
+#: The profile records as matched, with their blocking keys before the block-size cut
+#: (:func:`raw_block_keys`), kept between runs: an incremental run reads, normalizes and keys
+#: only its new records, and takes the candidates and term frequencies from here. Its
+#: columns follow the compared fields, so it is made by the run, not declared in the schema.
+INPUT_TABLE = "identity_match_input"
 _FLOOR = 1e-6
 
 
@@ -215,16 +220,14 @@ BLOCKS: tuple[tuple[str, ...], ...] = (
 TRAIN_MAX_RECORDS = 15_000
 
 
-def block_keys(frame: pd.DataFrame, columns: list[str],
-               max_block_size: int) -> tuple[pd.DataFrame, list[str]]:
+def raw_block_keys(frame: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, list[str]]:
     """Add one blocking key column (``b_<n>``) per rule; returns the frame and their names.
 
     A key is a 64-bit hash of the rule's fields (an integer join is cheaper than a string
-    one; two blocks that collide only add candidate pairs, each scored on its own). It is
-    NULL where a field is missing or where its block holds more than ``max_block_size``
-    records: such a block agrees only on common values (``marie`` + ``martin`` in one city)
-    and would make the candidate pairs grow with the square of the base. Names swapped
-    between first name and surname are one more key (both names, sorted).
+    one; two blocks that collide only add candidate pairs, each scored on its own), NULL where
+    a field is missing. Names swapped between first name and surname are one more key (both
+    names, sorted). The keys are those of the whole block: :func:`cut_blocks` drops the large
+    ones.
     """
     specs: list[tuple[str, ...]] = [b for b in BLOCKS if all(c in columns for c in b)]
     swap = "first_name" in columns and "surname" in columns
@@ -242,7 +245,22 @@ def block_keys(frame: pd.DataFrame, columns: list[str],
         _row=np.arange(len(frame), dtype=np.int64)))
     hashed = ", ".join(f"CASE WHEN ({e}) IS NOT NULL THEN (hash({e}) >> 1)::BIGINT END AS {n}"
                        for e, n in zip(exprs, names, strict=True))
-    con.execute(f"CREATE TEMP TABLE _keys AS SELECT _row, {hashed} FROM _frame")
+    keys = con.execute(f"SELECT {hashed} FROM _frame ORDER BY _row").df()
+    con.close()
+    keys.index = frame.index
+    return frame.drop(columns=[n for n in names if n in frame.columns]).assign(
+        **{n: keys[n] for n in names}), names
+
+
+def cut_blocks(frame: pd.DataFrame, names: list[str], max_block_size: int) -> pd.DataFrame:
+    """The keys ``names`` set to NULL where their block holds more than ``max_block_size``
+    records: such a block agrees only on common values (``marie`` + ``martin`` in one city)
+    and would make the candidate pairs grow with the square of the base."""
+    if not names:
+        return frame
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    con.register("_keys", frame[names].assign(_row=np.arange(len(frame), dtype=np.int64)))
     for n in names:  # the blocks small enough to keep
         con.execute(f"CREATE TEMP TABLE _ok_{n} AS SELECT {n} AS k FROM _keys "
                     f"WHERE {n} IS NOT NULL GROUP BY 1 HAVING count(*) <= {max_block_size}")
@@ -251,8 +269,14 @@ def block_keys(frame: pd.DataFrame, columns: list[str],
     keys = con.execute(f"SELECT {kept} FROM _keys ORDER BY _row").df()
     con.close()
     keys.index = frame.index
-    return frame.drop(columns=[n for n in names if n in frame.columns]).assign(
-        **{n: keys[n] for n in names}), names
+    return frame.assign(**{n: keys[n] for n in names})
+
+
+def block_keys(frame: pd.DataFrame, columns: list[str],
+               max_block_size: int) -> tuple[pd.DataFrame, list[str]]:
+    """:func:`raw_block_keys`, then :func:`cut_blocks`."""
+    frame, names = raw_block_keys(frame, columns)
+    return cut_blocks(frame, names, max_block_size), names
 
 
 def blocking_sql(keys: list[str], groups: bool = False, new: bool = False) -> list[str]:
@@ -409,8 +433,10 @@ def level_labels(linker: Any) -> dict[str, dict[int, str]]:
     return labels
 
 
-def _input(store: Store, settings: IdentifySettings | None = None) -> pd.DataFrame:
-    """Profile records as Splink sees them: normalized fields, one row per record."""
+def _input(store: Store, settings: IdentifySettings | None = None,
+           only: str | None = None) -> pd.DataFrame:
+    """Profile records as Splink sees them: normalized fields, one row per record; with
+    ``only``, those of the records listed in that table (``record_key``)."""
     text = "nullif(lower(strip_accents(trim({}::VARCHAR))), '')"
     select = {
         "first_name": norm_name("r.first_name"),
@@ -429,12 +455,14 @@ def _input(store: Store, settings: IdentifySettings | None = None) -> pd.DataFra
         select[extra_column(key)] = (f"coalesce(x{i}.v, "
                                      f"nullif(trim(r.attributes->>{q(key)}), ''))")
     columns = ", ".join(f"{expr} AS {name}" for name, expr in select.items())
+    restrict = f"AND r.record_key IN (SELECT record_key FROM {only})" if only else ""
     frame = store.execute(f"""
         SELECT r.record_key AS unique_id, {columns}
         FROM customer_records r {' '.join(joins)}
         WHERE r.origin = 'profile'
           AND coalesce(r.first_name, r.last_name, r.full_name, r.birth_date::VARCHAR,
                        r.email) IS NOT NULL
+          {restrict}
         ORDER BY r.record_key""").df()
     both = frame["first_name"].notna() & frame["surname"].notna()
     frame["name_concat"] = (frame["first_name"] + " " + frame["surname"]).where(both)
@@ -476,43 +504,40 @@ def _splink_api() -> Any:
     return DuckDBAPI(connection)
 
 
-def near_new(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """The rows flagged ``is_new`` and those sharing a blocking key value with one."""
-    new = frame["is_new"].to_numpy(dtype=bool)
-    near = new.copy()
-    for key in keys:
-        column = frame[key]
-        near |= column.isin(column[new].dropna().unique()).to_numpy(dtype=bool)
-    return frame[near]
-
-
-def term_frequencies(frame: pd.DataFrame, column: str, name: str) -> pd.DataFrame:
-    """Splink's term-frequency table of ``column``: each value's share of the non-null
-    values."""
-    counts = frame[column].value_counts(dropna=True)
-    return pd.DataFrame({column: counts.index.to_numpy(),
-                         name: counts.to_numpy(dtype=float) / max(int(counts.sum()), 1)})
+def term_frequencies(store: Store, column: str, name: str) -> pd.DataFrame:
+    """Splink's term-frequency table of ``column`` over the whole stored input
+    (:data:`INPUT_TABLE`): each value's share of the non-null values."""
+    col = ident(column)
+    return store.execute(f"""
+        SELECT {col}, count(*) / sum(count(*)) OVER () AS {ident(name)}
+        FROM {INPUT_TABLE} WHERE {col} IS NOT NULL GROUP BY {col}""").df()
 
 
 def make_linker(frame: pd.DataFrame, settings: IdentifySettings,
-                model: dict[str, Any] | None, notes: list[str]) -> Any:
+                model: dict[str, Any] | None, notes: list[str],
+                columns: list[str] | None = None, store: Store | None = None) -> Any:
     """A Splink linker on ``frame``: the saved ``model`` if it fits the columns, else trained.
 
     Above :data:`TRAIN_MAX_RECORDS` records the model is trained on a random sample of that
     size (m and u are proportions, and so is the prior: the share of matching pairs is the
     same in a uniform sample of records), then applied to every record. A ``grp`` column
-    (deterministic component) keeps pairs already joined out of the candidates.
+    (deterministic component) keeps pairs already joined out of the candidates; an
+    ``is_new`` column keeps only the pairs a new record is in, and then the term frequencies
+    are those of the whole stored input of ``store`` (:func:`term_frequencies`). Blocking
+    keys (``b_<n>``) are made here unless the frame has them.
     """
     from splink import Linker
 
-    columns = model_columns(frame)
+    columns = columns if columns is not None else model_columns(frame)
     extra = ["name_concat"] if "first_name" in columns and "surname" in columns else []
     if "birth_date" in columns:  # the day number :func:`birth_date_comparison` compares
         extra.append("birth_day")
         frame = frame.assign(birth_day=(
             pd.to_datetime(frame["birth_date"], format="%Y-%m-%d", errors="coerce")
             - pd.Timestamp("1970-01-01")).dt.days.astype("Int64"))
-    frame, keys = block_keys(frame, columns, settings.max_block_size)
+    keys = [c for c in frame.columns if c.startswith("b_")]
+    if not keys:
+        frame, keys = block_keys(frame, columns, settings.max_block_size)
     groups = ["grp"] if "grp" in frame.columns else []
     new = ["is_new"] if "is_new" in frame.columns else []
     frame = frame[["unique_id", *columns, *extra, *keys, *groups, *new]]
@@ -520,17 +545,14 @@ def make_linker(frame: pd.DataFrame, settings: IdentifySettings,
         saved = {**model["model"], "blocking_rules_to_generate_predictions": [
             {"blocking_rule": sql, "sql_dialect": "duckdb"}
             for sql in blocking_sql(keys, bool(groups), bool(new))]}
-        if not new:
-            return Linker(_splink_api().register(frame), saved, log_level=logging.ERROR)
-        # Only the records that share a block with a new record can be in a pair to score;
-        # term frequencies stay those of the whole base, as a full run computes them.
         api = _splink_api()
-        linker = Linker(api.register(near_new(frame, keys)), saved, log_level=logging.ERROR)
-        for column in linker._settings_obj._term_frequency_columns:
-            linker.table_management.register_term_frequency_lookup(
-                api.register(term_frequencies(frame, column.unquote().name,
-                                              column.unquote().tf_name)),
-                column.unquote().name)
+        linker = Linker(api.register(frame), saved, log_level=logging.ERROR)
+        if new and store is not None:
+            for column in linker._settings_obj._term_frequency_columns:
+                linker.table_management.register_term_frequency_lookup(
+                    api.register(term_frequencies(store, column.unquote().name,
+                                                  column.unquote().tf_name)),
+                    column.unquote().name)
         return linker
     data = _splink_api().register(frame)
     creator = splink_settings(columns, blocking_rules(keys, bool(groups)))
@@ -547,10 +569,13 @@ def make_linker(frame: pd.DataFrame, settings: IdentifySettings,
 
 def predict_pairs(frame: pd.DataFrame, settings: IdentifySettings,
                   model: dict[str, Any] | None,
-                  notes: list[str] | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Scored pairs above ``review_threshold`` and the (trained or given) model."""
+                  notes: list[str] | None = None, columns: list[str] | None = None,
+                  store: Store | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Scored pairs above ``review_threshold`` and the (trained or given) model
+    (:func:`make_linker`)."""
     notes = notes if notes is not None else []
-    linker = make_linker(frame, settings, model, notes)
+    columns = columns if columns is not None else model_columns(frame)
+    linker = make_linker(frame, settings, model, notes, columns, store)
     pairs = linker.inference.predict(
         threshold_match_probability=settings.review_threshold,
         warning_mode="never").as_pandas_dataframe()
@@ -563,7 +588,7 @@ def predict_pairs(frame: pd.DataFrame, settings: IdentifySettings,
                     for g, v in zip(gammas, row, strict=True) if int(v) != -1})
         for row in pairs[gammas].itertuples(index=False)
     ]
-    return pairs, {"columns": model_columns(frame), "model": linker.misc.save_model_to_json()}
+    return pairs, {"columns": columns, "model": linker.misc.save_model_to_json()}
 
 
 #: Comparisons whose agreement a household shares: they do not tell two relatives apart.
@@ -737,53 +762,93 @@ def veto_sql(settings: IdentifySettings, left: str = "a", right: str = "b",
     return f"(NOT ({births}) OR {names_differ(fa, fb, la, lb)})"
 
 
-def match_pairs(store: Store, settings: IdentifySettings, mode: str,
-                progress: Callable[[str], None] | None = None) -> Outcome:
-    """Score profile pairs into ``identity_review``; returns the pairs that link.
-    ``progress`` hears what is being done, in a few words."""
-    say = progress or (lambda _message: None)
-    outcome = Outcome()
-    frame = _input(store, settings)
-    if len(frame) < MIN_RECORDS:
-        return outcome
-    saved = store.scalar("SELECT value FROM onetoone_meta WHERE key = ?", [_MODEL_KEY])
-    model = json.loads(saved) if saved and mode == "incremental" else None
-    groups = _deterministic_groups(store)
-    frame["grp"] = frame[["unique_id"]].merge(groups, on="unique_id", how="left")[
-        "group"].fillna(-1).astype("int64").to_numpy()
-    # With the saved model, an incremental run scores only the pairs a new record is in: the
-    # pairs of older records keep their scores (they were scored with this model).
-    only_new = model is not None and model.get("columns") == model_columns(frame)
-    if only_new:
-        new_keys = store.execute("SELECT record_key FROM _new").df()
-        frame["is_new"] = frame["unique_id"].isin(new_keys["record_key"])
-        if not frame["is_new"].any():
-            outcome.links = int(store.scalar(
-                "SELECT count(*) FROM identity_review WHERE status = 'linked'"))
-            return outcome
-    if only_new:
-        say(f"  scoring the pairs of {int(frame['is_new'].sum()):,} new profile records "
-            f"with the saved model")
-    elif len(frame) > TRAIN_MAX_RECORDS:
-        say(f"  training the model on {TRAIN_MAX_RECORDS:,} of {len(frame):,} profile "
-            f"records, then scoring every candidate pair")
-    else:
-        say(f"  training the model on {len(frame):,} profile records and scoring pairs")
-    pairs, trained = predict_pairs(frame, settings, model, outcome.notes)
-    say(f"  {len(pairs):,} pairs at or above the review threshold; applying the vetoes")
+#: The columns of scored pairs as the vetoes read them (``_scored``).
+SCORED = ["unique_id_l", "unique_id_r", "match_probability", "match_weight", "evidence",
+          "person_probability", "personal", "contact", "home", "home_weight"]
+
+
+def no_pairs() -> pd.DataFrame:
+    """No scored pairs."""
+    return pd.DataFrame(columns=SCORED)
+
+
+def _flags(pairs: pd.DataFrame, store: Store, settings: IdentifySettings) -> pd.DataFrame:
+    """The scored pairs as the vetoes read them (:data:`SCORED`)."""
     pairs["personal"] = personal_agreement(pairs, personal_keys(store, settings))
     pairs["contact"] = contact_agreement(pairs)
     pairs["home"] = home_agreement(pairs)
-    scored = pairs[["unique_id_l", "unique_id_r", "match_probability", "match_weight",
-                    "evidence", "person_probability", "personal", "contact", "home",
-                    "home_weight"]]
-    store.con.register("_scored", scored)
-    store.con.register("_groups", groups)
-    # An incremental run keeps the odds measured with its model (its pairs are few).
-    odds = float(model["home_odds"]) if only_new and model and "home_odds" in model \
-        else home_odds(store)
-    store.execute("INSERT OR REPLACE INTO onetoone_meta VALUES (?, ?)",
-                  [_MODEL_KEY, json.dumps({**trained, "home_odds": odds})])
+    return pairs[SCORED]
+
+
+def _save_input(store: Store, frame: pd.DataFrame) -> None:
+    store.con.register("_input_view", frame)
+    store.execute(f"CREATE OR REPLACE TABLE {INPUT_TABLE} AS SELECT * FROM _input_view")
+    store.con.unregister("_input_view")
+
+
+def _saved_model(store: Store) -> dict[str, Any] | None:
+    saved = store.scalar("SELECT value FROM onetoone_meta WHERE key = ?", [_MODEL_KEY])
+    return json.loads(saved) if saved else None
+
+
+def score_new_pairs(store: Store, settings: IdentifySettings,
+                    progress: Callable[[str], None] | None = None) -> pd.DataFrame | None:
+    """The pairs of the new records (``_new_keys``), scored with the saved model: the
+    stored input (:data:`INPUT_TABLE`) loses the rows of new and removed (``_gone``)
+    records and gains the new ones; the candidates are the new rows and the stored rows that
+    share a block with one, the block sizes and term frequencies those of the whole input,
+    as a full run counts them. ``None`` when there is no saved model that fits (the base
+    reached :data:`MIN_RECORDS`, a compared field got its first values, a new DuckDB hashes
+    keys differently): a full run is needed."""
+    say = progress or (lambda _message: None)
+    model = _saved_model(store)
+    stored = bool(store.scalar("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?",
+                               [INPUT_TABLE]))
+    if model is None or not stored:
+        profiles = int(store.scalar("SELECT count(*) FROM customer_records "
+                                    "WHERE origin = 'profile'"))
+        return no_pairs() if profiles < MIN_RECORDS and model is None else None
+    columns = list(model.get("columns", []))
+    new = _input(store, settings, only="_new_keys")
+    new, keys = raw_block_keys(new, columns)
+    stored_columns = {str(r[0]) for r in store.fetchall(
+        "SELECT column_name FROM duckdb_columns() WHERE table_name = ?", [INPUT_TABLE])}
+    if model.get("duckdb") != duckdb.__version__ or set(new.columns) != stored_columns \
+            or set(model_columns(new)) - set(columns):
+        return None
+    con = store.con
+    con.execute(f"DELETE FROM {INPUT_TABLE} WHERE unique_id IN (SELECT record_key FROM "
+                "_new_keys) OR unique_id IN (SELECT record_key FROM _gone)")
+    con.register("_input_new", new)
+    con.execute(f"INSERT INTO {INPUT_TABLE} BY NAME SELECT * FROM _input_new")
+    if new.empty or not keys:
+        con.unregister("_input_new")
+        return no_pairs()
+    say(f"  scoring the pairs of {len(new):,} new profile records with the saved model")
+    # The blocks of the new rows that are small enough in the whole input, and their rows.
+    con.execute("CREATE OR REPLACE TEMP TABLE _input_keys AS " + " UNION ALL ".join(
+        f"SELECT {i} AS k, {key} AS v FROM {INPUT_TABLE} WHERE {key} IN "
+        f"(SELECT {key} FROM _input_new) GROUP BY {key} "
+        f"HAVING count(*) <= {settings.max_block_size}" for i, key in enumerate(keys))
+        if keys else "SELECT 0 AS k, NULL::BIGINT AS v WHERE false")
+    near = " ".join(f"OR {key} IN (SELECT v FROM _input_keys WHERE k = {i})"
+                    for i, key in enumerate(keys))
+    kept = "".join(f", CASE WHEN {key} IN (SELECT v FROM _input_keys WHERE k = {i}) "
+                   f"THEN {key} END AS {key}" for i, key in enumerate(keys))
+    frame = con.execute(f"""
+        SELECT * EXCLUDE ({', '.join(keys)}) {kept},
+               unique_id IN (SELECT unique_id FROM _input_new) AS is_new
+        FROM {INPUT_TABLE}
+        WHERE unique_id IN (SELECT unique_id FROM _input_new) {near}
+        ORDER BY unique_id""").df()
+    con.unregister("_input_new")
+    pairs, _model = predict_pairs(frame, settings, model, None, columns, store)
+    return _flags(pairs, store, settings)
+
+
+def _record_pairs(store: Store, settings: IdentifySettings, odds: float) -> None:
+    """``_pairs``: the scored pairs (``_scored``) of records in two deterministic groups
+    (``_groups``), less the vetoed ones."""
     store.execute(f"""
         CREATE OR REPLACE TEMP TABLE _pairs AS
         SELECT least(unique_id_l, unique_id_r) AS l, greatest(unique_id_l, unique_id_r) AS r,
@@ -798,8 +863,57 @@ def match_pairs(store: Store, settings: IdentifySettings, mode: str,
                    AND s.person_probability < {settings.match_threshold}
                    AND NOT s.personal AND NOT {home_lift_sql(settings, odds)})
     """)
-    store.con.unregister("_scored")
-    store.con.unregister("_groups")
+
+
+
+def match_pairs(store: Store, settings: IdentifySettings, mode: str,
+                progress: Callable[[str], None] | None = None, *,
+                scored: pd.DataFrame | None = None) -> Outcome:
+    """Score profile pairs into ``identity_review``; returns the pairs that link.
+    ``progress`` hears what is being done, in a few words. An incremental run passes the
+    pairs of its new records (:func:`score_new_pairs`) as ``scored``; a full run scores
+    every candidate pair and trains the model, and stores the input (:data:`INPUT_TABLE`)."""
+    say = progress or (lambda _message: None)
+    outcome = Outcome()
+    groups = _deterministic_groups(store)
+    only_new = scored is not None
+    if scored is None:
+        frame = _input(store, settings)
+        if len(frame) < MIN_RECORDS:
+            store.execute(f"DROP TABLE IF EXISTS {INPUT_TABLE}")
+            store.execute("DELETE FROM onetoone_meta WHERE key = ?", [_MODEL_KEY])
+            return outcome
+        columns = model_columns(frame)
+        frame, keys = raw_block_keys(frame, columns)
+        _save_input(store, frame)
+        frame["grp"] = frame[["unique_id"]].merge(groups, on="unique_id", how="left")[
+            "group"].fillna(-1).astype("int64").to_numpy()
+        frame = cut_blocks(frame, keys, settings.max_block_size)
+        if len(frame) > TRAIN_MAX_RECORDS:
+            say(f"  training the model on {TRAIN_MAX_RECORDS:,} of {len(frame):,} profile "
+                f"records, then scoring every candidate pair")
+        else:
+            say(f"  training the model on {len(frame):,} profile records and scoring pairs")
+        pairs, trained = predict_pairs(frame, settings, None, outcome.notes, columns)
+        scored = _flags(pairs, store, settings)
+        store.con.register("_scored", scored)
+        odds = home_odds(store)
+        store.con.unregister("_scored")
+        store.execute("INSERT OR REPLACE INTO onetoone_meta VALUES (?, ?)", [_MODEL_KEY, json.dumps(
+            {**trained, "home_odds": odds, "duckdb": duckdb.__version__})])
+    else:
+        model = _saved_model(store) or {}
+        odds = float(model.get("home_odds", 0.0))  # measured on the base, with the model
+    say(f"  {len(scored):,} pairs at or above the review threshold; applying the vetoes")
+    if scored.empty:
+        store.execute("CREATE OR REPLACE TEMP TABLE _pairs (l VARCHAR, r VARCHAR, "
+                      "match_probability DOUBLE, match_weight DOUBLE, evidence VARCHAR)")
+    else:
+        store.con.register("_scored", scored)
+        store.con.register("_groups", groups)
+        _record_pairs(store, settings, odds)
+        store.con.unregister("_scored")
+        store.con.unregister("_groups")
     if only_new:
         store.execute("""DELETE FROM identity_review WHERE status IN ('linked', 'pending')
                          AND (record_key_l IN (SELECT record_key FROM _new)

@@ -36,6 +36,7 @@ from onetoone.identify._edges import (
     build_identifier_edges,
     build_records,
     garbage_predicate,
+    in_list,
     names_differ,
 )
 from onetoone.identify._golden import rebuild_golden
@@ -105,7 +106,9 @@ class IdentityResolver:
             "SELECT max_ingestion_id FROM identity_runs ORDER BY run_id DESC LIMIT 1"
         ).fetchone()
         has_links = bool(self.store.scalar("SELECT count(*) > 0 FROM customer_links"))
-        mode = "full" if full or last is None or not has_links else "incremental"
+        has_graph = bool(self.store.scalar("SELECT count(*) > 0 FROM identity_graph"))
+        mode = "full" if full or last is None or not has_links or not has_graph \
+            else "incremental"
         last_ingestion = int(last[0]) if last and last[0] is not None else -1
         result = IdentifyResult(mode)
         limit = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
@@ -124,23 +127,37 @@ class IdentityResolver:
         con = self.con
         with self.store.transaction():
             say("reading records")
-            build_records(con)
+            self._changes(last_ingestion)
+            scored: pd.DataFrame | None = None
+            if mode == "incremental" and self.settings.probabilistic:
+                say("probabilistic matching of the new records")
+                scored = self._score_new(result, say)
+                if scored is None:
+                    say("  the saved model does not fit the records: a full run")
+                    mode = result.mode = "full"
+            scoped = mode == "incremental"
+            if scoped:
+                self._scope(touched or [], scored)
+            for _attempt in range(5):  # again when a matched pair leaves the scope
+                build_records(con, "_scope" if scoped else None)
+                con.execute("CREATE OR REPLACE TEMP TABLE _new AS SELECT idx, record_key "
+                            "FROM _rec WHERE record_key IN (SELECT record_key FROM _new_keys)")
+                say("stitching identifiers")
+                build_identifier_edges(con, self.settings, scoped=scoped)
+                if self.settings.probabilistic:
+                    if not scoped:
+                        say("probabilistic matching")
+                    self._probabilistic(result, mode, say, scored)
+                if not scoped or not self._widen_scope():
+                    break
             n_records = int(self.store.scalar("SELECT count(*) FROM _rec"))
-            result.records = n_records
-            con.execute("""CREATE OR REPLACE TEMP TABLE _new AS SELECT idx, record_key FROM _rec r
-                           WHERE ingestion_id > ? OR NOT EXISTS
-                           (SELECT 1 FROM customer_links l WHERE l.record_key = r.record_key)""",
-                        [last_ingestion])
-            say("stitching identifiers")
-            build_identifier_edges(con, self.settings)
-            if self.settings.probabilistic:
-                say("probabilistic matching")
-                self._probabilistic(result, mode, say)
+            result.records = int(self.store.scalar("SELECT count(*) FROM customer_records"))
             self._all_edges()
-            labels = self._components(n_records)
+            raw = self._components(n_records)
             say("guarding against over-merging")
-            labels = self._apply_guards(labels, n_records)
+            labels = self._apply_guards(raw, n_records)
             self._write_labels(labels, n_records)
+            self._write_graph(raw, n_records, scoped)
             self._affected(mode, touched or [])
             say("assigning stable customer ids")
             self._assign_ids(result, event_prefix, reason)
@@ -159,11 +176,139 @@ class IdentityResolver:
             con.execute(
                 "INSERT INTO identity_runs SELECT coalesce(max(run_id), 0) + 1, ?, ?, ?, ?, ?, ? "
                 "FROM identity_runs",
-                [mode, max_ing, n_records, result.customers, _now(), result.seconds],
+                [mode, max_ing, result.records, result.customers, _now(), result.seconds],
             )
 
+    # -- what a run reads ---------------------------------------------------------------
+    def _changes(self, last_ingestion: int) -> None:
+        """``_new_keys``: records loaded since the last run or never linked; ``_gone``:
+        linked records that are no longer in the base."""
+        self.con.execute("""
+            CREATE OR REPLACE TEMP TABLE _new_keys AS
+            SELECT record_key FROM customer_records r WHERE ingestion_id > ? OR NOT EXISTS
+                (SELECT 1 FROM customer_links l WHERE l.record_key = r.record_key)
+        """, [last_ingestion])
+        self.con.execute("""
+            CREATE OR REPLACE TEMP TABLE _gone AS
+            SELECT record_key FROM customer_links l WHERE NOT EXISTS
+                (SELECT 1 FROM customer_records r WHERE r.record_key = l.record_key)
+        """)
+
+    def _score_new(self, result: IdentifyResult, say: Progress) -> pd.DataFrame | None:
+        """The new records' scored pairs (empty when they cannot be scored, with a note);
+        ``None`` when only a full run can score them."""
+        try:
+            from onetoone.identify._probabilistic import no_pairs, score_new_pairs
+        except ImportError:  # the probabilistic step says so
+            return pd.DataFrame({"unique_id_l": [], "unique_id_r": []})
+        try:
+            return score_new_pairs(self.store, self.settings, say)
+        except Exception as error:
+            first = (str(error).splitlines() or [""])[0][:160]
+            result.notes.append("Probabilistic matching of the new records failed, so this "
+                                f"run links them deterministically only "
+                                f"({type(error).__name__}: {first}).")
+            return no_pairs()
+
+    def _scope(self, touched: list[str], scored: pd.DataFrame | None) -> None:
+        """``_scope``: the records an incremental run rebuilds. Whole components of the
+        last run's identity graph (``identity_graph``) that the new, removed and touched
+        records reach: through their own component, an identifier value they share (one
+        held by few enough records to join any) or a scored pair; then, until none is left,
+        the components of the other records of a value the scope holds that is held by few
+        enough records (a shared value split in groups joins several components). A full run
+        would find the same components for these records, and leave the others as they
+        are."""
+        con = self.con
+        most = self.settings.max_records_per_value
+        con.register("_touched_view", pd.DataFrame({"record_key": pd.Series(
+            touched, dtype="object")}))
+        ends = scored[["unique_id_l", "unique_id_r"]] if scored is not None and \
+            not scored.empty else pd.DataFrame({"unique_id_l": pd.Series(dtype="object"),
+                                                "unique_id_r": pd.Series(dtype="object")})
+        con.register("_ends_view", ends)
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _seed AS
+            SELECT record_key FROM _new_keys
+            UNION SELECT record_key FROM _gone
+            UNION SELECT record_key FROM _touched_view
+            UNION SELECT unnest([unique_id_l, unique_id_r]) FROM _ends_view
+            UNION SELECT record_key FROM (  -- the records of the new records' values
+                SELECT *, sum(CASE WHEN new THEN 0 ELSE 1 END)
+                          OVER (PARTITION BY type, value) AS old
+                FROM (SELECT DISTINCT i.record_key, i.type, i.value,
+                             i.record_key IN (SELECT record_key FROM _new_keys) AS new
+                      FROM identifiers i
+                      JOIN (SELECT DISTINCT type, value FROM identifiers
+                            WHERE record_key IN (SELECT record_key FROM _new_keys)) v
+                      USING (type, value)))
+            WHERE old <= {most};
+            CREATE OR REPLACE TEMP TABLE _scope AS
+            SELECT record_key FROM identity_graph WHERE component IN
+                (SELECT component FROM identity_graph
+                 WHERE record_key IN (SELECT record_key FROM _seed))
+            UNION SELECT record_key FROM _seed
+            EXCEPT SELECT record_key FROM _gone;
+            DELETE FROM _scope WHERE record_key NOT IN (SELECT record_key FROM customer_records)
+        """).fetchall()
+        con.unregister("_touched_view")
+        con.unregister("_ends_view")
+        ignore = in_list("type", self.settings.ignore_types)
+        while True:
+            more = con.execute(f"""
+                INSERT INTO _scope
+                SELECT * FROM (
+                    WITH c AS (
+                        SELECT *, count(*) OVER (PARTITION BY type, value) AS n FROM (
+                            SELECT DISTINCT i.record_key, i.type, i.value,
+                                   i.record_key IN (SELECT record_key FROM _scope) AS inside
+                            FROM identifiers i
+                            JOIN (SELECT DISTINCT type, value FROM identifiers
+                                  WHERE record_key IN (SELECT record_key FROM _scope)
+                                    AND NOT ({ignore})) v USING (type, value))
+                    ), outside AS (
+                        SELECT DISTINCT record_key FROM c WHERE n <= {most} AND NOT inside
+                    )
+                    SELECT record_key FROM identity_graph WHERE component IN
+                        (SELECT component FROM identity_graph
+                         WHERE record_key IN (SELECT record_key FROM outside))
+                      AND record_key NOT IN (SELECT record_key FROM _scope)
+                      AND record_key NOT IN (SELECT record_key FROM _gone)
+                    UNION SELECT record_key FROM outside)
+                RETURNING 1
+            """).fetchall()
+            if not more:
+                break
+
+    def _widen_scope(self) -> bool:
+        """Add to ``_scope`` the components of records outside it that a pair or a manual
+        link joins to a record in it; whether there were any."""
+        more = self.con.execute("""
+            INSERT INTO _scope
+            SELECT * FROM (
+                WITH ends AS (
+                    SELECT record_key_l AS l, record_key_r AS r FROM identity_review
+                    WHERE status IN ('linked', 'accepted')
+                    UNION ALL SELECT record_key, other_record_key FROM identity_overrides
+                    WHERE kind = 'link'
+                ), outside AS (
+                    SELECT CASE WHEN l IN (SELECT record_key FROM _rec) THEN r ELSE l END AS key
+                    FROM ends WHERE (l IN (SELECT record_key FROM _rec))
+                                    <> (r IN (SELECT record_key FROM _rec))
+                )
+                SELECT record_key FROM identity_graph WHERE component IN
+                    (SELECT component FROM identity_graph
+                     WHERE record_key IN (SELECT key FROM outside))
+                UNION SELECT key FROM outside)
+            WHERE record_key NOT IN (SELECT record_key FROM _scope)
+              AND record_key IN (SELECT record_key FROM customer_records)
+            RETURNING 1
+        """).fetchall()
+        return bool(more)
+
     # -- graph --------------------------------------------------------------------------
-    def _probabilistic(self, result: IdentifyResult, mode: str, say: Progress) -> None:
+    def _probabilistic(self, result: IdentifyResult, mode: str, say: Progress,
+                       scored: pd.DataFrame | None = None) -> None:
         try:
             from onetoone.identify._probabilistic import match_pairs
         except ImportError:
@@ -171,7 +316,8 @@ class IdentityResolver:
                                 "for Splink.")
             return
         try:
-            outcome = match_pairs(self.store, self.settings, mode, say)
+            outcome = (match_pairs(self.store, self.settings, mode, say) if scored is None
+                       else match_pairs(self.store, self.settings, mode, say, scored=scored))
         except Exception as error:
             self.con.execute("DELETE FROM identity_review WHERE status IN ('linked', 'pending')")
             first = (str(error).splitlines() or [""])[0][:160]
@@ -344,6 +490,26 @@ class IdentityResolver:
         con.execute("CREATE OR REPLACE TEMP TABLE _node_comp AS SELECT * FROM _nodes_view")
         con.unregister("_nodes_view")
 
+    def _write_graph(self, raw: np.ndarray, n_records: int, scoped: bool) -> None:
+        """``identity_graph``: each record's component before the guards, named by its
+        smallest record key (``_rec`` is in record key order)."""
+        con = self.con
+        labels = raw[:n_records]
+        _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
+        con.register("_graph_view", pd.DataFrame({"idx": np.arange(n_records, dtype=np.int64),
+                                                  "first": first[inverse].astype(np.int64)}))
+        if scoped:
+            con.execute("DELETE FROM identity_graph WHERE record_key IN "
+                        "(SELECT record_key FROM _rec UNION ALL SELECT record_key FROM _gone)")
+        else:
+            con.execute("DELETE FROM identity_graph")
+        con.execute("""
+            INSERT INTO identity_graph
+            SELECT r.record_key, f.record_key FROM _graph_view g
+            JOIN _rec r ON r.idx = g.idx JOIN _rec f ON f.idx = g.first
+        """)
+        con.unregister("_graph_view")
+
     # -- which customers change ---------------------------------------------------------
     def _affected(self, mode: str, touched: list[str]) -> None:
         """``_aff(comp)``: the components to rewrite."""
@@ -351,7 +517,7 @@ class IdentityResolver:
         con.execute("""
             CREATE OR REPLACE TEMP TABLE _old AS
             SELECT r.idx, l.record_key, l.customer_id, l.linked_at FROM customer_links l
-            LEFT JOIN _rec r USING (record_key)
+            JOIN _rec r USING (record_key)
         """)
         if mode == "full":
             con.execute("CREATE OR REPLACE TEMP TABLE _aff AS SELECT DISTINCT comp FROM _comp")
@@ -377,7 +543,9 @@ class IdentityResolver:
                 SELECT c.comp, count(*) AS n, count(DISTINCT o.customer_id) AS n_old,
                        count(o.customer_id) AS n_linked, any_value(o.customer_id) AS old_id
                 FROM _comp c LEFT JOIN _old o USING (idx) GROUP BY c.comp
-            ), old_size AS (SELECT customer_id, count(*) AS n FROM _old GROUP BY ALL)
+            ), old_size AS (  -- gone records counted: their customer changes
+                SELECT customer_id, count(*) AS n FROM customer_links
+                WHERE customer_id IN (SELECT customer_id FROM _old) GROUP BY ALL)
             SELECT p.comp FROM per_comp p LEFT JOIN old_size s ON s.customer_id = p.old_id
             WHERE NOT (p.n_old = 1 AND p.n_linked = p.n AND s.n = p.n)
                OR p.comp IN (SELECT comp FROM _comp WHERE idx IN (SELECT idx FROM _touch));
@@ -487,12 +655,11 @@ class IdentityResolver:
             SELECT record_key, customer_id FROM _links_new
             WHERE old_id IS DISTINCT FROM customer_id
             UNION ALL
-            SELECT record_key, NULL FROM customer_links
-            WHERE record_key NOT IN (SELECT record_key FROM _rec)
+            SELECT record_key, NULL FROM _gone
         """)
         con.execute("""
             DELETE FROM customer_links WHERE record_key IN (SELECT record_key FROM _links_new)
-               OR record_key NOT IN (SELECT record_key FROM _rec)
+               OR record_key IN (SELECT record_key FROM _gone)
         """)
         con.execute("""
             INSERT INTO customer_links

@@ -20,8 +20,10 @@ def _create_tables(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(table.ddl())
 
 
-#: Migration to version N is MIGRATIONS[N]; each brings a database from N-1 to N.
-MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {1: _create_tables}
+#: Migration to version N is MIGRATIONS[N]; each brings a database from N-1 to N. Version 2
+#: adds ``identity_graph`` (the next identify run is a full one).
+MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {1: _create_tables,
+                                                                     2: _create_tables}
 
 
 class Store:
@@ -92,8 +94,8 @@ class Store:
         return self.con.execute(sql, params or []).fetchall()
 
     def scalar(self, sql: str, params: list[Any] | None = None) -> Any:
-        row = self.con.execute(sql, params or []).fetchone()
-        return row[0] if row else None
+        rows = self.con.execute(sql, params or []).fetchall()  # no result left pending
+        return rows[0][0] if rows else None
 
     def table_counts(self) -> dict[str, int]:
         return {
