@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from onetoone.differentiate.defection._features import connection, present_silos, register
+from onetoone.differentiate.defection._features import connection, present_silos
 from onetoone.errors import ModelError
 from onetoone.schema import TABLES
 
@@ -288,7 +288,7 @@ def assign_needs_segments(store: Any, as_of: Any, config: Any = None, *,
     if write:
         now = datetime.now(UTC).replace(tzinfo=None)
         rows = segments.assign(as_of=as_of_ts.date(), silhouette=silhouette, created_at=now)
-        register(con, "_needs_rows", rows)
+        store.register("_needs_rows", rows)
         con.execute("DELETE FROM needs_segments WHERE as_of = ?", [as_of_ts.date()])
         con.execute("INSERT INTO needs_segments SELECT as_of, segment_id, name, description, "
                     "customers, centroid::JSON, silhouette, created_at FROM _needs_rows")

@@ -97,6 +97,17 @@ class Store:
         rows = self.con.execute(sql, params or []).fetchall()  # no result left pending
         return rows[0][0] if rows else None
 
+    def register(self, name: str, frame: Any) -> None:
+        """Make a DataFrame or an Arrow table queryable as the view ``name``.
+
+        DuckDB refuses ``register`` while the connection holds a result not read to its end
+        (``fetchone()`` on a one-row result is enough). A new statement closes that result
+        first, without running the rest of it (as ``complete()`` would) nor failing an open
+        transaction (as ``abort()`` does after a statement that may write).
+        """
+        self.con.execute("SELECT 1").fetchall()
+        self.con.register(name, frame)
+
     def table_counts(self) -> dict[str, int]:
         return {
             name: int(self.scalar(f'SELECT count(*) FROM "{name}"')) for name in TABLES

@@ -69,13 +69,6 @@ def connection(store: Any) -> Any:
     return getattr(store, "con", store)
 
 
-def register(con: Any, name: str, frame: Any) -> None:
-    """``con.register`` (a DataFrame or an Arrow table) after finishing any pending result
-    (DuckDB refuses it otherwise)."""
-    con.execute("SELECT 1").fetchall()
-    con.register(name, frame)
-
-
 def present_silos(con: Any) -> list[str]:
     """Silos with at least one row of an identified customer (or a table that is missing)."""
     tables = {r[0] for r in con.execute(
@@ -91,9 +84,10 @@ def present_silos(con: Any) -> list[str]:
     return out
 
 
-def _cutoff_table(con: Any, cutoffs: Sequence[Any]) -> None:
+def _cutoff_table(store: Any, cutoffs: Sequence[Any]) -> None:
+    con = connection(store)
     stamps = pd.DataFrame({"cutoff": pd.to_datetime(list(cutoffs)).normalize()})
-    register(con, "_dfx_cut_df", stamps)
+    store.register("_dfx_cut_df", stamps)
     con.execute("CREATE OR REPLACE TEMP TABLE _dfx_cut AS "
                 "SELECT DISTINCT cutoff::TIMESTAMP AS cutoff FROM _dfx_cut_df")
     con.unregister("_dfx_cut_df")
@@ -272,7 +266,7 @@ def compute_features(
     absent = [s for s in SILO_FEATURES if s not in silos]
     if absent:
         notes.append(f"Silos without identified rows, features skipped: {', '.join(absent)}.")
-    _cutoff_table(con, cutoffs)
+    _cutoff_table(store, cutoffs)
     if "transactions" in silos and not occasions_built:
         con.execute(occasions_sql(exclude_statuses))
     if population == "purchase":
@@ -288,7 +282,7 @@ def compute_features(
         posts = con.execute("SELECT customer_id, occurred_at, text FROM social_posts "
                             "WHERE customer_id IS NOT NULL AND occurred_at IS NOT NULL").df()
         posts["sentiment"] = sentiment_scores(posts["text"], sentiment_words)
-        register(con, "_dfx_posts_df", posts[["customer_id", "occurred_at", "sentiment"]])
+        store.register("_dfx_posts_df", posts[["customer_id", "occurred_at", "sentiment"]])
         con.execute("CREATE OR REPLACE TEMP TABLE _dfx_posts AS SELECT * FROM _dfx_posts_df")
         con.unregister("_dfx_posts_df")
     joins = "\n".join(

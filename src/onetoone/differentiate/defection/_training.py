@@ -27,7 +27,6 @@ from onetoone.differentiate.defection._features import (
     compute_features,
     connection,
     occasions_sql,
-    register,
 )
 from onetoone.errors import ModelError
 
@@ -168,7 +167,7 @@ def labels(store: Any, kind: str, cutoffs: list[pd.Timestamp], horizon: int,
            exclude_statuses: Any, *, occasions_built: bool = False) -> pd.Series:
     """1 = defected within ``horizon`` days after the cutoff, for the population at each cutoff."""
     con = connection(store)
-    register(con, "_dfx_lab_cut", pd.DataFrame({"cutoff": cutoffs}))
+    store.register("_dfx_lab_cut", pd.DataFrame({"cutoff": cutoffs}))
     if kind == "contract":
         sql = f"""
             WITH active AS (

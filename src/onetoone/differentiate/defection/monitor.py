@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from onetoone.differentiate.defection._features import connection, register
+from onetoone.differentiate.defection._features import connection
 from onetoone.schema import TABLES
 
 TOP_TIER = "top"
@@ -57,7 +57,7 @@ def update_monitor(store: Any, as_of: Any, settings: Any) -> MonitorResult:
                               ).fillna(0.0)
     now = datetime.now(UTC).replace(tzinfo=None)
     rows = table.assign(as_of=day, computed_at=now)
-    register(con, "_dfx_monitor", rows)
+    store.register("_dfx_monitor", rows)
     con.execute("DELETE FROM defection_monitor WHERE as_of = ?", [day])
     con.execute("INSERT INTO defection_monitor SELECT as_of, value_tier, needs_segment, "
                 "customers, at_risk_customers, value, at_risk_value, at_risk_share, "

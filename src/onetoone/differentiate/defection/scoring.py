@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from onetoone.differentiate.defection._features import connection, register
+from onetoone.differentiate.defection._features import connection
 from onetoone.differentiate.defection._reasons import reasons as say_reasons
 from onetoone.differentiate.defection._training import (
     TrainingSet,
@@ -186,7 +186,7 @@ def write_defection(store: Any, result: DefectionResult, *,
     as_of = result.as_of.date()
     con.execute("BEGIN TRANSACTION")
     try:
-        register(con, "_dfx_rows", frame)
+        store.register("_dfx_rows", frame)
         con.execute(f"CREATE OR REPLACE TEMP TABLE _dfx_patch AS {patch}")
         con.unregister("_dfx_rows")
         con.execute(

@@ -12,7 +12,6 @@ from typing import Any
 
 import pandas as pd
 
-from onetoone.differentiate.defection._features import register
 from onetoone.differentiate.defection.monitor import MonitorResult, update_monitor
 from onetoone.differentiate.defection.scoring import (
     DefectionResult,
@@ -79,7 +78,7 @@ def _write_segments_only(store: Any, day: Any, segments: pd.Series,
     as_of = (day or pd.Timestamp(run.needs.as_of)).date()
     frame = pd.DataFrame({"customer_id": segments.index.astype(str),
                           "patch": [json.dumps({"needs_segment": s}) for s in segments]})
-    register(con, "_needs_patch", frame)
+    store.register("_needs_patch", frame)
     con.execute("UPDATE customer_scores SET scores = json_merge_patch(coalesce(scores, '{}'), "
                 "p.patch::JSON) FROM _needs_patch p WHERE customer_scores.customer_id = "
                 "p.customer_id AND customer_scores.as_of = ?", [as_of])
