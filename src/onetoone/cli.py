@@ -271,8 +271,9 @@ app.add_typer(identify_app, name="identify")
 
 def _identify_summary(result: Any) -> None:
     console.print(
-        f"{result.records:,} records -> {result.customers:,} customers ({result.mode} run, "
-        f"{result.seconds:.1f} s): {result.customers_new:,} new, {result.merges:,} merged, "
+        f"{result.records:,} records -> {result.customers:,} customers ({result.mode} run"
+        + (f" over {result.records_rebuilt:,} records" if result.mode == "incremental" else "")
+        + f", {result.seconds:.1f} s): {result.customers_new:,} new, {result.merges:,} merged, "
         f"{result.splits:,} split, {result.probabilistic_links:,} probabilistic links, "
         f"{result.pending_reviews:,} pairs to review."
     )

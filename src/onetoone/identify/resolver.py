@@ -62,6 +62,9 @@ class IdentifyResult:
 
     mode: str
     records: int = 0
+    #: Records whose customers the run rebuilt: every record in a full run, the components
+    #: that new or changed records reach in an incremental one.
+    records_rebuilt: int = 0
     customers: int = 0
     records_relinked: int = 0
     customers_new: int = 0
@@ -152,6 +155,7 @@ class IdentityResolver:
                     break
             n_records = int(self.store.scalar("SELECT count(*) FROM _rec"))
             result.records = int(self.store.scalar("SELECT count(*) FROM customer_records"))
+            result.records_rebuilt = n_records
             self._all_edges()
             raw = self._components(n_records)
             say("guarding against over-merging")
