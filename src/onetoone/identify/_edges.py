@@ -97,7 +97,7 @@ def births_compatible(ba: str, bb: str, days: int = 0) -> str:
             f"(year({ba}) = year({bb}) AND month({ba}) = day({bb}) AND day({ba}) = month({bb})))")
 
 
-def in_list(expr: str, values: list[str]) -> str:
+def _in_list(expr: str, values: list[str]) -> str:
     if not values:
         return "false"
     return f"{expr} IN ({', '.join(q(v.lower()) for v in values)})"
@@ -111,13 +111,13 @@ def garbage_predicate(settings: IdentifySettings, type_: str = "type",
     tail = f"CASE WHEN {type_} = 'phone' THEN right({alnum}, 8) ELSE {alnum} END"
     domain = f"lower(split_part({value}, '@', 2))"
     email_bad = (
-        f"({type_} = 'email' AND ({in_list(domain, settings.garbage_email_domains)} "
+        f"({type_} = 'email' AND ({_in_list(domain, settings.garbage_email_domains)} "
         f"OR {domain} LIKE 'example.%' OR {domain} LIKE 'test.%' "
-        f"OR {in_list(f'lower(split_part({value}, {q(chr(64))}, 1))', settings.generic_email_local_parts)}))"  # noqa: E501
+        f"OR {_in_list(f'lower(split_part({value}, {q(chr(64))}, 1))', settings.generic_email_local_parts)}))"  # noqa: E501
     )
     return (
         f"({value} IS NULL OR length({value}) < {settings.min_length} "
-        f"OR {in_list(f'lower({value})', settings.garbage_values)} "
+        f"OR {_in_list(f'lower({value})', settings.garbage_values)} "
         f"OR {alnum} = '' OR ltrim({tail}, left({tail}, 1)) = '' "  # one repeated character
         f"OR {email_bad})"
     )
@@ -163,7 +163,7 @@ def build_identifier_edges(con: duckdb.DuckDBPyConnection, settings: IdentifySet
     base; the part must hold every record of each value it holds that is held by at most
     ``max_records_per_value`` records.
     """
-    ignore = in_list("type", settings.ignore_types)
+    ignore = _in_list("type", settings.ignore_types)
     _nicknames(con, settings)
     whole = ""
     if scoped:  # values held by more records than the part holds of them: too many
@@ -178,10 +178,8 @@ def build_identifier_edges(con: duckdb.DuckDBPyConnection, settings: IdentifySet
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _ids AS
         WITH ids AS (
-            SELECT r.idx, r.record_key, i.type, i.value, r.fn, r.ln, r.bd
-            FROM (SELECT DISTINCT record_key, type, value FROM identifiers
-                  WHERE NOT ({ignore})) i
-            JOIN _rec r USING (record_key)
+            SELECT DISTINCT r.idx, r.record_key, i.type, i.value, r.fn, r.ln, r.bd
+            FROM identifiers i JOIN _rec r USING (record_key) WHERE NOT ({ignore})
         ), stats AS (  -- garbage is a property of the value: tested once per joining value
             SELECT * FROM (  -- two first names (birth dates) or more: min and max differ
                 SELECT type, value, count(*) AS n, min(fn) <> max(fn) AS many_fn,
@@ -192,7 +190,7 @@ def build_identifier_edges(con: duckdb.DuckDBPyConnection, settings: IdentifySet
         )
         SELECT ids.*, s.n >= {settings.shared_min_records}
                    AND (coalesce(s.many_fn, false) OR coalesce(s.many_bd, false))
-                   AND {in_list('ids.type', settings.household_types)} AS suspect,
+                   AND {_in_list('ids.type', settings.household_types)} AS suspect,
                (row_number() OVER () - 1)::BIGINT AS item  -- any numbering: node ids
         FROM ids JOIN stats s USING (type, value)
     """)

@@ -36,7 +36,6 @@ from onetoone.identify._edges import (
     build_identifier_edges,
     build_records,
     garbage_predicate,
-    in_list,
     names_differ,
 )
 from onetoone.identify._golden import rebuild_golden
@@ -158,10 +157,10 @@ class IdentityResolver:
             result.records_rebuilt = n_records
             self._all_edges()
             raw = self._components(n_records)
+            self._write_graph(raw, n_records, scoped)
             say("guarding against over-merging")
             labels = self._apply_guards(raw, n_records)
             self._write_labels(labels, n_records)
-            self._write_graph(raw, n_records, scoped)
             self._affected(mode, touched or [])
             say("assigning stable customer ids")
             self._assign_ids(result, event_prefix, reason)
@@ -216,13 +215,11 @@ class IdentityResolver:
 
     def _scope(self, touched: list[str], scored: pd.DataFrame | None) -> None:
         """``_scope``: the records an incremental run rebuilds. Whole components of the
-        last run's identity graph (``identity_graph``) that the new, removed and touched
-        records reach: through their own component, an identifier value they share (one
-        held by few enough records to join any) or a scored pair; then, until none is left,
-        the components of the other records of a value the scope holds that is held by few
-        enough records (a shared value split in groups joins several components). A full run
-        would find the same components for these records, and leave the others as they
-        are."""
+        last run's identity graph (``identity_graph``, where every record of a value held by
+        few enough records to join any is in one component) that the new, removed and
+        touched records reach: through their own component, an identifier value they share
+        (held by few enough records before them) or a scored pair. A full run would find the
+        same customers for these records, and leave the others as they are."""
         con = self.con
         most = self.settings.max_records_per_value
         con.register("_touched_view", pd.DataFrame({"record_key": pd.Series(
@@ -257,33 +254,6 @@ class IdentityResolver:
         """).fetchall()
         con.unregister("_touched_view")
         con.unregister("_ends_view")
-        ignore = in_list("type", self.settings.ignore_types)
-        while True:
-            more = con.execute(f"""
-                INSERT INTO _scope
-                SELECT * FROM (
-                    WITH c AS (
-                        SELECT *, count(*) OVER (PARTITION BY type, value) AS n FROM (
-                            SELECT DISTINCT i.record_key, i.type, i.value,
-                                   i.record_key IN (SELECT record_key FROM _scope) AS inside
-                            FROM identifiers i
-                            JOIN (SELECT DISTINCT type, value FROM identifiers
-                                  WHERE record_key IN (SELECT record_key FROM _scope)
-                                    AND NOT ({ignore})) v USING (type, value))
-                    ), outside AS (
-                        SELECT DISTINCT record_key FROM c WHERE n <= {most} AND NOT inside
-                    )
-                    SELECT record_key FROM identity_graph WHERE component IN
-                        (SELECT component FROM identity_graph
-                         WHERE record_key IN (SELECT record_key FROM outside))
-                      AND record_key NOT IN (SELECT record_key FROM _scope)
-                      AND record_key NOT IN (SELECT record_key FROM _gone)
-                    UNION SELECT record_key FROM outside)
-                RETURNING 1
-            """).fetchall()
-            if not more:
-                break
-
     def _widen_scope(self) -> bool:
         """Add to ``_scope`` the components of records outside it that a pair or a manual
         link joins to a record in it; whether there were any."""
@@ -495,10 +465,19 @@ class IdentityResolver:
         con.unregister("_nodes_view")
 
     def _write_graph(self, raw: np.ndarray, n_records: int, scoped: bool) -> None:
-        """``identity_graph``: each record's component before the guards, named by its
-        smallest record key (``_rec`` is in record key order)."""
+        """``identity_graph``: each record's component before the guards (``raw``), the
+        groups of a shared value (and the values of a record set apart by a person) joined,
+        so that a value's records are all in one component; named by its smallest record
+        key (``_rec`` is in record key order)."""
         con = self.con
+        whole = con.execute("""
+            SELECT idx, dense_rank() OVER (ORDER BY type, value) - 1 AS node FROM _ids
+            WHERE suspect OR idx IN (SELECT idx FROM _sep)""").fetchnumpy()
         labels = raw[:n_records]
+        if len(whole["idx"]):
+            labels = components(
+                n_records, np.concatenate([np.arange(n_records), whole["idx"]]),
+                np.concatenate([labels, int(labels.max()) + 1 + whole["node"]]))[:n_records]
         _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
         con.register("_graph_view", pd.DataFrame({"idx": np.arange(n_records, dtype=np.int64),
                                                   "first": first[inverse].astype(np.int64)}))
