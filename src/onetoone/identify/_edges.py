@@ -165,7 +165,7 @@ def build_identifier_edges(con: duckdb.DuckDBPyConnection, settings: IdentifySet
     """
     ignore = _in_list("type", settings.ignore_types)
     _nicknames(con, settings)
-    whole = ""
+    whole = part = ""
     if scoped:  # values held by more records than the part holds of them: too many
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE _value_n AS
@@ -175,11 +175,14 @@ def build_identifier_edges(con: duckdb.DuckDBPyConnection, settings: IdentifySet
             USING (type, value) GROUP BY ALL
             HAVING count(DISTINCT record_key) > {settings.max_records_per_value}""")
         whole = "AND (type, value) NOT IN (SELECT (type, value) FROM _value_n)"
+        part = "AND record_key IN (SELECT record_key FROM _rec)"
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _ids AS
         WITH ids AS (
-            SELECT DISTINCT r.idx, r.record_key, i.type, i.value, r.fn, r.ln, r.bd
-            FROM identifiers i JOIN _rec r USING (record_key) WHERE NOT ({ignore})
+            SELECT r.idx, r.record_key, i.type, i.value, r.fn, r.ln, r.bd
+            FROM (SELECT DISTINCT record_key, type, value FROM identifiers
+                  WHERE NOT ({ignore}) {part}) i
+            JOIN _rec r USING (record_key)
         ), stats AS (  -- garbage is a property of the value: tested once per joining value
             SELECT * FROM (  -- two first names (birth dates) or more: min and max differ
                 SELECT type, value, count(*) AS n, min(fn) <> max(fn) AS many_fn,
