@@ -165,24 +165,25 @@ def build_identifier_edges(con: duckdb.DuckDBPyConnection, settings: IdentifySet
     """
     ignore = _in_list("type", settings.ignore_types)
     _nicknames(con, settings)
-    whole = part = ""
+    source = f"(SELECT DISTINCT record_key, type, value FROM identifiers WHERE NOT ({ignore}))"
+    whole = ""
     if scoped:  # values held by more records than the part holds of them: too many
         con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _rec_ids AS
+            SELECT DISTINCT record_key, type, value FROM identifiers
+            WHERE record_key IN (SELECT record_key FROM _rec) AND NOT ({ignore})""")
+        con.execute(f"""
             CREATE OR REPLACE TEMP TABLE _value_n AS
-            SELECT type, value, count(DISTINCT record_key) AS n FROM identifiers
-            JOIN (SELECT DISTINCT type, value FROM identifiers
-                  WHERE record_key IN (SELECT record_key FROM _rec) AND NOT ({ignore})) v
-            USING (type, value) GROUP BY ALL
-            HAVING count(DISTINCT record_key) > {settings.max_records_per_value}""")
+            SELECT type, value FROM identifiers
+            JOIN (SELECT DISTINCT type, value FROM _rec_ids) v USING (type, value)
+            GROUP BY ALL HAVING count(DISTINCT record_key) > {settings.max_records_per_value}""")
         whole = "AND (type, value) NOT IN (SELECT (type, value) FROM _value_n)"
-        part = "AND record_key IN (SELECT record_key FROM _rec)"
+        source = "_rec_ids"
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _ids AS
         WITH ids AS (
             SELECT r.idx, r.record_key, i.type, i.value, r.fn, r.ln, r.bd
-            FROM (SELECT DISTINCT record_key, type, value FROM identifiers
-                  WHERE NOT ({ignore}) {part}) i
-            JOIN _rec r USING (record_key)
+            FROM {source} i JOIN _rec r USING (record_key)
         ), stats AS (  -- garbage is a property of the value: tested once per joining value
             SELECT * FROM (  -- two first names (birth dates) or more: min and max differ
                 SELECT type, value, count(*) AS n, min(fn) <> max(fn) AS many_fn,

@@ -161,7 +161,7 @@ class IdentityResolver:
             say("guarding against over-merging")
             labels = self._apply_guards(raw, n_records)
             self._write_labels(labels, n_records)
-            self._affected(mode, touched or [])
+            self._affected(mode)
             say("assigning stable customer ids")
             self._assign_ids(result, event_prefix, reason)
             self._write_links(result)
@@ -187,14 +187,16 @@ class IdentityResolver:
         """``_new_keys``: records loaded since the last run or never linked; ``_gone``:
         linked records that are no longer in the base."""
         self.con.execute("""
-            CREATE OR REPLACE TEMP TABLE _new_keys AS
-            SELECT record_key FROM customer_records r WHERE ingestion_id > ? OR NOT EXISTS
-                (SELECT 1 FROM customer_links l WHERE l.record_key = r.record_key)
+            CREATE OR REPLACE TEMP TABLE _delta AS
+            SELECT coalesce(r.record_key, l.record_key) AS record_key,
+                   r.record_key IS NULL AS gone
+            FROM customer_records r FULL JOIN customer_links l USING (record_key)
+            WHERE r.record_key IS NULL OR l.record_key IS NULL OR r.ingestion_id > ?
         """, [last_ingestion])
         self.con.execute("""
-            CREATE OR REPLACE TEMP TABLE _gone AS
-            SELECT record_key FROM customer_links l WHERE NOT EXISTS
-                (SELECT 1 FROM customer_records r WHERE r.record_key = l.record_key)
+            CREATE OR REPLACE TEMP TABLE _new_keys AS
+            SELECT record_key FROM _delta WHERE NOT gone;
+            CREATE OR REPLACE TEMP TABLE _gone AS SELECT record_key FROM _delta WHERE gone
         """)
 
     def _score_new(self, result: IdentifyResult, say: Progress) -> pd.DataFrame | None:
@@ -494,8 +496,10 @@ class IdentityResolver:
         con.unregister("_graph_view")
 
     # -- which customers change ---------------------------------------------------------
-    def _affected(self, mode: str, touched: list[str]) -> None:
-        """``_aff(comp)``: the components to rewrite."""
+    def _affected(self, mode: str) -> None:
+        """``_aff(comp)``: the components to rewrite: in an incremental run, those whose
+        records changed customer and those holding a record the run started from
+        (``_seed``: new, touched, sharing a value or a pair with a new record)."""
         con = self.con
         con.execute("""
             CREATE OR REPLACE TEMP TABLE _old AS
@@ -505,22 +509,7 @@ class IdentityResolver:
         if mode == "full":
             con.execute("CREATE OR REPLACE TEMP TABLE _aff AS SELECT DISTINCT comp FROM _comp")
             return
-        con.register("_touched_view", pd.DataFrame({"record_key": pd.Series(touched,
-                                                                           dtype="object")}))
         con.execute("""
-            CREATE OR REPLACE TEMP TABLE _touch AS
-            SELECT idx FROM _new
-            UNION SELECT r.idx FROM _rec r JOIN _touched_view t USING (record_key)
-            UNION SELECT r.idx FROM identifiers i JOIN _rec r USING (record_key)
-                  JOIN (SELECT DISTINCT type, value FROM identifiers
-                        WHERE record_key IN (SELECT record_key FROM _new)) v
-                  USING (type, value)
-            UNION SELECT r.idx FROM (
-                    SELECT unnest([record_key_l, record_key_r]) AS end_key
-                    FROM identity_review
-                    WHERE record_key_l IN (SELECT record_key FROM _new)
-                       OR record_key_r IN (SELECT record_key FROM _new)) p
-                  JOIN _rec r ON r.record_key = p.end_key;
             CREATE OR REPLACE TEMP TABLE _aff AS
             WITH per_comp AS (
                 SELECT c.comp, count(*) AS n, count(DISTINCT o.customer_id) AS n_old,
@@ -531,9 +520,9 @@ class IdentityResolver:
                 WHERE customer_id IN (SELECT customer_id FROM _old) GROUP BY ALL)
             SELECT p.comp FROM per_comp p LEFT JOIN old_size s ON s.customer_id = p.old_id
             WHERE NOT (p.n_old = 1 AND p.n_linked = p.n AND s.n = p.n)
-               OR p.comp IN (SELECT comp FROM _comp WHERE idx IN (SELECT idx FROM _touch));
+               OR p.comp IN (SELECT c.comp FROM _comp c JOIN _rec r USING (idx)
+                             WHERE r.record_key IN (SELECT record_key FROM _seed));
         """)
-        con.unregister("_touched_view")
 
     # -- stable ids ---------------------------------------------------------------------
     def _assign_ids(self, result: IdentifyResult, event_prefix: str,
