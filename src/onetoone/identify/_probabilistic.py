@@ -572,13 +572,18 @@ def predict_pairs(frame: pd.DataFrame, settings: IdentifySettings,
                   notes: list[str] | None = None, columns: list[str] | None = None,
                   store: Store | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Scored pairs above ``review_threshold`` and the (trained or given) model
-    (:func:`make_linker`)."""
+    (:func:`make_linker`). Splink joins and compares the ids of every candidate pair: it is
+    given row numbers, integers, and the pairs get their record keys back."""
     notes = notes if notes is not None else []
     columns = columns if columns is not None else model_columns(frame)
+    keys = frame["unique_id"].to_numpy()
+    frame = frame.assign(unique_id=np.arange(len(frame), dtype=np.int64))
     linker = make_linker(frame, settings, model, notes, columns, store)
     pairs = linker.inference.predict(
         threshold_match_probability=settings.review_threshold,
         warning_mode="never").as_pandas_dataframe()
+    for side in ("unique_id_l", "unique_id_r"):
+        pairs[side] = keys[pairs[side].to_numpy(dtype=np.int64)]
     labels = level_labels(linker)
     pairs["person_probability"] = person_probability(linker, pairs)
     pairs["home_weight"] = person_weight(pairs, relatives_levels(labels))
