@@ -475,15 +475,20 @@ def model_columns(frame: pd.DataFrame) -> list[str]:
     return [c for c in names if c in frame.columns and frame[c].notna().any()]
 
 
-def _deterministic_groups(store: Store) -> pd.DataFrame:
-    """Record → deterministic component, so pairs already joined are not reported."""
+def _deterministic_groups(store: Store) -> None:
+    """``_groups(unique_id, group)``: record → deterministic component, so pairs already
+    joined are not reported."""
     edges = store.execute("SELECT idx, dense_rank() OVER (ORDER BY node) - 1 AS nid "
                           "FROM _id_edges").fetchnumpy()
     n = int(store.scalar("SELECT count(*) FROM _rec"))
     labels = components(n, np.asarray(edges["idx"], dtype=np.int64),
                         np.asarray(edges["nid"], dtype=np.int64))
-    keys = store.execute("SELECT record_key FROM _rec ORDER BY idx").fetchnumpy()["record_key"]
-    return pd.DataFrame({"unique_id": keys, "group": labels[:n]})
+    store.con.register("_groups_view", pd.DataFrame({"idx": np.arange(n, dtype=np.int64),
+                                                     "group": labels[:n]}))
+    store.execute("""CREATE OR REPLACE TEMP TABLE _groups AS
+                     SELECT r.record_key AS unique_id, g."group" FROM _groups_view g
+                     JOIN _rec r USING (idx)""")
+    store.con.unregister("_groups_view")
 
 
 #: DuckDB memory of Splink's connection (spilling to disk beyond): with the store's own cap
@@ -880,7 +885,7 @@ def match_pairs(store: Store, settings: IdentifySettings, mode: str,
     every candidate pair and trains the model, and stores the input (:data:`INPUT_TABLE`)."""
     say = progress or (lambda _message: None)
     outcome = Outcome()
-    groups = _deterministic_groups(store)
+    _deterministic_groups(store)
     only_new = scored is not None
     if scored is None:
         frame = _input(store, settings)
@@ -891,8 +896,9 @@ def match_pairs(store: Store, settings: IdentifySettings, mode: str,
         columns = model_columns(frame)
         frame, keys = raw_block_keys(frame, columns)
         _save_input(store, frame)
-        frame["grp"] = frame[["unique_id"]].merge(groups, on="unique_id", how="left")[
-            "group"].fillna(-1).astype("int64").to_numpy()
+        frame["grp"] = store.execute(f"""
+            SELECT coalesce(g."group", -1) AS grp FROM {INPUT_TABLE} i
+            LEFT JOIN _groups g USING (unique_id) ORDER BY i.unique_id""").fetchnumpy()["grp"]
         frame = cut_blocks(frame, keys, settings.max_block_size)
         if len(frame) > TRAIN_MAX_RECORDS:
             say(f"  training the model on {TRAIN_MAX_RECORDS:,} of {len(frame):,} profile "
@@ -915,10 +921,8 @@ def match_pairs(store: Store, settings: IdentifySettings, mode: str,
                       "match_probability DOUBLE, match_weight DOUBLE, evidence VARCHAR)")
     else:
         store.con.register("_scored", scored)
-        store.con.register("_groups", groups)
         _record_pairs(store, settings, odds)
         store.con.unregister("_scored")
-        store.con.unregister("_groups")
     if only_new:
         store.execute("""DELETE FROM identity_review WHERE status IN ('linked', 'pending')
                          AND (record_key_l IN (SELECT record_key FROM _new)
