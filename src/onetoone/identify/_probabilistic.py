@@ -210,12 +210,14 @@ def email_comparison() -> Any:
 
 #: Candidate pairs agree on one of these keys: two fields (any two strong ones), a contact
 #: value, or three fields where the two-field block is too large (common names at scale).
+#: No first name + postcode: at 1 M demo people it made 4 % of the pairs and alone found 16
+#: of 134,289 true pairs (first name + address, the names + postcode, birth dates find them).
 BLOCKS: tuple[tuple[str, ...], ...] = (
     ("first_name", "surname"), ("surname", "birth_date"), ("first_name", "birth_date"),
-    ("birth_date", "postcode"), ("surname", "postcode"), ("first_name", "postcode"),
-    ("surname", "city"), ("birth_date", "city"), ("address", "postcode"),
-    ("first_name", "address"), ("email",), ("phone",), ("first_name", "surname", "postcode"),
-    ("first_name", "surname", "city"), ("first_name", "birth_date", "postcode"))
+    ("birth_date", "postcode"), ("surname", "postcode"), ("surname", "city"),
+    ("birth_date", "city"), ("address", "postcode"), ("first_name", "address"), ("email",),
+    ("phone",), ("first_name", "surname", "postcode"), ("first_name", "surname", "city"),
+    ("first_name", "birth_date", "postcode"))
 #: Records of the largest sample the model is trained on (training cost stays flat).
 TRAIN_MAX_RECORDS = 15_000
 
@@ -478,8 +480,7 @@ def model_columns(frame: pd.DataFrame) -> list[str]:
 def _deterministic_groups(store: Store) -> None:
     """``_groups(unique_id, group)``: record → deterministic component, so pairs already
     joined are not reported."""
-    edges = store.execute("SELECT idx, dense_rank() OVER (ORDER BY node) - 1 AS nid "
-                          "FROM _id_edges").fetchnumpy()
+    edges = store.execute("SELECT idx, nid FROM _id_edges").fetchnumpy()
     n = int(store.scalar("SELECT count(*) FROM _rec"))
     labels = components(n, np.asarray(edges["idx"], dtype=np.int64),
                         np.asarray(edges["nid"], dtype=np.int64))
