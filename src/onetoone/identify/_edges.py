@@ -155,8 +155,9 @@ def _nicknames(con: duckdb.DuckDBPyConnection, settings: IdentifySettings) -> No
 
 def build_identifier_edges(con: duckdb.DuckDBPyConnection, settings: IdentifySettings,
                            scoped: bool = False) -> None:
-    """``_id_edges(idx, node, type, value, shared, rank, guess)``: record → (guarded) value
-    node; ``guess`` marks a record without a first name put in a shared value's largest group.
+    """``_id_edges(idx, type, value, node, shared, rank, guess, nid)``: record → (guarded)
+    value node, numbered ``nid`` from 0 (``_id_nodes``); ``guess`` marks a record without a
+    first name put in a shared value's largest group.
 
     Needs ``_rec``. Values held by a single record are left out: they join nothing. When
     ``_rec`` holds part of the base (``scoped``), a value's records are counted in the whole
@@ -232,8 +233,12 @@ def build_identifier_edges(con: duckdb.DuckDBPyConnection, settings: IdentifySet
         FROM g LEFT JOIN groups p USING (type, value, grp) LEFT JOIN largest l USING (type, value)
     """)
     con.unregister("_item_group_view")
-    # A split value node that now holds a single record joins nothing.
+    # Integer node ids (``nid``), for the components; a split value node that now holds a
+    # single record joins nothing.
     con.execute("""
-        DELETE FROM _id_edges WHERE node IN
-          (SELECT node FROM _id_edges GROUP BY node HAVING count(*) < 2)
+        CREATE OR REPLACE TEMP TABLE _id_nodes AS
+        SELECT node, (row_number() OVER () - 1)::BIGINT AS nid FROM _id_edges
+        GROUP BY node HAVING count(*) >= 2;
+        CREATE OR REPLACE TEMP TABLE _id_edges AS
+        SELECT e.*, n.nid FROM _id_edges e JOIN _id_nodes n USING (node)
     """)

@@ -480,8 +480,7 @@ def model_columns(frame: pd.DataFrame) -> list[str]:
 def _deterministic_groups(store: Store) -> None:
     """``_groups(unique_id, group)``: record → deterministic component, so pairs already
     joined are not reported."""
-    edges = store.execute("SELECT idx, dense_rank() OVER (ORDER BY node) - 1 AS nid "
-                          "FROM _id_edges").fetchnumpy()
+    edges = store.execute("SELECT idx, nid FROM _id_edges").fetchnumpy()
     n = int(store.scalar("SELECT count(*) FROM _rec"))
     labels = components(n, np.asarray(edges["idx"], dtype=np.int64),
                         np.asarray(edges["nid"], dtype=np.int64))

@@ -164,7 +164,7 @@ class IdentityResolver:
             self._affected(mode)
             say("assigning stable customer ids")
             self._assign_ids(result, event_prefix, reason)
-            self._write_links(result)
+            self._write_links(result, whole=not scoped)
             say("building golden records")
             rebuild_golden(con, self.settings, "_affected_ids")
             con.execute("DELETE FROM customers WHERE customer_id NOT IN "
@@ -316,11 +316,11 @@ class IdentityResolver:
             SELECT r.record_key FROM _sep JOIN _rec r USING (idx);
             CREATE OR REPLACE TEMP TABLE _edges0 AS
             SELECT idx, node, 'deterministic:' || type AS method, rank, 1.0 AS prob,
-                   false AS forced, guess AS soft
+                   false AS forced, guess AS soft, nid
             FROM _id_edges WHERE idx NOT IN (SELECT idx FROM _sep)
             UNION ALL
             SELECT r.idx, 'manual:' || o.record_key || '|' || o.other_record_key, 'manual', 0,
-                   1.0, true, false
+                   1.0, true, false, NULL
             FROM (SELECT *, unnest([record_key, other_record_key]) AS end_key
                   FROM identity_overrides WHERE kind = 'link') o
             JOIN _rec r ON r.record_key = o.end_key
@@ -329,15 +329,19 @@ class IdentityResolver:
                    CASE p.status WHEN 'accepted' THEN 'manual' ELSE 'probabilistic' END,
                    CASE p.status WHEN 'accepted' THEN 0 ELSE {k} END,
                    CASE p.status WHEN 'accepted' THEN 1.0 ELSE p.match_probability END,
-                   p.status = 'accepted', p.status <> 'accepted'
+                   p.status = 'accepted', p.status <> 'accepted', NULL
             FROM (SELECT *, unnest([record_key_l, record_key_r]) AS end_key
                   FROM identity_review
                   WHERE status = 'accepted' OR (status = 'linked'
                         AND record_key_l NOT IN (SELECT record_key FROM _sep_keys)
                         AND record_key_r NOT IN (SELECT record_key FROM _sep_keys))) p
             JOIN _rec r ON r.record_key = p.end_key;
-            CREATE OR REPLACE TEMP TABLE _edges AS
-            SELECT e.*, (dense_rank() OVER (ORDER BY node) - 1)::BIGINT AS nid FROM _edges0 e;
+            CREATE OR REPLACE TEMP TABLE _edges AS  -- pair and manual nodes numbered after
+            SELECT * FROM _edges0 WHERE nid IS NOT NULL
+            UNION ALL
+            SELECT e.* REPLACE ((SELECT count(*) FROM _id_nodes)
+                                + dense_rank() OVER (ORDER BY node) - 1 AS nid)
+            FROM _edges0 e WHERE nid IS NULL;
         """)
 
     def _components(self, n_records: int) -> np.ndarray:
@@ -597,7 +601,8 @@ class IdentityResolver:
                        SELECT customer_id FROM _cid UNION SELECT old_id FROM _heir""")
 
     # -- writing ------------------------------------------------------------------------
-    def _write_links(self, result: IdentifyResult) -> None:
+    def _write_links(self, result: IdentifyResult, whole: bool) -> None:
+        """``customer_links`` of the components rewritten (``whole``: every record's)."""
         con = self.con
         now = _now()
         con.execute("""
@@ -629,7 +634,7 @@ class IdentityResolver:
             UNION ALL
             SELECT record_key, NULL FROM _gone
         """)
-        con.execute("""
+        con.execute("DELETE FROM customer_links" if whole else """
             DELETE FROM customer_links WHERE record_key IN (SELECT record_key FROM _links_new)
                OR record_key IN (SELECT record_key FROM _gone)
         """)
