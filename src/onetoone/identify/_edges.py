@@ -156,7 +156,7 @@ def _nicknames(con: duckdb.DuckDBPyConnection, settings: IdentifySettings) -> No
 def build_identifier_edges(con: duckdb.DuckDBPyConnection, settings: IdentifySettings,
                            scoped: bool = False) -> None:
     """``_id_edges(idx, type, value, node, shared, rank, guess, nid)``: record → (guarded)
-    value node, numbered ``nid`` from 0 (``_id_nodes``); ``guess`` marks a record without a
+    value node, numbered ``nid`` below ``_id_nodes.n``; ``guess`` marks a record without a
     first name put in a shared value's largest group.
 
     Needs ``_rec``. Values held by a single record are left out: they join nothing. When
@@ -180,65 +180,77 @@ def build_identifier_edges(con: duckdb.DuckDBPyConnection, settings: IdentifySet
             GROUP BY ALL HAVING count(DISTINCT record_key) > {settings.max_records_per_value}""")
         whole = "AND (type, value) NOT IN (SELECT (type, value) FROM _value_n)"
         source = "_rec_ids"
+    # Each joining value numbered (``vid``): the node of a value that is not split.
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _ids AS
         WITH ids AS (
             SELECT r.idx, r.record_key, i.type, i.value, r.fn, r.ln, r.bd
             FROM {source} i JOIN _rec r USING (record_key)
         ), stats AS (  -- garbage is a property of the value: tested once per joining value
-            SELECT * FROM (  -- two first names (birth dates) or more: min and max differ
-                SELECT type, value, count(*) AS n, min(fn) <> max(fn) AS many_fn,
-                       min(bd) <> max(bd) AS many_bd
-                FROM ids GROUP BY ALL
-                HAVING count(*) BETWEEN 2 AND {settings.max_records_per_value})
-            WHERE NOT {garbage_predicate(settings, 'type', 'value')} {whole}
+            SELECT *, (row_number() OVER () - 1)::BIGINT AS vid FROM (
+                SELECT * FROM (  -- two first names (birth dates) or more: min and max differ
+                    SELECT type, value, count(*) AS n, min(fn) <> max(fn) AS many_fn,
+                           min(bd) <> max(bd) AS many_bd
+                    FROM ids GROUP BY ALL
+                    HAVING count(*) BETWEEN 2 AND {settings.max_records_per_value})
+                WHERE NOT {garbage_predicate(settings, 'type', 'value')} {whole})
         )
-        SELECT ids.*, s.n >= {settings.shared_min_records}
+        SELECT ids.*, s.vid, s.n >= {settings.shared_min_records}
                    AND (coalesce(s.many_fn, false) OR coalesce(s.many_bd, false))
-                   AND {_in_list('ids.type', settings.household_types)} AS suspect,
-               (row_number() OVER () - 1)::BIGINT AS item  -- any numbering: node ids
+                   AND {_in_list('ids.type', settings.household_types)} AS suspect
         FROM ids JOIN stats s USING (type, value)
     """)
+    n_values = int(con.execute("SELECT coalesce(max(vid) + 1, 0) FROM _ids").fetchall()[0][0])
     # Records of a suspect value: which pairs may be one person? Groups of compatible records.
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE _sus AS
+        SELECT (row_number() OVER () - 1)::BIGINT AS item, idx, type, value, fn, ln, bd
+        FROM _ids WHERE suspect AND fn IS NOT NULL
+    """)
     pairs = con.execute(f"""
         SELECT a.item AS a, b.item AS b
-        FROM _ids a JOIN _ids b ON a.type = b.type AND a.value = b.value AND a.idx < b.idx
-        WHERE a.suspect AND a.fn IS NOT NULL AND b.fn IS NOT NULL
-          AND {names_compatible('a.fn', 'b.fn', 'a.ln', 'b.ln')}
+        FROM _sus a JOIN _sus b ON a.type = b.type AND a.value = b.value AND a.idx < b.idx
+        WHERE {names_compatible('a.fn', 'b.fn', 'a.ln', 'b.ln')}
           AND {births_compatible('a.bd', 'b.bd', BIRTH_DAYS)}
     """).fetchnumpy()
-    n_items = int(con.execute("SELECT count(*) FROM _ids").fetchall()[0][0])
-    a = np.asarray(pairs["a"], dtype=np.int64)
-    b = np.asarray(pairs["b"], dtype=np.int64)
-    labels = item_components(n_items, a, b)
-    suspect = con.execute("SELECT item FROM _ids WHERE suspect AND fn IS NOT NULL"
-                          ).fetchnumpy()["item"].astype(np.int64)
-    con.register("_item_group_view", pd.DataFrame({"item": suspect, "grp": labels[suspect]}))
+    n_items = int(con.execute("SELECT count(*) FROM _sus").fetchall()[0][0])
+    labels = item_components(n_items, np.asarray(pairs["a"], dtype=np.int64),
+                             np.asarray(pairs["b"], dtype=np.int64))
+    con.register("_item_group_view", pd.DataFrame({"item": np.arange(n_items, dtype=np.int64),
+                                                   "grp": labels}))
+    rank = type_rank(settings)
     con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _id_edges AS
+        CREATE OR REPLACE TEMP TABLE _sus_edges AS
         WITH g AS (
-            SELECT i.*, CASE WHEN i.suspect AND i.fn IS NOT NULL THEN v.grp END AS grp
-            FROM _ids i LEFT JOIN _item_group_view v USING (item)
+            SELECT i.*, v.grp FROM _ids i
+            LEFT JOIN (SELECT s.idx, s.type, s.value, v.grp FROM _sus s
+                       JOIN _item_group_view v USING (item)) v USING (idx, type, value)
+            WHERE i.suspect
         ), groups AS (  -- a group of a shared value is named by its smallest record key
             SELECT type, value, grp, min(record_key) AS part, count(*) AS size FROM g
             WHERE grp IS NOT NULL GROUP BY ALL
         ), largest AS (  -- where records without a first name go
             SELECT type, value, arg_max(part, (size, part)) AS part FROM groups GROUP BY ALL
-        )
-        SELECT g.idx, g.type, g.value,
-               g.type || ':' || g.value || CASE WHEN g.suspect THEN
-                   '|' || coalesce(p.part, l.part, g.record_key) ELSE '' END AS node,
-               g.suspect AS shared, {type_rank(settings)} AS rank,
-               g.suspect AND g.fn IS NULL AS guess  -- put in the largest group by default
-        FROM g LEFT JOIN groups p USING (type, value, grp) LEFT JOIN largest l USING (type, value)
+        ), e AS (
+            SELECT g.idx, g.type, g.value,
+                   g.type || ':' || g.value || '|' || coalesce(p.part, l.part, g.record_key)
+                   AS node, {rank} AS rank,
+                   g.fn IS NULL AS guess  -- put in the largest group by default
+            FROM g LEFT JOIN groups p USING (type, value, grp)
+            LEFT JOIN largest l USING (type, value)
+        )  -- a split value node that holds a single record joins nothing
+        SELECT *, {n_values} + dense_rank() OVER (ORDER BY node) - 1 AS nid FROM e
+        QUALIFY count(*) OVER (PARTITION BY node) >= 2
     """)
     con.unregister("_item_group_view")
-    # Integer node ids (``nid``), for the components; a split value node that now holds a
-    # single record joins nothing.
-    con.execute("""
-        CREATE OR REPLACE TEMP TABLE _id_nodes AS
-        SELECT node, (row_number() OVER () - 1)::BIGINT AS nid FROM _id_edges
-        GROUP BY node HAVING count(*) >= 2;
+    # Integer node ids (``nid``) for the components: a value's number, or its group's.
+    con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _id_edges AS
-        SELECT e.*, n.nid FROM _id_edges e JOIN _id_nodes n USING (node)
+        SELECT idx, type, value, type || ':' || value AS node, false AS shared,
+               {rank} AS rank, false AS guess, vid AS nid
+        FROM _ids WHERE NOT suspect
+        UNION ALL
+        SELECT idx, type, value, node, true, rank, guess, nid FROM _sus_edges
     """)
+    con.execute("CREATE OR REPLACE TEMP TABLE _id_nodes AS SELECT "
+                "(SELECT coalesce(max(nid) + 1, 0) FROM _id_edges) AS n")

@@ -339,7 +339,7 @@ class IdentityResolver:
             CREATE OR REPLACE TEMP TABLE _edges AS  -- pair and manual nodes numbered after
             SELECT * FROM _edges0 WHERE nid IS NOT NULL
             UNION ALL
-            SELECT e.* REPLACE ((SELECT count(*) FROM _id_nodes)
+            SELECT e.* REPLACE ((SELECT n FROM _id_nodes)
                                 + dense_rank() OVER (ORDER BY node) - 1 AS nid)
             FROM _edges0 e WHERE nid IS NULL;
         """)
