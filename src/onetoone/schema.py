@@ -432,7 +432,8 @@ TABLES: dict[str, Table] = {
             "new records reach.",
             (
                 _c("record_key", "VARCHAR", "The customer record."),
-                _c("component", "VARCHAR", "Smallest record key of its component."),
+                _c("component", "BIGINT", "Its component: a hash of the component's "
+                   "smallest record key."),
             ),
         ),
         Table(

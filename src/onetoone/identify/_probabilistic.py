@@ -222,6 +222,22 @@ BLOCKS: tuple[tuple[str, ...], ...] = (
 TRAIN_MAX_RECORDS = 15_000
 
 
+def block_key_sql(columns: list[str]) -> tuple[list[str], str, list[str]]:
+    """The blocking key columns of the compared ``columns``: their names, the SQL that
+    computes them (see :func:`raw_block_keys`) and the fields it reads."""
+    specs: list[tuple[str, ...]] = [b for b in BLOCKS if all(c in columns for c in b)]
+    swap = "first_name" in columns and "surname" in columns
+    specs += [(c,) for c in columns if c.startswith("x_")]
+    exprs = [" || '|' || ".join(f"{c}::VARCHAR" for c in spec) for spec in specs]
+    if swap:
+        exprs.append("least(first_name, surname) || '|' || greatest(first_name, surname)")
+    names = [f"b_{i}" for i in range(len(exprs))]
+    hashed = ", ".join(f"CASE WHEN ({e}) IS NOT NULL THEN (hash({e}) >> 1)::BIGINT END AS {n}"
+                       for e, n in zip(exprs, names, strict=True))
+    fields = [*{c for spec in specs for c in spec}, *(["first_name", "surname"] if swap else [])]
+    return names, hashed, list(dict.fromkeys(fields))
+
+
 def raw_block_keys(frame: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, list[str]]:
     """Add one blocking key column (``b_<n>``) per rule; returns the frame and their names.
 
@@ -231,22 +247,12 @@ def raw_block_keys(frame: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFram
     names, sorted). The keys are those of the whole block: :func:`cut_blocks` drops the large
     ones.
     """
-    specs: list[tuple[str, ...]] = [b for b in BLOCKS if all(c in columns for c in b)]
-    swap = "first_name" in columns and "surname" in columns
-    specs += [(c,) for c in columns if c.startswith("x_")]
-    exprs = [" || '|' || ".join(f"{c}::VARCHAR" for c in spec) for spec in specs]
-    if swap:
-        exprs.append("least(first_name, surname) || '|' || greatest(first_name, surname)")
-    names = [f"b_{i}" for i in range(len(exprs))]
+    names, hashed, fields = block_key_sql(columns)
     if not names:
         return frame, names
-    fields = [*{c for spec in specs for c in spec}, *(["first_name", "surname"] if swap else [])]
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
-    con.register("_frame", frame[list(dict.fromkeys(fields))].assign(
-        _row=np.arange(len(frame), dtype=np.int64)))
-    hashed = ", ".join(f"CASE WHEN ({e}) IS NOT NULL THEN (hash({e}) >> 1)::BIGINT END AS {n}"
-                       for e, n in zip(exprs, names, strict=True))
+    con.register("_frame", frame[fields].assign(_row=np.arange(len(frame), dtype=np.int64)))
     keys = con.execute(f"SELECT {hashed} FROM _frame ORDER BY _row").df()
     con.close()
     keys.index = frame.index
@@ -435,10 +441,10 @@ def level_labels(linker: Any) -> dict[str, dict[int, str]]:
     return labels
 
 
-def _input(store: Store, settings: IdentifySettings | None = None,
-           only: str | None = None) -> pd.DataFrame:
-    """Profile records as Splink sees them: normalized fields, one row per record; with
-    ``only``, those of the records listed in that table (``record_key``)."""
+def _input_sql(settings: IdentifySettings | None = None, only: str | None = None) -> str:
+    """SQL of the profile records as Splink sees them: normalized fields, one row per
+    record, in record key order; with ``only``, those of the records listed in that table
+    (``record_key``)."""
     text = "nullif(lower(strip_accents(trim({}::VARCHAR))), '')"
     select = {
         "first_name": norm_name("r.first_name"),
@@ -458,17 +464,22 @@ def _input(store: Store, settings: IdentifySettings | None = None,
                                      f"nullif(trim(r.attributes->>{q(key)}), ''))")
     columns = ", ".join(f"{expr} AS {name}" for name, expr in select.items())
     restrict = f"AND r.record_key IN (SELECT record_key FROM {only})" if only else ""
-    frame = store.execute(f"""
-        SELECT r.record_key AS unique_id, {columns}
-        FROM customer_records r {' '.join(joins)}
-        WHERE r.origin = 'profile'
-          AND coalesce(r.first_name, r.last_name, r.full_name, r.birth_date::VARCHAR,
-                       r.email) IS NOT NULL
-          {restrict}
-        ORDER BY r.record_key""").df()
-    both = frame["first_name"].notna() & frame["surname"].notna()
-    frame["name_concat"] = (frame["first_name"] + " " + frame["surname"]).where(both)
-    return frame
+    return f"""
+        SELECT *, CASE WHEN first_name IS NOT NULL AND surname IS NOT NULL
+                       THEN first_name || ' ' || surname END AS name_concat
+        FROM (SELECT r.record_key AS unique_id, {columns}
+              FROM customer_records r {' '.join(joins)}
+              WHERE r.origin = 'profile'
+                AND coalesce(r.first_name, r.last_name, r.full_name, r.birth_date::VARCHAR,
+                             r.email) IS NOT NULL
+                {restrict})
+        ORDER BY unique_id"""
+
+
+def _input(store: Store, settings: IdentifySettings | None = None,
+           only: str | None = None) -> pd.DataFrame:
+    """Profile records as Splink sees them (:func:`_input_sql`)."""
+    return store.execute(_input_sql(settings, only)).df()
 
 
 def model_columns(frame: pd.DataFrame) -> list[str]:
@@ -791,10 +802,30 @@ def _flags(pairs: pd.DataFrame, store: Store, settings: IdentifySettings) -> pd.
     return pairs[SCORED]
 
 
-def _save_input(store: Store, frame: pd.DataFrame) -> None:
-    store.con.register("_input_view", frame)
-    store.execute(f"CREATE OR REPLACE TABLE {INPUT_TABLE} AS SELECT * FROM _input_view")
-    store.con.unregister("_input_view")
+def _stored_input(store: Store, settings: IdentifySettings) -> pd.DataFrame:
+    """Every profile record as Splink sees it, stored with its blocking keys (before the
+    block-size cut) in :data:`INPUT_TABLE`; returned with the keys cut and each record's
+    deterministic group (``grp``, from ``_groups``). Made in the store, in SQL."""
+    con = store.con
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _input_all AS {_input_sql(settings)}")
+    names = [c for c in (str(r[0]) for r in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE table_name = '_input_all'").fetchall())
+        if c in FIELDS.values() or c.startswith("x_")]
+    counts = con.execute("SELECT " + ", ".join(f"count({ident(c)})" for c in names)
+                         + " FROM _input_all").fetchall()[0] if names else ()
+    columns = [c for c, n in zip(names, counts, strict=True) if n]
+    keys, hashed, _fields = block_key_sql(columns)
+    con.execute(f"CREATE OR REPLACE TABLE {INPUT_TABLE} AS SELECT *{', ' + hashed if keys else ''} "
+                "FROM _input_all")
+    con.execute("DROP TABLE _input_all")
+    kept = "".join(
+        f", CASE WHEN {k} IN (SELECT {k} FROM {INPUT_TABLE} GROUP BY {k} HAVING count(*) <= "
+        f"{settings.max_block_size}) THEN {k} END AS {k}" for k in keys)
+    exclude = f" EXCLUDE ({', '.join(keys)})" if keys else ""
+    return con.execute(f"""
+        SELECT i.*{exclude} {kept}, coalesce(g."group", -1) AS grp
+        FROM {INPUT_TABLE} i LEFT JOIN _groups g USING (unique_id)
+        ORDER BY unique_id""").df()
 
 
 def _saved_model(store: Store) -> dict[str, Any] | None:
@@ -889,18 +920,12 @@ def match_pairs(store: Store, settings: IdentifySettings, mode: str,
     _deterministic_groups(store)
     only_new = scored is not None
     if scored is None:
-        frame = _input(store, settings)
+        frame = _stored_input(store, settings)
         if len(frame) < MIN_RECORDS:
             store.execute(f"DROP TABLE IF EXISTS {INPUT_TABLE}")
             store.execute("DELETE FROM onetoone_meta WHERE key = ?", [_MODEL_KEY])
             return outcome
         columns = model_columns(frame)
-        frame, keys = raw_block_keys(frame, columns)
-        _save_input(store, frame)
-        frame["grp"] = store.execute(f"""
-            SELECT coalesce(g."group", -1) AS grp FROM {INPUT_TABLE} i
-            LEFT JOIN _groups g USING (unique_id) ORDER BY i.unique_id""").fetchnumpy()["grp"]
-        frame = cut_blocks(frame, keys, settings.max_block_size)
         if len(frame) > TRAIN_MAX_RECORDS:
             say(f"  training the model on {TRAIN_MAX_RECORDS:,} of {len(frame):,} profile "
                 f"records, then scoring every candidate pair")

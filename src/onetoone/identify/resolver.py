@@ -473,8 +473,10 @@ class IdentityResolver:
     def _write_graph(self, raw: np.ndarray, n_records: int, scoped: bool) -> None:
         """``identity_graph``: each record's component before the guards (``raw``), the
         groups of a shared value (and the values of a record set apart by a person) joined,
-        so that a value's records are all in one component; named by its smallest record
-        key (``_rec`` is in record key order)."""
+        so that a value's records are all in one component; numbered by a hash of its
+        smallest record key (``_rec`` is in record key order; DuckDB's string hash does
+        collide, about once in 40,000 keys, and two components that collide are only rebuilt
+        together)."""
         con = self.con
         whole = con.execute("""
             SELECT idx, dense_rank() OVER (ORDER BY type, value) - 1 AS node FROM _ids
@@ -494,7 +496,7 @@ class IdentityResolver:
             con.execute("DELETE FROM identity_graph")
         con.execute("""
             INSERT INTO identity_graph
-            SELECT r.record_key, f.record_key FROM _graph_view g
+            SELECT r.record_key, (hash(f.record_key) >> 1)::BIGINT FROM _graph_view g
             JOIN _rec r ON r.idx = g.idx JOIN _rec f ON f.idx = g.first
         """)
         con.unregister("_graph_view")
