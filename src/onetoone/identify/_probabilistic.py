@@ -871,8 +871,7 @@ def score_new_pairs(store: Store, settings: IdentifySettings,
     con.execute("CREATE OR REPLACE TEMP TABLE _input_keys AS " + " UNION ALL ".join(
         f"SELECT {i} AS k, {key} AS v FROM {INPUT_TABLE} WHERE {key} IN "
         f"(SELECT {key} FROM _input_new) GROUP BY {key} "
-        f"HAVING count(*) <= {settings.max_block_size}" for i, key in enumerate(keys))
-        if keys else "SELECT 0 AS k, NULL::BIGINT AS v WHERE false")
+        f"HAVING count(*) <= {settings.max_block_size}" for i, key in enumerate(keys)))
     near = " ".join(f"OR {key} IN (SELECT v FROM _input_keys WHERE k = {i})"
                     for i, key in enumerate(keys))
     kept = "".join(f", CASE WHEN {key} IN (SELECT v FROM _input_keys WHERE k = {i}) "

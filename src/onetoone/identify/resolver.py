@@ -140,7 +140,7 @@ class IdentityResolver:
             scoped = mode == "incremental"
             if scoped:
                 self._scope(touched or [], scored)
-            for _attempt in range(5):  # again when a matched pair leaves the scope
+            while True:  # again when a matched pair leaves the scope (it only grows)
                 build_records(con, "_scope" if scoped else None)
                 con.execute("CREATE OR REPLACE TEMP TABLE _new AS SELECT idx, record_key "
                             "FROM _rec WHERE record_key IN (SELECT record_key FROM _new_keys)")
@@ -256,6 +256,7 @@ class IdentityResolver:
         """).fetchall()
         con.unregister("_touched_view")
         con.unregister("_ends_view")
+
     def _widen_scope(self) -> bool:
         """Add to ``_scope`` the components of records outside it that a pair or a manual
         link joins to a record in it; whether there were any."""
