@@ -260,6 +260,13 @@ def raw_block_keys(frame: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFram
         **{n: keys[n] for n in names}), names
 
 
+def kept_keys_sql(names: list[str], table: str, max_block_size: int) -> str:
+    """SQL of the key columns ``names`` of ``table``, each NULL where its block in
+    ``table`` holds more than ``max_block_size`` records."""
+    return ", ".join(f"CASE WHEN {n} IN (SELECT {n} FROM {table} GROUP BY {n} HAVING "
+                     f"count(*) <= {max_block_size}) THEN {n} END AS {n}" for n in names)
+
+
 def cut_blocks(frame: pd.DataFrame, names: list[str], max_block_size: int) -> pd.DataFrame:
     """The keys ``names`` set to NULL where their block holds more than ``max_block_size``
     records: such a block agrees only on common values (``marie`` + ``martin`` in one city)
@@ -269,12 +276,8 @@ def cut_blocks(frame: pd.DataFrame, names: list[str], max_block_size: int) -> pd
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
     con.register("_keys", frame[names].assign(_row=np.arange(len(frame), dtype=np.int64)))
-    for n in names:  # the blocks small enough to keep
-        con.execute(f"CREATE TEMP TABLE _ok_{n} AS SELECT {n} AS k FROM _keys "
-                    f"WHERE {n} IS NOT NULL GROUP BY 1 HAVING count(*) <= {max_block_size}")
-    kept = ", ".join(f"CASE WHEN {n} IN (SELECT k FROM _ok_{n}) THEN {n} END AS {n}"
-                     for n in names)
-    keys = con.execute(f"SELECT {kept} FROM _keys ORDER BY _row").df()
+    keys = con.execute(f"SELECT {kept_keys_sql(names, '_keys', max_block_size)} "
+                       "FROM _keys ORDER BY _row").df()
     con.close()
     keys.index = frame.index
     return frame.assign(**{n: keys[n] for n in names})
@@ -802,10 +805,11 @@ def _flags(pairs: pd.DataFrame, store: Store, settings: IdentifySettings) -> pd.
     return pairs[SCORED]
 
 
-def _stored_input(store: Store, settings: IdentifySettings) -> pd.DataFrame:
+def _stored_input(store: Store, settings: IdentifySettings) -> tuple[pd.DataFrame, list[str]]:
     """Every profile record as Splink sees it, stored with its blocking keys (before the
     block-size cut) in :data:`INPUT_TABLE`; returned with the keys cut and each record's
-    deterministic group (``grp``, from ``_groups``). Made in the store, in SQL."""
+    deterministic group (``grp``, from ``_groups``), and the compared columns that hold a
+    value. Made in the store, in SQL."""
     con = store.con
     con.execute(f"CREATE OR REPLACE TEMP TABLE _input_all AS {_input_sql(settings)}")
     names = [c for c in (str(r[0]) for r in con.execute(
@@ -818,14 +822,13 @@ def _stored_input(store: Store, settings: IdentifySettings) -> pd.DataFrame:
     con.execute(f"CREATE OR REPLACE TABLE {INPUT_TABLE} AS SELECT *{', ' + hashed if keys else ''} "
                 "FROM _input_all")
     con.execute("DROP TABLE _input_all")
-    kept = "".join(
-        f", CASE WHEN {k} IN (SELECT {k} FROM {INPUT_TABLE} GROUP BY {k} HAVING count(*) <= "
-        f"{settings.max_block_size}) THEN {k} END AS {k}" for k in keys)
-    exclude = f" EXCLUDE ({', '.join(keys)})" if keys else ""
-    return con.execute(f"""
-        SELECT i.*{exclude} {kept}, coalesce(g."group", -1) AS grp
+    kept = (f" EXCLUDE ({', '.join(keys)}), "
+            f"{kept_keys_sql(keys, INPUT_TABLE, settings.max_block_size)}" if keys else "")
+    frame = con.execute(f"""
+        SELECT i.*{kept}, coalesce(g."group", -1) AS grp
         FROM {INPUT_TABLE} i LEFT JOIN _groups g USING (unique_id)
         ORDER BY unique_id""").df()
+    return frame, columns
 
 
 def _saved_model(store: Store) -> dict[str, Any] | None:
@@ -906,7 +909,6 @@ def _record_pairs(store: Store, settings: IdentifySettings, odds: float) -> None
     """)
 
 
-
 def match_pairs(store: Store, settings: IdentifySettings, mode: str,
                 progress: Callable[[str], None] | None = None, *,
                 scored: pd.DataFrame | None = None) -> Outcome:
@@ -919,12 +921,11 @@ def match_pairs(store: Store, settings: IdentifySettings, mode: str,
     _deterministic_groups(store)
     only_new = scored is not None
     if scored is None:
-        frame = _stored_input(store, settings)
+        frame, columns = _stored_input(store, settings)
         if len(frame) < MIN_RECORDS:
             store.execute(f"DROP TABLE IF EXISTS {INPUT_TABLE}")
             store.execute("DELETE FROM onetoone_meta WHERE key = ?", [_MODEL_KEY])
             return outcome
-        columns = model_columns(frame)
         if len(frame) > TRAIN_MAX_RECORDS:
             say(f"  training the model on {TRAIN_MAX_RECORDS:,} of {len(frame):,} profile "
                 f"records, then scoring every candidate pair")
