@@ -154,9 +154,9 @@ def _nicknames(con: duckdb.DuckDBPyConnection, settings: IdentifySettings) -> No
 
 
 def build_identifier_edges(con: duckdb.DuckDBPyConnection, settings: IdentifySettings,
-                           scoped: bool = False) -> None:
-    """``_id_edges(idx, type, value, node, shared, rank, guess, nid)``: record → (guarded)
-    value node, numbered ``nid`` below ``_id_nodes.n``; ``guess`` marks a record without a
+                           scoped: bool = False) -> int:
+    """``_id_edges(idx, type, value, node, rank, guess, nid)``: record → (guarded) value
+    node, numbered ``nid`` below the number returned; ``guess`` marks a record without a
     first name put in a shared value's largest group.
 
     Needs ``_rec``. Values held by a single record are left out: they join nothing. When
@@ -204,13 +204,13 @@ def build_identifier_edges(con: duckdb.DuckDBPyConnection, settings: IdentifySet
     # Records of a suspect value: which pairs may be one person? Groups of compatible records.
     con.execute("""
         CREATE OR REPLACE TEMP TABLE _sus AS
-        SELECT (row_number() OVER () - 1)::BIGINT AS item, idx, type, value, fn, ln, bd
-        FROM _ids WHERE suspect AND fn IS NOT NULL
+        SELECT (row_number() OVER () - 1)::BIGINT AS item, * FROM _ids WHERE suspect
     """)
     pairs = con.execute(f"""
         SELECT a.item AS a, b.item AS b
         FROM _sus a JOIN _sus b ON a.type = b.type AND a.value = b.value AND a.idx < b.idx
-        WHERE {names_compatible('a.fn', 'b.fn', 'a.ln', 'b.ln')}
+        WHERE a.fn IS NOT NULL AND b.fn IS NOT NULL
+          AND {names_compatible('a.fn', 'b.fn', 'a.ln', 'b.ln')}
           AND {births_compatible('a.bd', 'b.bd', BIRTH_DAYS)}
     """).fetchnumpy()
     n_items = int(con.execute("SELECT count(*) FROM _sus").fetchall()[0][0])
@@ -221,11 +221,9 @@ def build_identifier_edges(con: duckdb.DuckDBPyConnection, settings: IdentifySet
     rank = type_rank(settings)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _sus_edges AS
-        WITH g AS (
-            SELECT i.*, v.grp FROM _ids i
-            LEFT JOIN (SELECT s.idx, s.type, s.value, v.grp FROM _sus s
-                       JOIN _item_group_view v USING (item)) v USING (idx, type, value)
-            WHERE i.suspect
+        WITH g AS (  -- records without a first name are in no group of their own
+            SELECT s.*, CASE WHEN s.fn IS NOT NULL THEN v.grp END AS grp
+            FROM _sus s JOIN _item_group_view v USING (item)
         ), groups AS (  -- a group of a shared value is named by its smallest record key
             SELECT type, value, grp, min(record_key) AS part, count(*) AS size FROM g
             WHERE grp IS NOT NULL GROUP BY ALL
@@ -246,11 +244,11 @@ def build_identifier_edges(con: duckdb.DuckDBPyConnection, settings: IdentifySet
     # Integer node ids (``nid``) for the components: a value's number, or its group's.
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _id_edges AS
-        SELECT idx, type, value, type || ':' || value AS node, false AS shared,
-               {rank} AS rank, false AS guess, vid AS nid
+        SELECT idx, type, value, type || ':' || value AS node, {rank} AS rank,
+               false AS guess, vid AS nid
         FROM _ids WHERE NOT suspect
         UNION ALL
-        SELECT idx, type, value, node, true, rank, guess, nid FROM _sus_edges
+        SELECT idx, type, value, node, rank, guess, nid FROM _sus_edges
     """)
-    con.execute("CREATE OR REPLACE TEMP TABLE _id_nodes AS SELECT "
-                "(SELECT coalesce(max(nid) + 1, 0) FROM _id_edges) AS n")
+    return int(con.execute(f"SELECT coalesce(max(nid) + 1, {n_values}) FROM _sus_edges")
+               .fetchall()[0][0])

@@ -145,7 +145,7 @@ class IdentityResolver:
                 con.execute("CREATE OR REPLACE TEMP TABLE _new AS SELECT idx, record_key "
                             "FROM _rec WHERE record_key IN (SELECT record_key FROM _new_keys)")
                 say("stitching identifiers")
-                build_identifier_edges(con, self.settings, scoped=scoped)
+                n_nodes = build_identifier_edges(con, self.settings, scoped=scoped)
                 if self.settings.probabilistic:
                     if not scoped:
                         say("probabilistic matching")
@@ -155,7 +155,7 @@ class IdentityResolver:
             n_records = int(self.store.scalar("SELECT count(*) FROM _rec"))
             result.records = int(self.store.scalar("SELECT count(*) FROM customer_records"))
             result.records_rebuilt = n_records
-            self._all_edges()
+            self._all_edges(n_nodes)
             raw = self._components(n_records)
             self._write_graph(raw, n_records, scoped)
             say("guarding against over-merging")
@@ -304,7 +304,7 @@ class IdentityResolver:
         result.probabilistic_links = outcome.links
         result.notes.extend(outcome.notes)
 
-    def _all_edges(self) -> None:
+    def _all_edges(self, n_nodes: int) -> None:
         """``_edges(idx, nid, node, method, rank, prob, forced, soft)`` with integer node ids;
         ``soft`` edges (probabilistic pairs, records without a first name put in a shared
         value's largest group) must not join records the vetoes separate (:meth:`_cannot_link`)."""
@@ -340,8 +340,7 @@ class IdentityResolver:
             CREATE OR REPLACE TEMP TABLE _edges AS  -- pair and manual nodes numbered after
             SELECT * FROM _edges0 WHERE nid IS NOT NULL
             UNION ALL
-            SELECT e.* REPLACE ((SELECT n FROM _id_nodes)
-                                + dense_rank() OVER (ORDER BY node) - 1 AS nid)
+            SELECT e.* REPLACE ({n_nodes} + dense_rank() OVER (ORDER BY node) - 1 AS nid)
             FROM _edges0 e WHERE nid IS NULL;
         """)
 
@@ -480,7 +479,7 @@ class IdentityResolver:
         together)."""
         con = self.con
         whole = con.execute("""
-            SELECT idx, dense_rank() OVER (ORDER BY type, value) - 1 AS node FROM _ids
+            SELECT idx, vid AS node FROM _ids
             WHERE suspect OR idx IN (SELECT idx FROM _sep)""").fetchnumpy()
         labels = raw[:n_records]
         if len(whole["idx"]):
