@@ -322,7 +322,8 @@ def main() -> None:
                 if httpx.get(f"{url}/healthz").status_code == 200:
                     break
             except httpx.TransportError:
-                time.sleep(0.1)
+                pass
+            time.sleep(0.1)
         else:
             raise SystemExit(f"onetoone serve did not answer /healthz in 30 s; see {log.name}")
         try:

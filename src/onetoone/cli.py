@@ -371,8 +371,8 @@ def customer(
             console.print(f"- {line}", markup=False, highlight=False)
         if view.get("refused"):
             console.print("Not part of this customer, and why:", markup=False, highlight=False)
-        for line in view.get("refused", []):
-            console.print(f"- {line}", markup=False, highlight=False)
+            for line in view["refused"]:
+                console.print(f"- {line}", markup=False, highlight=False)
 
 
 @app.command()

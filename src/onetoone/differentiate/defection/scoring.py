@@ -89,7 +89,8 @@ def score_defection(store: Any, as_of: Any = None, config: Any = None) -> Defect
     model = model_from_settings(settings).fit(
         X, y, time=time, groups=X.index.get_level_values("customer_id"))
     clock.lap("fit")
-    feats = feature_frame(store, [score_cutoff], settings, ts.horizon_days, ts.kind)
+    feats = feature_frame(store, [score_cutoff], settings, ts.horizon_days, ts.kind,
+                          occasions_built=True)  # by build_training_set
     current = feats.features.droplevel("cutoff")
     current = current[~current.index.duplicated()]
     clock.lap("scoring_features")
