@@ -14,6 +14,7 @@ from onetoone.identify._components import (
     same_birth,
 )
 from onetoone.identify._edges import births_compatible, names_compatible
+from onetoone.store import Store
 
 
 def _names(a: tuple[str, str], b: tuple[str, str]) -> bool:
@@ -165,27 +166,17 @@ def test_a_number_shared_by_three_people_is_still_capped(base: Builder) -> None:
     assert len({customer_of(ws, f"crm:{i}") for i in range(1, 4)}) == 2
 
 
-class _Con:
-    """The store's ``execute`` on a bare DuckDB connection."""
-
-    def __init__(self) -> None:
-        self.con = duckdb.connect()
-
-    def execute(self, sql: str, params: list[object] | None = None) -> duckdb.DuckDBPyConnection:
-        return self.con.execute(sql, params or [])
-
-
-def _home_pairs(rows: list[tuple[str, str, str | None, str, str, str | None]]) -> _Con:
+def _home_pairs(rows: list[tuple[str, str, str | None, str, str, str | None]]) -> Store:
     """``_rec`` and ``_scored`` for pairs at one home: (fn_a, ln_a, bd_a, fn_b, ln_b, bd_b)."""
-    store = _Con()
+    store = Store(":memory:")
     recs, scored = [], []
     for i, (fa, la, ba, fb, lb, bb) in enumerate(rows):
         recs += [(f"{i}a", fa, la, ba), (f"{i}b", fb, lb, bb)]
         scored.append((f"{i}a", f"{i}b", True))
-    store.con.register("_rec0", pd.DataFrame(recs, columns=["record_key", "fn", "ln", "bd"]))
+    store.register("_rec0", pd.DataFrame(recs, columns=["record_key", "fn", "ln", "bd"]))
     store.execute("CREATE TABLE _rec AS SELECT record_key, fn, ln, bd::DATE AS bd FROM _rec0")
-    store.con.register("_scored", pd.DataFrame(scored, columns=["unique_id_l", "unique_id_r",
-                                                                "home"]))
+    store.register("_scored", pd.DataFrame(scored, columns=["unique_id_l", "unique_id_r",
+                                                            "home"]))
     return store
 
 

@@ -179,7 +179,7 @@ def _insert_golden(con: duckdb.DuckDBPyConnection, settings: IdentifySettings,
             FROM _golden_input i
             LEFT JOIN (SELECT * FROM _golden_frequent WHERE _part = {part}) m
                  USING (customer_id)
-            WHERE hash(i.customer_id) % {parts} = {part}
+            {f"WHERE hash(i.customer_id) % {parts} = {part}" if parts > 1 else ""}
             GROUP BY i.customer_id
         )
         SELECT b.customer_id, {', '.join(f'g.{ident(f)}' for f in rules)},

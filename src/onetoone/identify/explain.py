@@ -62,34 +62,42 @@ def customer_view(store: Store, settings: IdentifySettings, customer_id: str,
         WHERE l.customer_id = ? ORDER BY r.record_key""", [customer_id])
     view: dict[str, Any] = {"customer": golden[0], "records": records}
     if why:
-        view["evidence"] = evidence(store, settings, customer_id)
-        view["refused"] = refused(store, settings, customer_id)
+        mine = [str(r["record_key"]) for r in records]
+        view["evidence"] = evidence(store, settings, customer_id, mine)
+        view["refused"] = refused(store, settings, customer_id, mine)
     return view
 
 
-def evidence(store: Store, settings: IdentifySettings, customer_id: str) -> list[str]:
-    """Why these records are one customer, in a marketer's words."""
+def _keys_of(store: Store, customer_id: str) -> list[str]:
+    return [str(k) for (k,) in store.fetchall(
+        "SELECT record_key FROM customer_links WHERE customer_id = ?", [customer_id])]
+
+
+def evidence(store: Store, settings: IdentifySettings, customer_id: str,
+             mine: list[str] | None = None) -> list[str]:
+    """Why these records are one customer, in a marketer's words (``mine``: its record
+    keys, read when not given)."""
     lines: list[str] = []
-    keys = "(SELECT record_key FROM customer_links WHERE customer_id = ?)"
+    mine = _keys_of(store, customer_id) if mine is None else mine
     for kind, value, members in store.fetchall(f"""
             SELECT type, value, list(DISTINCT record_key ORDER BY record_key)
-            FROM identifiers WHERE record_key IN {keys}
+            FROM identifiers WHERE record_key IN {_KEYS}
               AND NOT {garbage_predicate(settings)}
             GROUP BY ALL HAVING count(DISTINCT record_key) >= 2 ORDER BY type, value""",
-            [customer_id]):
+            [mine]):
         lines.append(f"{_join(members)} share the {_word(kind)} {value}.")
     for left, right, prob, detail, status in store.fetchall(f"""
             SELECT record_key_l, record_key_r, match_probability, evidence, status
             FROM identity_review WHERE status IN ('linked', 'accepted')
-              AND record_key_l IN {keys} AND record_key_r IN {keys}
-            ORDER BY match_probability DESC""", [customer_id, customer_id]):
+              AND record_key_l IN {_KEYS} AND record_key_r IN {_KEYS}
+            ORDER BY match_probability DESC""", [mine, mine]):
         agree = _describe_levels(detail)
         who = "a person accepted the match" if status == "accepted" else "matched"
         lines.append(f"{left} and {right} look like the same person ({who}, probability "
                      f"{prob:.2f}){': ' + agree if agree else ''}.")
     for left, right, reason, at in store.fetchall(f"""
             SELECT record_key, other_record_key, reason, created_at FROM identity_overrides
-            WHERE kind = 'link' AND record_key IN {keys}""", [customer_id]):
+            WHERE kind = 'link' AND record_key IN {_KEYS}""", [mine]):
         lines.append(f"A person linked {left} and {right} on {at:%Y-%m-%d}: {reason}.")
     for other, reason, at in store.fetchall("""
             SELECT other_customer_id, reason, "at" FROM identity_events
@@ -100,12 +108,13 @@ def evidence(store: Store, settings: IdentifySettings, customer_id: str) -> list
     return lines
 
 
-def refused(store: Store, settings: IdentifySettings, customer_id: str) -> list[str]:
+def refused(store: Store, settings: IdentifySettings, customer_id: str,
+            mine: list[str] | None = None) -> list[str]:
     """Why records or values that look related are not part of this customer: pairs a person
     rejected or has yet to review, records a person set apart, splits, and identifier values
-    the identify run does not use to join (its rules, applied to this customer's values)."""
-    mine = [str(k) for (k,) in store.fetchall(
-        "SELECT record_key FROM customer_links WHERE customer_id = ?", [customer_id])]
+    the identify run does not use to join (its rules, applied to this customer's values;
+    ``mine``: its record keys, read when not given)."""
+    mine = _keys_of(store, customer_id) if mine is None else mine
     lines = _refused_pairs(store, mine)
     for key, reason, at in store.fetchall(f"""
             SELECT record_key, reason, created_at FROM identity_overrides
