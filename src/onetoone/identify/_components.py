@@ -66,13 +66,15 @@ def birth_dates(values: set[str]) -> int:
     """How many people's birth dates ``values`` holds: groups of dates linked by
     :func:`same_birth` (a typo of a date is not another date)."""
     items = sorted(values)
-    uf = GuardedUnionFind({})
-    for i in range(len(items)):
-        uf.add(i)
-    for i, j in combinations(range(len(items)), 2):
-        if same_birth(items[i], items[j]):
-            uf.union(i, j)
-    return len({uf.find(i) for i in range(len(items))})
+    return len(set(_linked(len(items), [(i, j) for i, j in combinations(range(len(items)), 2)
+                                        if same_birth(items[i], items[j])]).tolist()))
+
+
+def _linked(n_items: int, pairs: list[tuple[int, int]]) -> np.ndarray:
+    """:func:`item_components` of ``n_items`` items joined by ``pairs``."""
+    a = np.fromiter((i for i, _ in pairs), dtype=np.int64, count=len(pairs))
+    b = np.fromiter((j for _, j in pairs), dtype=np.int64, count=len(pairs))
+    return item_components(n_items, a, b)
 
 
 #: How a capped attribute's values are counted, where distinct values are not distinct things.
@@ -121,21 +123,12 @@ class GuardedUnionFind:
         """The people of two roots together: a person of each side are one when two of
         their records are not cannot-linked."""
         pairs = self.cannot[key]
-        parent = list(range(len(pa) + len(pb)))
-
-        def find(i: int) -> int:
-            while parent[i] != i:
-                i = parent[i]
-            return i
-
-        for i, ga in enumerate(pa):
-            for j, gb in enumerate(pb):
-                if find(i) != find(len(pa) + j) and any(
-                        (min(r, t), max(r, t)) not in pairs for r in ga for t in gb):
-                    parent[find(len(pa) + j)] = find(i)
+        labels = _linked(len(pa) + len(pb), [
+            (i, len(pa) + j) for i, ga in enumerate(pa) for j, gb in enumerate(pb)
+            if any((min(r, t), max(r, t)) not in pairs for r in ga for t in gb)])
         merged: dict[int, list[int]] = {}
-        for i, group in enumerate(pa + pb):
-            merged.setdefault(find(i), []).extend(group)
+        for label, group in zip(labels.tolist(), pa + pb, strict=True):
+            merged.setdefault(label, []).extend(group)
         return list(merged.values())
 
     def find(self, item: int) -> int:
@@ -196,9 +189,8 @@ def guarded_components(
     """Root of every record and node of one component, edges taken in the order given.
 
     ``edges`` are (record, node, forced, soft: see :meth:`GuardedUnionFind.union`) with
-    node ids already offset past the
-    records; ``cannot`` and ``known`` are :class:`GuardedUnionFind`'s cannot-link pairs and
-    each record's fields.
+    node ids already offset past the records; ``cannot`` and ``known`` are
+    :class:`GuardedUnionFind`'s cannot-link pairs and each record's fields.
     """
     uf = GuardedUnionFind(caps, cannot)
     known = known or {}
