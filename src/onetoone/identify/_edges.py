@@ -130,10 +130,17 @@ def type_rank(settings: IdentifySettings) -> str:
     return f"(CASE type {cases} ELSE {len(order) + 1} END)" if order else "1"
 
 
+def first_name_sql(table: str = "") -> str:
+    """SQL of a customer record's normalized first name (else the first word of its full
+    name); ``table``: the alias of ``customer_records``, if any."""
+    t = f"{table}." if table else ""
+    return norm_name(f"coalesce({t}first_name, split_part(trim({t}full_name), ' ', 1))")
+
+
 def build_records(con: duckdb.DuckDBPyConnection, only: str | None = None) -> None:
     """``_rec``: every customer record (with ``only``, those listed in that table's
     ``record_key``) with an integer index and its discriminators."""
-    first = norm_name("coalesce(first_name, split_part(trim(full_name), ' ', 1))")
+    first = first_name_sql()
     last = norm_name("coalesce(last_name, nullif(trim(substr(trim(full_name), "
                      "length(split_part(trim(full_name), ' ', 1)) + 1)), ''))")
     where = f"WHERE record_key IN (SELECT record_key FROM {only})" if only else ""

@@ -13,7 +13,7 @@ from typing import Any
 
 from onetoone.config import IdentifySettings
 from onetoone.errors import NotFoundError
-from onetoone.identify._edges import garbage_predicate, norm_name
+from onetoone.identify._edges import first_name_sql, garbage_predicate
 from onetoone.store import Store
 
 _WORDS = {
@@ -185,7 +185,9 @@ def _unused_values(store: Store, settings: IdentifySettings, mine: list[str],
                    customer_id: str) -> list[str]:
     """This customer's identifier values that join no one, or only some records, and why, by
     the identify run's rules (:func:`._edges.build_identifier_edges`)."""
-    first = norm_name("coalesce(r.first_name, split_part(trim(r.full_name), ' ', 1))")
+    first = first_name_sql("r")
+    ignored = {t.lower() for t in settings.ignore_types}  # as the run compares them
+    household = {t.lower() for t in settings.household_types}
     lines: list[str] = []
     for kind, value, garbage, n, many_fn, many_bd, names, others in store.fetchall(f"""
             WITH mine AS (SELECT DISTINCT type, value FROM identifiers
@@ -201,7 +203,7 @@ def _unused_values(store: Store, settings: IdentifySettings, mine: list[str],
             LEFT JOIN customer_links l USING (record_key)
             GROUP BY c.type, c.value ORDER BY c.type, c.value""", [mine, customer_id]):
         word = _word(kind)
-        if kind in settings.ignore_types:
+        if kind in ignored:
             if n >= 2:
                 lines.append(f"The {word} {value} is not used: this workspace does not join "
                              f"records by {word}.")
@@ -212,7 +214,7 @@ def _unused_values(store: Store, settings: IdentifySettings, mine: list[str],
         elif n > settings.max_records_per_value:
             lines.append(f"The {word} {value} is shared by {n} records, like a shop's {word}: "
                          "not used to join anyone.")
-        elif (others and n >= settings.shared_min_records and kind in settings.household_types
+        elif (others and n >= settings.shared_min_records and kind in household
               and (many_fn or many_bd)):
             shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
             differ = f"other first names ({shown})" if many_fn else "other birth dates"
