@@ -250,6 +250,28 @@ class Context:
         return self.directory / rel
 
 
+def _street_type(rng: np.random.Generator, street_type: np.ndarray, mask: np.ndarray,
+                 rates: dict[str, float], log: DirtLog) -> pa.Array:
+    """Street types as written, abbreviated (``av.``) at ``address_abbreviated`` where
+    ``mask``."""
+    types = list(names.STREET_TYPES)
+    abbrev = mask & (rng.random(len(street_type)) < rates["address_abbreviated"])
+    log.add(abbrev, "address_abbreviated")
+    return lookup(types + [STREET_SHORT[t] for t in types],
+                  street_type + np.where(abbrev, len(types), 0))
+
+
+def _postcode(rng: np.random.Generator, city: np.ndarray, mask: np.ndarray,
+              rates: dict[str, float], log: DirtLog) -> pa.Array:
+    """The cities' postcodes, the leading zero dropped at ``postcode_leading_zero`` where
+    ``mask`` (a spreadsheet read them as numbers)."""
+    postcode = lookup([c[1] for c in names.CITIES], city)
+    zero = mask & pc.starts_with(postcode, "0").to_numpy(zero_copy_only=False) & (
+        rng.random(len(city)) < rates["postcode_leading_zero"])
+    log.add(zero, "postcode_leading_zero")
+    return pc.if_else(pa.array(zero), pc.utf8_slice_codeunits(postcode, 1), postcode)
+
+
 def write_crm(ctx: Context, rng: np.random.Generator) -> SiloOut:
     people, tl = ctx.people, ctx.tl
     rates = DIRT_RATES["crm"]
@@ -288,21 +310,12 @@ def write_crm(ctx: Context, rng: np.random.Generator) -> SiloOut:
     no_birth = rng.random(k) < rates["birth_date_missing"]
     birth = null_where(no_birth, birth)
     log.add(no_birth, "birth_date_missing")
-    st = people.street_type[person]
-    abbrev = rng.random(k) < rates["address_abbreviated"]
-    types = list(names.STREET_TYPES)
-    stype = lookup(types + [STREET_SHORT[t] for t in types],
-                   st + np.where(abbrev, len(types), 0))
-    log.add(abbrev, "address_abbreviated")
+    stype = _street_type(rng, people.street_type[person], np.ones(k, dtype=bool), rates, log)
     address = cat(int_str(people.street_no[person]), " ", stype, " ",
                   lookup(names.STREET_NAMES, people.street[person]))
     address = null_where(rng.random(k) < 0.03, address)
     city_i = people.city[person]
-    postcode = lookup([c[1] for c in names.CITIES], city_i)
-    zero = pc.starts_with(postcode, "0").to_numpy(zero_copy_only=False) & (
-        rng.random(k) < rates["postcode_leading_zero"])
-    postcode = pc.if_else(pa.array(zero), pc.utf8_slice_codeunits(postcode, 1), postcode)
-    log.add(zero, "postcode_leading_zero")
+    postcode = _postcode(rng, city_i, np.ones(k, dtype=bool), rates, log)
     city = lookup([c[0] for c in names.CITIES], city_i)
     city = pc.if_else(pa.array(rng.random(k) < 0.3), pc.utf8_upper(city), city)
     country = lookup(["France", "FR", ""], rng.choice(3, size=k, p=[0.95, 0.04, 0.01]))
@@ -453,11 +466,7 @@ def write_web_accounts(ctx: Context, rng: np.random.Generator, out: SiloOut) -> 
     log.add(work, "address_work")
     log.add(relative, "address_relative")
 
-    types = list(names.STREET_TYPES)
-    abbrev = has & (rng.random(k) < rates["address_abbreviated"])
-    stype = lookup(types + [STREET_SHORT[t] for t in types],
-                   addr[1] + np.where(abbrev, len(types), 0))
-    log.add(abbrev, "address_abbreviated")
+    stype = _street_type(rng, addr[1], has, rates, log)
     mistyped = has & (rng.random(k) < rates["address_typo"])
     variant = rng.integers(0, 3, k)
     street = lookup(_STREET_TYPO, addr[2] + np.where(mistyped, 1 + variant, 0)
@@ -478,11 +487,7 @@ def write_web_accounts(ctx: Context, rng: np.random.Generator, out: SiloOut) -> 
     city = pc.if_else(pa.array(upper_city), pc.utf8_upper(city),
                       pc.if_else(pa.array(lower_city), pc.utf8_lower(city), city))
     log.add(upper_city | lower_city, "city_case")
-    postcode = lookup([c[1] for c in names.CITIES], addr[3])
-    zero = has & pc.starts_with(postcode, "0").to_numpy(zero_copy_only=False) & (
-        rng.random(k) < rates["postcode_leading_zero"])
-    postcode = pc.if_else(pa.array(zero), pc.utf8_slice_codeunits(postcode, 1), postcode)
-    log.add(zero, "postcode_leading_zero")
+    postcode = _postcode(rng, addr[3], has, rates, log)
     country = lookup(["France", "FR"], (rng.random(k) < 0.1).astype(np.int64))
     delivery = json_objects([(name, json_str(null_where(~has, value))) for name, value in (
         ("line1", line), ("postcode", postcode), ("city", city), ("country", country))])
