@@ -173,7 +173,8 @@ def build_identifier_edges(con: duckdb.DuckDBPyConnection, settings: IdentifySet
     """
     ignore = _in_list("type", settings.ignore_types)
     _nicknames(con, settings)
-    source = f"(SELECT DISTINCT record_key, type, value FROM identifiers WHERE NOT ({ignore}))"
+    # A record holds a value once: ingestion never stores a (record, type, value) twice.
+    source = f"(SELECT record_key, type, value FROM identifiers WHERE NOT ({ignore}))"
     whole = ""
     if scoped:  # values held by more records than the part holds of them: too many
         con.execute(f"""

@@ -44,6 +44,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from onetoone.config import IdentifySettings
 from onetoone.identify._components import BIRTH_DAYS, components
@@ -222,20 +223,45 @@ BLOCKS: tuple[tuple[str, ...], ...] = (
 TRAIN_MAX_RECORDS = 15_000
 
 
+def _key_specs(columns: list[str]) -> list[tuple[str, ...]]:
+    """The fields of each blocking key of the compared ``columns``, in key order; the last,
+    ``("first_name", "surname", "swapped")``, is both names sorted (a swap agrees on it)."""
+    specs: list[tuple[str, ...]] = [b for b in BLOCKS if all(c in columns for c in b)]
+    specs += [(c,) for c in columns if c.startswith("x_")]
+    if "first_name" in columns and "surname" in columns:
+        specs.append(("first_name", "surname", "swapped"))
+    return specs
+
+
 def block_key_sql(columns: list[str]) -> tuple[list[str], str, list[str]]:
     """The blocking key columns of the compared ``columns``: their names, the SQL that
     computes them (see :func:`raw_block_keys`) and the fields it reads."""
-    specs: list[tuple[str, ...]] = [b for b in BLOCKS if all(c in columns for c in b)]
-    swap = "first_name" in columns and "surname" in columns
-    specs += [(c,) for c in columns if c.startswith("x_")]
-    exprs = [" || '|' || ".join(f"{c}::VARCHAR" for c in spec) for spec in specs]
-    if swap:
-        exprs.append("least(first_name, surname) || '|' || greatest(first_name, surname)")
+    specs = _key_specs(columns)
+    exprs = ["least(first_name, surname) || '|' || greatest(first_name, surname)"
+             if spec[-1] == "swapped" else " || '|' || ".join(f"{c}::VARCHAR" for c in spec)
+             for spec in specs]
     names = [f"b_{i}" for i in range(len(exprs))]
     hashed = ", ".join(f"CASE WHEN ({e}) IS NOT NULL THEN (hash({e}) >> 1)::BIGINT END AS {n}"
                        for e, n in zip(exprs, names, strict=True))
-    fields = [*{c for spec in specs for c in spec}, *(["first_name", "surname"] if swap else [])]
+    fields = [c for spec in specs for c in spec if c != "swapped"]
     return names, hashed, list(dict.fromkeys(fields))
+
+
+def coarser_keys(columns: list[str]) -> dict[str, list[str]]:
+    """Blocking key → the keys it refines: records that agree on it agree on each of those
+    (first name + surname + postcode on first name + surname, on surname + postcode and on
+    the sorted names). Where one of those blocks is kept, it already pairs the records."""
+    specs = _key_specs(columns)
+    coarser: dict[str, list[str]] = {}
+    for i, spec in enumerate(specs):
+        if spec[-1] == "swapped":
+            continue
+        below = [f"b_{j}" for j, other in enumerate(specs) if j != i and (
+            {"first_name", "surname"} <= set(spec) if other[-1] == "swapped"
+            else set(other) < set(spec))]
+        if below:
+            coarser[f"b_{i}"] = below
+    return coarser
 
 
 def raw_block_keys(frame: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, list[str]]:
@@ -478,10 +504,13 @@ def _input(store: Store, settings: IdentifySettings | None = None,
     return store.execute(_input_sql(settings, only)).df()
 
 
-def model_columns(frame: pd.DataFrame) -> list[str]:
+def model_columns(frame: pd.DataFrame | pa.Table) -> list[str]:
     """The compared columns that hold at least one value."""
-    names = [*FIELDS.values(), *[c for c in frame.columns if c.startswith("x_")]]
-    return [c for c in names if c in frame.columns and frame[c].notna().any()]
+    present = list(frame.column_names if isinstance(frame, pa.Table) else frame.columns)
+    names = [*FIELDS.values(), *[c for c in present if c.startswith("x_")]]
+    if isinstance(frame, pa.Table):
+        return [c for c in names if c in present and frame.column(c).null_count < len(frame)]
+    return [c for c in names if c in present and frame[c].notna().any()]
 
 
 def _deterministic_groups(store: Store) -> None:
@@ -528,24 +557,12 @@ def term_frequencies(store: Store, column: str, name: str) -> pd.DataFrame:
 
 def make_linker(frame: pd.DataFrame, settings: IdentifySettings,
                 model: dict[str, Any] | None, notes: list[str],
-                columns: list[str] | None = None, store: Store | None = None,
-                *, blocked: bool = False) -> Any:
-    """A Splink linker on ``frame``: the saved ``model`` if it fits the columns, else trained.
-
-    Above :data:`TRAIN_MAX_RECORDS` records the model is trained on a random sample of that
-    size (m and u are proportions, and so is the prior: the share of matching pairs is the
-    same in a uniform sample of records), then applied to every record. With an ``is_new``
-    column the term frequencies are those of the whole stored input of ``store``
-    (:func:`term_frequencies`).
-
-    The candidate pairs are Splink's, from one rule per blocking key (made here unless the
-    frame has its ``b_<n>`` columns; a ``grp`` column, the deterministic component, keeps
-    pairs already joined out, an ``is_new`` column keeps only the pairs a new record is in);
-    with ``blocked``, the linker has no rule and its pairs are registered by the caller
-    (:func:`predict_pairs`), and the frame needs no key.
-    """
-    from splink import Linker
-
+                columns: list[str] | None = None, store: Store | None = None) -> Any:
+    """A Splink linker on ``frame`` with Splink's own blocking: the saved ``model`` if it
+    fits the columns, else trained (:func:`fitted_linker`). Its candidate pairs come from one
+    rule per blocking key (made here unless the frame has its ``b_<n>`` columns); a ``grp``
+    column (deterministic component) keeps pairs already joined out, an ``is_new`` column
+    keeps only the pairs a new record is in. :func:`predict_pairs` makes its pairs itself."""
     columns = columns if columns is not None else model_columns(frame)
     extra = ["name_concat"] if "first_name" in columns and "surname" in columns else []
     if "birth_date" in columns:  # the day number :func:`birth_date_comparison` compares
@@ -554,94 +571,155 @@ def make_linker(frame: pd.DataFrame, settings: IdentifySettings,
             pd.to_datetime(frame["birth_date"], format="%Y-%m-%d", errors="coerce")
             - pd.Timestamp("1970-01-01")).dt.days.astype("Int64"))
     keys = [c for c in frame.columns if c.startswith("b_")]
-    if not keys and not blocked:
+    if not keys:
         frame, keys = block_keys(frame, columns, settings.max_block_size)
     groups = ["grp"] if "grp" in frame.columns else []
     new = ["is_new"] if "is_new" in frame.columns else []
-    rules = [] if blocked else blocking_sql(keys, bool(groups), bool(new))
-    frame = frame[["unique_id", *columns, *extra, *([] if blocked else [*keys, *groups, *new])]]
+    frame = frame[["unique_id", *columns, *extra, *keys, *groups, *new]]
+    api = _splink_api()
+    return fitted_linker(api, api.register(frame), len(frame),
+                         lambda: frame.sample(n=TRAIN_MAX_RECORDS, random_state=1),
+                         settings, model, notes, columns,
+                         blocking_sql(keys, bool(groups), bool(new)),
+                         store if new else None)
+
+
+def fitted_linker(api: Any, data: Any, n_records: int,
+                  sample: Callable[[], pd.DataFrame], settings: IdentifySettings,
+                  model: dict[str, Any] | None, notes: list[str], columns: list[str],
+                  rules: list[str], store: Store | None = None) -> Any:
+    """A Splink linker on ``data`` (registered in ``api``): the saved ``model`` if it fits
+    the columns, else trained, with the blocking ``rules`` (SQL).
+
+    Above :data:`TRAIN_MAX_RECORDS` records the model is trained on the random ``sample``
+    of that size (m and u are proportions, and so is the prior: the share of matching pairs
+    is the same in a uniform sample of records), then applied to every record. With
+    ``store``, the term frequencies are those of its whole stored input
+    (:func:`term_frequencies`), not of ``data``'s records alone.
+    """
+    from splink import Linker
+    from splink.blocking_rule_library import CustomRule
+
     if model is not None and model.get("columns") == columns:
         saved = {**model["model"], "blocking_rules_to_generate_predictions": [
             {"blocking_rule": sql, "sql_dialect": "duckdb"} for sql in rules]}
-        api = _splink_api()
-        linker = Linker(api.register(frame), saved, log_level=logging.ERROR)
-        if new and store is not None:
+        linker = Linker(data, saved, log_level=logging.ERROR)
+        if store is not None:
             for column in linker._settings_obj._term_frequency_columns:
                 linker.table_management.register_term_frequency_lookup(
                     api.register(term_frequencies(store, column.unquote().name,
                                                   column.unquote().tf_name)),
                     column.unquote().name)
         return linker
-    data = _splink_api().register(frame)
-    from splink.blocking_rule_library import CustomRule
-
     creator = splink_settings(columns, [CustomRule(sql) for sql in rules])
-    if len(frame) <= TRAIN_MAX_RECORDS:
+    if n_records <= TRAIN_MAX_RECORDS:
         linker = Linker(data, creator, log_level=logging.ERROR)
-        return train(linker, data, columns, settings.max_pairs_for_u, len(frame), notes,
+        return train(linker, data, columns, settings.max_pairs_for_u, n_records, notes,
                      settings.address_change_share)
-    sample = _splink_api().register(frame.sample(n=TRAIN_MAX_RECORDS, random_state=1))
-    trainer = train(Linker(sample, creator, log_level=logging.ERROR), sample, columns,
+    trained = _splink_api().register(sample())
+    trainer = train(Linker(trained, creator, log_level=logging.ERROR), trained, columns,
                     settings.max_pairs_for_u, TRAIN_MAX_RECORDS, notes,
                     settings.address_change_share)
     return Linker(data, trainer.misc.save_model_to_json(), log_level=logging.ERROR)
 
 
 def candidate_pairs_sql(keys: list[str], table: str, groups: bool = False,
-                        new: bool = False) -> str:
+                        new: bool = False, coarser: dict[str, list[str]] | None = None) -> str:
     """SQL of the candidate pairs of ``table`` (integer ``unique_id``, blocking keys
-    ``keys``) as Splink scores them (``match_key``: the first rule met, ``join_key_l`` <
-    ``join_key_r``): the pairs :func:`blocking_sql`'s rules make, in one join of each
-    record's keys instead of one join per rule, each less the pairs of the rules before."""
+    ``keys``) as Splink scores them (``match_key``: a rule that makes the pair, ``join_key_l``
+    < ``join_key_r``): the pairs :func:`blocking_sql`'s rules make, each once. A key is
+    left out where one it refines (``coarser``, :func:`coarser_keys`) is kept: that block
+    already holds its pairs, and half the pairs the rules made were made twice."""
     other = (" AND l.grp <> r.grp" if groups else "") + \
         (" AND (l.is_new OR r.is_new)" if new else "")
-    kept = ", ".join(c for c, on in (("grp", groups), ("is_new", new)) if on)
-    numbers = ", ".join(str(i) for i in range(len(keys)))
+    kept = [c for c, on in (("grp", groups), ("is_new", new)) if on]
+    refined = ", ".join(
+        f"CASE WHEN coalesce({', '.join(coarser[k])}) IS NULL THEN {k} END AS {k}"
+        if coarser and k in coarser else k for k in keys)
+    joins = " UNION ALL ".join(
+        f"SELECT {i} AS rule, l.unique_id AS a, r.unique_id AS b FROM k l JOIN k r "
+        f"ON l.{k} = r.{k} AND l.unique_id < r.unique_id WHERE true{other}"
+        for i, k in enumerate(keys))
     return f"""
-        WITH k AS (
-            SELECT * FROM (SELECT unique_id{', ' + kept if kept else ''},
-                                  unnest([{', '.join(keys)}]) AS v, unnest([{numbers}]) AS rule
-                           FROM {table})
-            WHERE v IS NOT NULL)
-        SELECT min(l.rule)::VARCHAR AS match_key, l.unique_id AS join_key_l,
-               r.unique_id AS join_key_r
-        FROM k l JOIN k r ON l.rule = r.rule AND l.v = r.v AND l.unique_id < r.unique_id
-        WHERE true{other}
-        GROUP BY l.unique_id, r.unique_id"""
+        WITH k AS (SELECT {', '.join(['unique_id', *kept])}, {refined} FROM {table})
+        SELECT min(rule)::VARCHAR AS match_key, a AS join_key_l, b AS join_key_r
+        FROM ({joins}) GROUP BY a, b"""
 
 
-def predict_pairs(frame: pd.DataFrame, settings: IdentifySettings,
+def _birth_day_sql(column: str) -> str:
+    """SQL of the day number (since 1970-01-01) of an ISO birth date string; NULL if none."""
+    return (f"date_diff('day', DATE '1970-01-01', "
+            f"try_strptime({column}::VARCHAR, '%Y-%m-%d')::DATE)::BIGINT")
+
+
+def predict_pairs(frame: pd.DataFrame | pa.Table, settings: IdentifySettings,
                   model: dict[str, Any] | None,
                   notes: list[str] | None = None, columns: list[str] | None = None,
                   store: Store | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Scored pairs above ``review_threshold`` and the (trained or given) model
-    (:func:`make_linker`). Splink joins and compares the ids of every candidate pair: it is
-    given row numbers, integers, and the pairs get their record keys back. The candidate
-    pairs are made here (:func:`candidate_pairs_sql`) and given to Splink, so that the
-    blocking keys stay out of the pairs it compares (two records' keys carried through
-    tens of millions of pairs cost a tenth of a prediction)."""
+    (:func:`fitted_linker`) of the profile records ``frame`` (pandas or Arrow, as
+    :func:`make_linker` reads it).
+
+    Splink is given a table of its own connection, not the frame (read again at each of its
+    steps), with row numbers, integers, as ids: it joins and compares the ids of every
+    candidate pair, and the pairs get their record keys back. The candidate pairs are made
+    here (:func:`candidate_pairs_sql`) and handed to Splink, so that the blocking keys stay
+    out of the pairs it compares (two records' keys carried through tens of millions of pairs
+    cost a third of a prediction)."""
     notes = notes if notes is not None else []
+    table = frame if isinstance(frame, pa.Table) else \
+        pa.Table.from_pandas(frame, preserve_index=False)
     columns = columns if columns is not None else model_columns(frame)
-    keys = frame["unique_id"].to_numpy()
-    frame = frame.assign(unique_id=np.arange(len(frame), dtype=np.int64))
-    names = [c for c in frame.columns if c.startswith("b_")]
-    if not names:
-        frame, names = block_keys(frame, columns, settings.max_block_size)
-    linker = make_linker(frame, settings, model, notes, columns, store, blocked=True)
-    api = linker._db_api
-    kept = [c for c in ("grp", "is_new") if c in frame.columns]
-    api.duckdb_con.register("_candidate_keys", frame[["unique_id", *names, *kept]])
-    api.duckdb_con.execute("CREATE TABLE _candidate_pairs AS " + (candidate_pairs_sql(
-        names, "_candidate_keys", "grp" in kept, "is_new" in kept) if names else
-        "SELECT ''::VARCHAR AS match_key, 0::BIGINT AS join_key_l, 0::BIGINT AS join_key_r "
-        "WHERE false"))
-    api.duckdb_con.unregister("_candidate_keys")
+    record_keys = table.column("unique_id").to_numpy(zero_copy_only=False)
+    table = table.set_column(table.column_names.index("unique_id"), "unique_id",
+                             pa.array(np.arange(len(table), dtype=np.int64)))
+    api = _splink_api()
+    con = api.duckdb_con
+    con.register("_frame", table)
+    names = [c for c in table.column_names if c.startswith("b_")]
+    kept = [c for c in ("grp", "is_new") if c in table.column_names]
+    keys = "_frame"
+    if not names:  # keys made here, cut to the blocks' sizes in this frame
+        names, hashed, _fields = block_key_sql(columns)
+        if names:
+            con.execute(f"CREATE TABLE _raw_keys AS SELECT unique_id, {hashed} FROM _frame")
+            cut = ", ".join([*kept, kept_keys_sql(names, "_raw_keys", settings.max_block_size)])
+            con.execute(f"CREATE TABLE _cut_keys AS SELECT unique_id, {cut} "
+                        "FROM _raw_keys JOIN _frame USING (unique_id)")
+            keys = "_cut_keys"
+    coarser = coarser_keys(columns) if names == block_key_sql(columns)[0] else None
+    pairs_sql = candidate_pairs_sql(names, keys, "grp" in kept, "is_new" in kept,
+                                    coarser) if names \
+        else ("SELECT ''::VARCHAR AS match_key, 0::BIGINT AS join_key_l, "
+              "0::BIGINT AS join_key_r WHERE false")
+    con.execute(f"CREATE TABLE _candidate_pairs AS {pairs_sql}")
+    both = "first_name" in columns and "surname" in columns
+    select = ", ".join([
+        "unique_id", *columns,
+        *(["name_concat" if "name_concat" in table.column_names else
+           "CASE WHEN first_name IS NOT NULL AND surname IS NOT NULL "
+           "THEN first_name || ' ' || surname END AS name_concat"] if both else []),
+        *([f"{_birth_day_sql('birth_date')} AS birth_day"] if "birth_date" in columns else [])])
+    con.execute(f"CREATE TABLE _records AS SELECT {select} FROM _frame")
+    con.unregister("_frame")
+
+    def sample() -> pd.DataFrame:  # the rows pandas' frame.sample(n, random_state=1) takes
+        rows = np.random.RandomState(1).choice(len(table), TRAIN_MAX_RECORDS, replace=False)
+        con.register("_sample_rows", pd.DataFrame({"unique_id": rows,
+                                                   "_order": np.arange(len(rows))}))
+        picked = con.execute("SELECT r.* FROM _records r JOIN _sample_rows USING (unique_id) "
+                             "ORDER BY _order").df()
+        con.unregister("_sample_rows")
+        return picked
+
+    linker = fitted_linker(api, api.register("_records"), len(table), sample, settings,
+                           model, notes, columns, [], store if "is_new" in kept else None)
     linker.table_management.register_blocked_pairs_for_predict(api.register("_candidate_pairs"))
     pairs = linker.inference.predict(
         threshold_match_probability=settings.review_threshold,
         warning_mode="never").as_pandas_dataframe()
     for side in ("unique_id_l", "unique_id_r"):
-        pairs[side] = keys[pairs[side].to_numpy(dtype=np.int64)]
+        pairs[side] = record_keys[pairs[side].to_numpy(dtype=np.int64)]
     labels = level_labels(linker)
     pairs["person_probability"] = person_probability(linker, pairs)
     pairs["home_weight"] = person_weight(pairs, relatives_levels(labels))
@@ -843,7 +921,7 @@ def _flags(pairs: pd.DataFrame, store: Store, settings: IdentifySettings) -> pd.
     return pairs[SCORED]
 
 
-def _stored_input(store: Store, settings: IdentifySettings) -> tuple[pd.DataFrame, list[str]]:
+def _stored_input(store: Store, settings: IdentifySettings) -> tuple[pa.Table, list[str]]:
     """Every profile record as Splink sees it, stored with its blocking keys (before the
     block-size cut) in :data:`INPUT_TABLE`; returned with the keys cut and each record's
     deterministic group (``grp``, from ``_groups``), and the compared columns that hold a
@@ -862,10 +940,10 @@ def _stored_input(store: Store, settings: IdentifySettings) -> tuple[pd.DataFram
     con.execute("DROP TABLE _input_all")
     kept = (f" EXCLUDE ({', '.join(keys)}), "
             f"{kept_keys_sql(keys, INPUT_TABLE, settings.max_block_size)}" if keys else "")
-    frame = con.execute(f"""
+    frame = con.sql(f"""
         SELECT i.*{kept}, coalesce(g."group", -1) AS grp
         FROM {INPUT_TABLE} i LEFT JOIN _groups g USING (unique_id)
-        ORDER BY unique_id""").df()
+        ORDER BY unique_id""").to_arrow_table()
     return frame, columns
 
 

@@ -400,8 +400,8 @@ class IdentityResolver:
         caps = self._caps()
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE _attr AS
-            SELECT DISTINCT r.idx, CASE WHEN i.type = 'email' THEN 'email'
-                                        ELSE 'u:' || i.type END AS key, i.value
+            SELECT r.idx, CASE WHEN i.type = 'email' THEN 'email'
+                               ELSE 'u:' || i.type END AS key, i.value
             FROM identifiers i JOIN _rec r USING (record_key)
             WHERE (i.type = 'email' OR i.type IN ({unique}))
               AND NOT {garbage_predicate(self.settings, 'i.type', 'i.value')}
@@ -609,7 +609,10 @@ class IdentityResolver:
         now = _now()
         con.execute("""
             CREATE OR REPLACE TEMP TABLE _eff AS
-            SELECT e.idx, arg_min(e.method, (e.rank, -e.prob)) AS method, max(e.prob) AS prob
+            -- the strongest rank, then the likeliest: rank * 2 + (1 - prob) orders as
+            -- (rank, -prob) does (prob within [0, 1]), without comparing structs
+            SELECT e.idx, arg_min(e.method, e.rank * 2 + (1 - e.prob)) AS method,
+                   max(e.prob) AS prob
             FROM _edges e JOIN _comp c USING (idx) JOIN _node_comp n USING (nid)
             WHERE c.comp = n.comp AND c.comp IN (SELECT comp FROM _aff)
             GROUP BY e.idx
