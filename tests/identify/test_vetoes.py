@@ -103,6 +103,31 @@ def test_one_name_at_one_home_is_one_person_unless_a_generation_apart(
     assert con.execute(f"SELECT {sql} FROM a, b").fetchall()[0][0] is vetoed
 
 
+@pytest.mark.parametrize(("a", "b", "vetoed"), [
+    (("james", "coleman", "1935-08-03"), ("howie", "james", "1935-08-03"),
+     False),  # FEBRL4 rec-3457: the first name written as the surname
+    (("robert", "michel", None), ("hugo", "robert", None),
+     True),  # a relative's record with the names swapped (Michel Robert), no birth dates
+    (("robert", "michel", "1961-04-02"), ("hugo", "robert", "1990-11-17"), True),
+    (("paul", "thomas", "1970-01-01"), ("thomas", "thomas", "1970-01-01"),
+     True),  # one surname: a household
+])
+def test_a_first_name_written_as_the_surname_is_not_another_first_name(
+        a: tuple[str, str, str | None], b: tuple[str, str, str | None], vetoed: bool) -> None:
+    from onetoone.config import IdentifySettings
+
+    pytest.importorskip("splink")
+    from onetoone.identify._probabilistic import veto_sql
+
+    con = duckdb.connect()
+    con.execute("CREATE TEMP TABLE _nick (nick VARCHAR, name VARCHAR)")
+    for name, (fn, ln, bd) in (("a", a), ("b", b)):
+        con.execute(f"CREATE TEMP TABLE {name} AS SELECT ? AS fn, ? AS ln, ?::DATE AS bd",
+                    [fn, ln, bd])
+    sql = veto_sql(IdentifySettings())
+    assert con.execute(f"SELECT {sql} FROM a, b").fetchall()[0][0] is vetoed
+
+
 def test_home_agreement_needs_the_address_and_the_postcode_or_city() -> None:
     pytest.importorskip("splink")
     from onetoone.identify._probabilistic import home_agreement

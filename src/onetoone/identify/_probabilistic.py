@@ -889,6 +889,10 @@ def veto_sql(settings: IdentifySettings, left: str = "a", right: str = "b",
     surnames agree up to a typo, birth dates less than :data:`PARENT_YEARS` apart are one
     person's: relatives who share a first name are a parent and the child named after her or
     him, never that close in age; siblings are not given one first name.
+    First names are not held to differ when one record's first name is the other's surname,
+    the surnames differing (James Coleman / Howie James: a name in the wrong field), and both
+    birth dates are known and agree up to a typo: the one other reading, a relative whose
+    record has first name and surname swapped, would be a twin.
     """
     if not settings.probabilistic_vetoes:
         return "false"
@@ -900,7 +904,10 @@ def veto_sql(settings: IdentifySettings, left: str = "a", right: str = "b",
               f"WHEN {home} AND {namesakes} THEN "
               f"{births_compatible(ba, bb, round(PARENT_YEARS * 365.25) - 1)} "
               f"ELSE {births_compatible(ba, bb)} END")
-    return f"(NOT ({births}) OR {names_differ(fa, fb, la, lb)})"
+    moved = (f"coalesce((({fa} = {lb} AND length({fa}) >= 3) OR ({fb} = {la} AND "
+             f"length({fb}) >= 3)) AND {la} <> {lb} AND {ba} IS NOT NULL AND {bb} IS NOT NULL "
+             f"AND {births_compatible(ba, bb)}, false)")
+    return f"(NOT ({births}) OR ({names_differ(fa, fb, la, lb)} AND NOT {moved}))"
 
 
 #: The columns of scored pairs as the vetoes read them (``_scored``).
