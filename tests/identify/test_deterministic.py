@@ -63,6 +63,17 @@ def test_cardinality_cap_refuses_too_many_emails(base: Builder) -> None:
     assert sizes == [1, 1, 2]  # the shared phone joins only until the cap is reached
 
 
+def test_a_garbage_email_counts_for_no_cap(base: Builder) -> None:
+    # Two real e-mails reach the cap; the third, test@test.com, is no e-mail of hers.
+    phone = "0611223344"
+    ws = base(crm=f"1,Zoé,Leroy,z1@mail.fr,{phone},1990-01-01,,,,\n"
+                  f"2,Zoé,Leroy,z2@mail.fr,{phone},1990-01-01,,,,\n"
+                  f"3,Zoé,Leroy,test@test.com,{phone},1990-01-01,,,,\n",
+              identify="max_emails_per_customer = 2")
+    ws.identify()
+    assert [len(g) for g in groups(ws)] == [3]
+
+
 def test_store_phone_held_by_many_records_is_ignored(base: Builder) -> None:
     rows = "".join(f"{i},P{i},N{i},,0140000001,,,,,\n" for i in range(5))
     ws = base(crm=rows, identify="max_records_per_value = 4")

@@ -398,24 +398,39 @@ class IdentityResolver:
         cannot = self._cannot_link()
         unique = ", ".join(q(t) for t in self.settings.unique_per_person) or "NULL"
         caps = self._caps()
+        # Garbage values (test@test.com) count for no cap. Only a component over a cap with
+        # them can be one without, so they are looked for there only: the test costs more
+        # than reading every e-mail.
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE _attr AS
-            SELECT r.idx, CASE WHEN i.type = 'email' THEN 'email'
-                               ELSE 'u:' || i.type END AS key, i.value
+            SELECT r.idx, i.type, CASE WHEN i.type = 'email' THEN 'email'
+                                       ELSE 'u:' || i.type END AS key, i.value
             FROM identifiers i JOIN _rec r USING (record_key)
-            WHERE (i.type = 'email' OR i.type IN ({unique}))
-              AND NOT {garbage_predicate(self.settings, 'i.type', 'i.value')}
+            WHERE i.type = 'email' OR i.type IN ({unique})
             UNION ALL
-            SELECT idx, 'bd', bd::VARCHAR FROM _rec WHERE bd IS NOT NULL
+            SELECT idx, NULL, 'bd', bd::VARCHAR FROM _rec WHERE bd IS NOT NULL
         """)
         cap_case = " ".join(f"WHEN {q(k)} THEN {v}" for k, v in caps.items())
-        bad = con.execute(f"""
-            SELECT DISTINCT comp FROM (
-                SELECT l.comp, a.key, count(DISTINCT a.value) AS n
-                FROM _attr a JOIN _lab_view l USING (idx) GROUP BY ALL)
-            WHERE n > CASE key {cap_case} ELSE 1000000 END
-            UNION SELECT l.comp FROM _cl JOIN _lab_view l ON l.idx = _cl.a
-        """).fetchnumpy()["comp"]
+
+        def over_caps(among: str) -> str:
+            return f"""
+                SELECT DISTINCT comp FROM (
+                    SELECT l.comp, a.key, count(DISTINCT a.value) AS n
+                    FROM _attr a JOIN _lab_view l USING (idx) {among} GROUP BY ALL)
+                WHERE n > CASE key {cap_case} ELSE 1000000 END
+                UNION SELECT l.comp FROM _cl JOIN _lab_view l ON l.idx = _cl.a"""
+
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _maybe_bad AS {over_caps('')}")
+        con.execute("""
+            CREATE OR REPLACE TEMP TABLE _maybe_values AS
+            SELECT DISTINCT a.type, a.value FROM _attr a JOIN _lab_view l USING (idx)
+            WHERE a.type IS NOT NULL AND l.comp IN (SELECT comp FROM _maybe_bad)""")
+        con.execute(f"""
+            DELETE FROM _attr WHERE (type, value) IN (
+                SELECT (type, value) FROM _maybe_values
+                WHERE {garbage_predicate(self.settings)})""")
+        bad = con.execute(over_caps("WHERE l.comp IN (SELECT comp FROM _maybe_bad)")
+                          ).fetchnumpy()["comp"]
         if len(bad) == 0:
             con.unregister("_lab_view")
             return labels
