@@ -1002,12 +1002,12 @@ def score_new_pairs(store: Store, settings: IdentifySettings,
                     for i, key in enumerate(keys))
     kept = "".join(f", CASE WHEN {key} IN (SELECT v FROM _input_keys WHERE k = {i}) "
                    f"THEN {key} END AS {key}" for i, key in enumerate(keys))
-    frame = con.execute(f"""
+    frame = con.sql(f"""
         SELECT * EXCLUDE ({', '.join(keys)}) {kept},
                unique_id IN (SELECT unique_id FROM _input_new) AS is_new
         FROM {INPUT_TABLE}
         WHERE unique_id IN (SELECT unique_id FROM _input_new) {near}
-        ORDER BY unique_id""").df()
+        ORDER BY unique_id""").to_arrow_table()
     con.unregister("_input_new")
     pairs, _model = predict_pairs(frame, settings, model, None, columns, store)
     return _flags(pairs, store, settings)

@@ -113,12 +113,16 @@ class IdentityResolver:
             else "incremental"
         last_ingestion = int(last[0]) if last and last[0] is not None else -1
         result = IdentifyResult(mode)
-        limit = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+        limit, order = con.execute("SELECT current_setting('memory_limit'), "
+                                   "current_setting('preserve_insertion_order')").fetchall()[0]
         con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+        # Every read that needs an order says it (ORDER BY): tables are made in parallel.
+        con.execute("SET preserve_insertion_order = false")
         try:
             self._run(result, mode, last_ingestion, touched, event_prefix, reason, say)
         finally:
             con.execute(f"SET memory_limit = '{limit}'")
+            con.execute(f"SET preserve_insertion_order = {str(order).lower()}")
         result.seconds = time.perf_counter() - started
         return result
 
@@ -239,7 +243,7 @@ class IdentityResolver:
             UNION SELECT record_key FROM (  -- the records of the new records' values
                 SELECT *, sum(CASE WHEN new THEN 0 ELSE 1 END)
                           OVER (PARTITION BY type, value) AS old
-                FROM (SELECT DISTINCT i.record_key, i.type, i.value,
+                FROM (SELECT i.record_key, i.type, i.value,
                              i.record_key IN (SELECT record_key FROM _new_keys) AS new
                       FROM identifiers i
                       JOIN (SELECT DISTINCT type, value FROM identifiers
