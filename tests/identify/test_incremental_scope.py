@@ -75,7 +75,8 @@ def test_new_web_accounts_are_linked_like_a_full_run_would(
         predict = _probabilistic.predict_pairs
         monkeypatch.setattr(_probabilistic, "predict_pairs", lambda frame, settings, _model,
                             *args: predict(frame, settings, model, *args))
-        monkeypatch.setattr(_probabilistic, "home_odds", lambda _store: model["home_odds"])
+        monkeypatch.setattr(_probabilistic, "home_odds",
+                            lambda _store, *_records: model["home_odds"])
         assert ws.identify(full=True).mode == "full"
         full = _state(ws)
 

@@ -839,9 +839,9 @@ def home_agreement(pairs: pd.DataFrame) -> np.ndarray:
 PARENT_YEARS = 15
 
 
-def home_odds(store: Store) -> float:
+def home_odds(store: Store, records: str = "_rec") -> float:
     """Odds that two records at one home are one person rather than two, from the scored
-    pairs (``_scored``, with ``home``; ``_rec`` holds first names and birth dates).
+    pairs (``_scored``, with ``home``; ``records`` holds their first names and birth dates).
 
     The vetoes stand for a third kind of pair besides matches and strangers: relatives, who
     agree on the home like one person's records and on the person fields like strangers.
@@ -858,8 +858,8 @@ def home_odds(store: Store) -> float:
                                           AND NOT {births_compatible('a.bd', 'b.bd',
                                                                      BIRTH_DAYS)})
         FROM _scored s
-        JOIN _rec a ON a.record_key = s.unique_id_l
-        JOIN _rec b ON b.record_key = s.unique_id_r
+        JOIN {records} a ON a.record_key = s.unique_id_l
+        JOIN {records} b ON b.record_key = s.unique_id_r
         WHERE s.home AND a.fn IS NOT NULL AND b.fn IS NOT NULL
           AND a.bd IS NOT NULL AND b.bd IS NOT NULL""").fetchall()[0]
     return (int(known) - int(both)) / (int(both) + 1)
@@ -1013,19 +1013,31 @@ def score_new_pairs(store: Store, settings: IdentifySettings,
     return _flags(pairs, store, settings)
 
 
+def _pair_records(store: Store, scored: pd.DataFrame) -> None:
+    """``_scored``: the scored pairs, as a table; ``_pair_rec``: their records' first name,
+    surname, birth date (``_rec``) and deterministic group (``_groups``), read once."""
+    store.con.register("_scored_view", scored)
+    store.execute("CREATE OR REPLACE TEMP TABLE _scored AS SELECT * FROM _scored_view")
+    store.con.unregister("_scored_view")
+    store.execute("""
+        CREATE OR REPLACE TEMP TABLE _pair_rec AS
+        SELECT r.record_key, r.fn, r.ln, r.bd, g."group"
+        FROM _rec r JOIN _groups g ON g.unique_id = r.record_key
+        WHERE r.record_key IN (SELECT unique_id_l FROM _scored
+                               UNION SELECT unique_id_r FROM _scored)""")
+
+
 def _record_pairs(store: Store, settings: IdentifySettings, odds: float) -> None:
     """``_pairs``: the scored pairs (``_scored``) of records in two deterministic groups
-    (``_groups``), less the vetoed ones."""
+    (``_pair_rec``), less the vetoed ones."""
     store.execute(f"""
         CREATE OR REPLACE TEMP TABLE _pairs AS
         SELECT least(unique_id_l, unique_id_r) AS l, greatest(unique_id_l, unique_id_r) AS r,
                match_probability, match_weight, evidence
         FROM _scored s
-        JOIN _groups gl ON gl.unique_id = s.unique_id_l
-        JOIN _groups gr ON gr.unique_id = s.unique_id_r
-        JOIN _rec a ON a.record_key = s.unique_id_l
-        JOIN _rec b ON b.record_key = s.unique_id_r
-        WHERE gl."group" <> gr."group"
+        JOIN _pair_rec a ON a.record_key = s.unique_id_l
+        JOIN _pair_rec b ON b.record_key = s.unique_id_r
+        WHERE a."group" <> b."group"
           AND NOT ({veto_sql(settings, contact='s.contact', home='s.home')}
                    AND s.person_probability < {settings.match_threshold}
                    AND NOT s.personal AND NOT {home_lift_sql(settings, odds)})
@@ -1056,9 +1068,8 @@ def match_pairs(store: Store, settings: IdentifySettings, mode: str,
             say(f"  training the model on {len(frame):,} profile records and scoring pairs")
         pairs, trained = predict_pairs(frame, settings, None, outcome.notes, columns)
         scored = _flags(pairs, store, settings)
-        store.con.register("_scored", scored)
-        odds = home_odds(store)
-        store.con.unregister("_scored")
+        _pair_records(store, scored)
+        odds = home_odds(store, "_pair_rec")
         store.execute("INSERT OR REPLACE INTO onetoone_meta VALUES (?, ?)", [_MODEL_KEY, json.dumps(
             {**trained, "home_odds": odds, "duckdb": duckdb.__version__})])
     else:
@@ -1069,9 +1080,9 @@ def match_pairs(store: Store, settings: IdentifySettings, mode: str,
         store.execute("CREATE OR REPLACE TEMP TABLE _pairs (l VARCHAR, r VARCHAR, "
                       "match_probability DOUBLE, match_weight DOUBLE, evidence VARCHAR)")
     else:
-        store.con.register("_scored", scored)
+        if only_new:
+            _pair_records(store, scored)
         _record_pairs(store, settings, odds)
-        store.con.unregister("_scored")
     if only_new:
         store.execute("""DELETE FROM identity_review WHERE status IN ('linked', 'pending')
                          AND (record_key_l IN (SELECT record_key FROM _new)

@@ -92,6 +92,7 @@ class IdentityResolver:
     """Links the records of one store into customers, as ``[identify]`` configures."""
 
     def __init__(self, store: Store, settings: IdentifySettings) -> None:
+        self._every_comp = True  # a full run rewrites every component (:meth:`_affected`)
         self.store = store
         self.con: duckdb.DuckDBPyConnection = store.con
         self.settings = settings
@@ -531,6 +532,7 @@ class IdentityResolver:
             SELECT r.idx, l.record_key, l.customer_id, l.linked_at FROM customer_links l
             JOIN _rec r USING (record_key)
         """)
+        self._every_comp = mode == "full"
         if mode == "full":
             con.execute("CREATE OR REPLACE TEMP TABLE _aff AS SELECT DISTINCT comp FROM _comp")
             return
@@ -549,16 +551,20 @@ class IdentityResolver:
                              WHERE r.record_key IN (SELECT record_key FROM _seed));
         """)
 
+    def _affected_sql(self, comp: str) -> str:
+        """SQL true for a component to rewrite (every one in a full run)."""
+        return "true" if self._every_comp else f"{comp} IN (SELECT comp FROM _aff)"
+
     # -- stable ids ---------------------------------------------------------------------
     def _assign_ids(self, result: IdentifyResult, event_prefix: str,
                     reason: str | None) -> None:
         con = self.con
         now = _now()
-        con.execute("""
+        con.execute(f"""
             CREATE OR REPLACE TEMP TABLE _share AS
             SELECT o.customer_id AS old_id, c.comp, count(*) AS n, min(c.idx) AS m
             FROM _old o JOIN _comp c USING (idx)
-            WHERE c.comp IN (SELECT comp FROM _aff) GROUP BY ALL;
+            WHERE {self._affected_sql('c.comp')} GROUP BY ALL;
             CREATE OR REPLACE TEMP TABLE _heir AS
             SELECT old_id, arg_max(comp, (n, -m)) AS comp FROM _share GROUP BY old_id;
             CREATE OR REPLACE TEMP TABLE _cid AS
@@ -574,7 +580,7 @@ class IdentityResolver:
                 INSERT INTO _cid
                 SELECT c.comp, {customer_id_sql('min(r.record_key)', str(salt) if salt else '')}
                 FROM _comp c JOIN _rec r USING (idx)
-                WHERE c.comp IN (SELECT comp FROM _aff)
+                WHERE {self._affected_sql('c.comp')}
                   AND c.comp NOT IN (SELECT comp FROM _cid)
                 GROUP BY c.comp
             """)
@@ -626,17 +632,17 @@ class IdentityResolver:
         """``customer_links`` of the components rewritten (``whole``: every record's)."""
         con = self.con
         now = _now()
-        con.execute("""
+        con.execute(f"""
             CREATE OR REPLACE TEMP TABLE _eff AS
             -- the strongest rank, then the likeliest: rank * 2 + (1 - prob) orders as
             -- (rank, -prob) does (prob within [0, 1]), without comparing structs
             SELECT e.idx, arg_min(e.method, e.rank * 2 + (1 - e.prob)) AS method,
                    max(e.prob) AS prob
             FROM _edges e JOIN _comp c USING (idx) JOIN _node_comp n USING (nid)
-            WHERE c.comp = n.comp AND c.comp IN (SELECT comp FROM _aff)
+            WHERE c.comp = n.comp AND {self._affected_sql('c.comp')}
             GROUP BY e.idx
         """)
-        con.execute("""
+        con.execute(f"""
             CREATE OR REPLACE TEMP TABLE _links_new AS
             SELECT r.record_key, i.customer_id,
                    CASE WHEN s.size = 1 THEN 'singleton' ELSE coalesce(f.method, 'singleton')
@@ -646,7 +652,7 @@ class IdentityResolver:
             FROM _comp c JOIN _rec r USING (idx) JOIN _cid i USING (comp)
             JOIN (SELECT comp, count(*) AS size FROM _comp GROUP BY comp) s USING (comp)
             LEFT JOIN _eff f USING (idx) LEFT JOIN _old o USING (idx)
-            WHERE c.comp IN (SELECT comp FROM _aff)
+            WHERE {self._affected_sql('c.comp')}
         """)
         result.records_relinked = int(self.store.scalar(
             "SELECT count(*) FROM _links_new WHERE old_id IS DISTINCT FROM customer_id"))
