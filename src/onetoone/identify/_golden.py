@@ -61,8 +61,9 @@ PART_RECORDS = 500_000
 
 
 def rebuild_golden(con: duckdb.DuckDBPyConnection, settings: IdentifySettings,
-                   customer_ids_table: str) -> None:
-    """Replace the ``customers`` rows of the customers listed in ``customer_ids_table``.
+                   customer_ids_table: str | None) -> None:
+    """Replace the ``customers`` rows of the customers listed in ``customer_ids_table``
+    (``None``: every customer's).
 
     The customers' profile records are read once and ranked by recency within each customer;
     each field's winning record is the one maximising an integer order (``arg_max``, no
@@ -70,7 +71,7 @@ def rebuild_golden(con: duckdb.DuckDBPyConnection, settings: IdentifySettings,
     one ``GROUP BY`` per field, whose winner's value and key are those of the record of the
     winning rank.
     """
-    con.execute(f"""
+    con.execute("DELETE FROM customers" if customer_ids_table is None else f"""
         DELETE FROM customers
         WHERE customer_id IN (SELECT customer_id FROM {customer_ids_table})
     """)
@@ -85,8 +86,14 @@ def rebuild_golden(con: duckdb.DuckDBPyConnection, settings: IdentifySettings,
         con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
+def _listed(column: str, customer_ids_table: str | None) -> str:
+    """SQL true for a customer id listed in ``customer_ids_table`` (any, without one)."""
+    return "true" if customer_ids_table is None else \
+        f"{column} IN (SELECT customer_id FROM {customer_ids_table})"
+
+
 def _golden_input(con: duckdb.DuckDBPyConnection, settings: IdentifySettings,
-                  rules: dict[str, str], customer_ids_table: str) -> int:
+                  rules: dict[str, str], customer_ids_table: str | None) -> int:
     """Write ``_golden_input``: the profile records, ranked, with their rules' criteria."""
     extra = []
     if "source_priority" in rules.values():
@@ -105,13 +112,13 @@ def _golden_input(con: duckdb.DuckDBPyConnection, settings: IdentifySettings,
                    r.record_key NULLS LAST) AS _rk
                {''.join(f', {e}' for e in extra)}
         FROM customer_records r JOIN customer_links l USING (record_key)
-        WHERE l.customer_id IN (SELECT customer_id FROM {customer_ids_table})
-          AND r.origin = 'profile'
+        WHERE {_listed('l.customer_id', customer_ids_table)} AND r.origin = 'profile'
     """)
     return int(con.execute("SELECT count(*) FROM _golden_input").fetchall()[0][0])
 
 
-def _golden_base(con: duckdb.DuckDBPyConnection, customer_ids_table: str, parts: int) -> None:
+def _golden_base(con: duckdb.DuckDBPyConnection, customer_ids_table: str | None,
+                 parts: int) -> None:
     """Write ``_golden_base``: what every record of a customer gives (counts, dates, sources)."""
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _golden_base AS
@@ -122,7 +129,7 @@ def _golden_base(con: duckdb.DuckDBPyConnection, customer_ids_table: str, parts:
                hash(l.customer_id) % {parts} AS _part
         FROM customer_links l JOIN customer_records r USING (record_key)
         LEFT JOIN ingestions i ON i.ingestion_id = r.ingestion_id
-        WHERE l.customer_id IN (SELECT customer_id FROM {customer_ids_table})
+        WHERE {_listed('l.customer_id', customer_ids_table)}
         GROUP BY l.customer_id
     """)
 

@@ -171,7 +171,7 @@ class IdentityResolver:
             self._assign_ids(result, event_prefix, reason)
             self._write_links(result, whole=not scoped)
             say("building golden records")
-            rebuild_golden(con, self.settings, "_affected_ids")
+            rebuild_golden(con, self.settings, "_affected_ids" if scoped else None)
             con.execute("DELETE FROM customers WHERE customer_id NOT IN "
                         "(SELECT customer_id FROM customer_links)")
             say("attaching events to customers")
