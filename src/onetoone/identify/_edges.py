@@ -144,12 +144,27 @@ def build_records(con: duckdb.DuckDBPyConnection, only: str | None = None) -> No
     last = norm_name("coalesce(last_name, nullif(trim(substr(trim(full_name), "
                      "length(split_part(trim(full_name), ' ', 1)) + 1)), ''))")
     where = f"WHERE record_key IN (SELECT record_key FROM {only})" if only else ""
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _rec AS
-        SELECT (row_number() OVER (ORDER BY record_key) - 1)::BIGINT AS idx, record_key,
-               {first} AS fn, {last} AS ln, birth_date AS bd, ingestion_id, origin
-        FROM customer_records {where}
-    """)
+    # The index is the row number in record key order: the rows are stored sorted (insertion
+    # order kept for this statement) and numbered by their row ids, consecutive in the order
+    # stored, in half the time of a window ordered by key (which carries every column).
+    order = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0]
+    con.execute("SET preserve_insertion_order = true")
+    try:
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _rec_sorted AS
+            SELECT record_key, {first} AS fn, {last} AS ln, birth_date AS bd, ingestion_id,
+                   origin
+            FROM customer_records {where} ORDER BY record_key
+        """)
+    finally:
+        con.execute(f"SET preserve_insertion_order = {str(order).lower()}")
+    low, high, n = con.execute("SELECT min(rowid), max(rowid), count(*) "
+                               "FROM _rec_sorted").fetchall()[0]
+    idx = "rowid" if not n else f"(rowid - {low})" if high - low + 1 == n else \
+        "(row_number() OVER (ORDER BY rowid) - 1)"  # row ids with gaps: numbered again
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _rec AS SELECT {idx}::BIGINT AS idx, * "
+                "FROM _rec_sorted")
+    con.execute("DROP TABLE _rec_sorted")
 
 
 def _nicknames(con: duckdb.DuckDBPyConnection, settings: IdentifySettings) -> None:
