@@ -678,7 +678,7 @@ def predict_pairs(frame: pd.DataFrame | pa.Table, settings: IdentifySettings,
     con.register("_frame", table)
     names = [c for c in table.column_names if c.startswith("b_")]
     kept = [c for c in ("grp", "is_new") if c in table.column_names]
-    keys = "_frame"
+    key_table = "_frame"
     if not names:  # keys made here, cut to the blocks' sizes in this frame
         names, hashed, _fields = block_key_sql(columns)
         if names:
@@ -686,9 +686,9 @@ def predict_pairs(frame: pd.DataFrame | pa.Table, settings: IdentifySettings,
             cut = ", ".join([*kept, kept_keys_sql(names, "_raw_keys", settings.max_block_size)])
             con.execute(f"CREATE TABLE _cut_keys AS SELECT unique_id, {cut} "
                         "FROM _raw_keys JOIN _frame USING (unique_id)")
-            keys = "_cut_keys"
+            key_table = "_cut_keys"
     coarser = coarser_keys(columns) if names == block_key_sql(columns)[0] else None
-    pairs_sql = candidate_pairs_sql(names, keys, "grp" in kept, "is_new" in kept,
+    pairs_sql = candidate_pairs_sql(names, key_table, "grp" in kept, "is_new" in kept,
                                     coarser) if names \
         else ("SELECT ''::VARCHAR AS match_key, 0::BIGINT AS join_key_l, "
               "0::BIGINT AS join_key_r WHERE false")
