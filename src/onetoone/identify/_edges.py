@@ -194,13 +194,13 @@ def build_identifier_edges(con: duckdb.DuckDBPyConnection, settings: IdentifySet
     if scoped:  # values held by more records than the part holds of them: too many
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE _rec_ids AS
-            SELECT DISTINCT record_key, type, value FROM identifiers
+            SELECT record_key, type, value FROM identifiers
             WHERE record_key IN (SELECT record_key FROM _rec) AND NOT ({ignore})""")
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE _value_n AS
             SELECT type, value FROM identifiers
             JOIN (SELECT DISTINCT type, value FROM _rec_ids) v USING (type, value)
-            GROUP BY ALL HAVING count(DISTINCT record_key) > {settings.max_records_per_value}""")
+            GROUP BY ALL HAVING count(*) > {settings.max_records_per_value}""")
         whole = "AND (type, value) NOT IN (SELECT (type, value) FROM _value_n)"
         source = "_rec_ids"
     # Each joining value numbered (``vid``): the node of a value that is not split.

@@ -320,9 +320,13 @@ def blocking_sql(keys: list[str], groups: bool = False, new: bool = False) -> li
     """One rule per key column; with ``groups``, never two records of one ``grp`` (already
     joined deterministically, so their pair would be dropped anyway); with ``new``, only
     pairs that hold a record flagged ``is_new`` (an incremental run)."""
-    other = (" AND l.grp <> r.grp" if groups else "") + \
+    return [f"l.{k} = r.{k}{_pair_filter(groups, new)}" for k in keys]
+
+
+def _pair_filter(groups: bool, new: bool) -> str:
+    """SQL added to a candidate pair's join: two groups (``grp``), a new record in it."""
+    return (" AND l.grp <> r.grp" if groups else "") + \
         (" AND (l.is_new OR r.is_new)" if new else "")
-    return [f"l.{k} = r.{k}{other}" for k in keys]
 
 
 def _first_line(error: Exception) -> str:
@@ -630,8 +634,7 @@ def candidate_pairs_sql(keys: list[str], table: str, groups: bool = False,
     < ``join_key_r``): the pairs :func:`blocking_sql`'s rules make, each once. A key is
     left out where one it refines (``coarser``, :func:`coarser_keys`) is kept: that block
     already holds its pairs, and half the pairs the rules made were made twice."""
-    other = (" AND l.grp <> r.grp" if groups else "") + \
-        (" AND (l.is_new OR r.is_new)" if new else "")
+    other = _pair_filter(groups, new)
     kept = [c for c, on in (("grp", groups), ("is_new", new)) if on]
     refined = ", ".join(
         f"CASE WHEN coalesce({', '.join(coarser[k])}) IS NULL THEN {k} END AS {k}"
@@ -667,9 +670,16 @@ def predict_pairs(frame: pd.DataFrame | pa.Table, settings: IdentifySettings,
     out of the pairs it compares (two records' keys carried through tens of millions of pairs
     cost a third of a prediction)."""
     notes = notes if notes is not None else []
+    columns = columns if columns is not None else model_columns(frame)
+    if isinstance(frame, pa.Table):
+        frame_columns = frame.column_names
+    else:
+        frame_columns = [str(c) for c in frame.columns]
+    if not any(c.startswith("b_") for c in frame_columns):  # keys made here
+        frame, _names = block_keys(frame.to_pandas() if isinstance(frame, pa.Table) else frame,
+                                   columns, settings.max_block_size)
     table = frame if isinstance(frame, pa.Table) else \
         pa.Table.from_pandas(frame, preserve_index=False)
-    columns = columns if columns is not None else model_columns(frame)
     record_keys = table.column("unique_id").to_numpy(zero_copy_only=False)
     table = table.set_column(table.column_names.index("unique_id"), "unique_id",
                              pa.array(np.arange(len(table), dtype=np.int64)))
@@ -678,17 +688,8 @@ def predict_pairs(frame: pd.DataFrame | pa.Table, settings: IdentifySettings,
     con.register("_frame", table)
     names = [c for c in table.column_names if c.startswith("b_")]
     kept = [c for c in ("grp", "is_new") if c in table.column_names]
-    key_table = "_frame"
-    if not names:  # keys made here, cut to the blocks' sizes in this frame
-        names, hashed, _fields = block_key_sql(columns)
-        if names:
-            con.execute(f"CREATE TABLE _raw_keys AS SELECT unique_id, {hashed} FROM _frame")
-            cut = ", ".join([*kept, kept_keys_sql(names, "_raw_keys", settings.max_block_size)])
-            con.execute(f"CREATE TABLE _cut_keys AS SELECT unique_id, {cut} "
-                        "FROM _raw_keys JOIN _frame USING (unique_id)")
-            key_table = "_cut_keys"
     coarser = coarser_keys(columns) if names == block_key_sql(columns)[0] else None
-    pairs_sql = candidate_pairs_sql(names, key_table, "grp" in kept, "is_new" in kept,
+    pairs_sql = candidate_pairs_sql(names, "_frame", "grp" in kept, "is_new" in kept,
                                     coarser) if names \
         else ("SELECT ''::VARCHAR AS match_key, 0::BIGINT AS join_key_l, "
               "0::BIGINT AS join_key_r WHERE false")
@@ -1044,7 +1045,7 @@ def _record_pairs(store: Store, settings: IdentifySettings, odds: float) -> None
     """)
 
 
-def match_pairs(store: Store, settings: IdentifySettings, mode: str,
+def match_pairs(store: Store, settings: IdentifySettings,
                 progress: Callable[[str], None] | None = None, *,
                 scored: pd.DataFrame | None = None) -> Outcome:
     """Score profile pairs into ``identity_review``; returns the pairs that link.

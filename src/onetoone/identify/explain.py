@@ -68,17 +68,11 @@ def customer_view(store: Store, settings: IdentifySettings, customer_id: str,
     return view
 
 
-def _keys_of(store: Store, customer_id: str) -> list[str]:
-    return [str(k) for (k,) in store.fetchall(
-        "SELECT record_key FROM customer_links WHERE customer_id = ?", [customer_id])]
-
-
 def evidence(store: Store, settings: IdentifySettings, customer_id: str,
-             mine: list[str] | None = None) -> list[str]:
+             mine: list[str]) -> list[str]:
     """Why these records are one customer, in a marketer's words (``mine``: its record
-    keys, read when not given)."""
+    keys)."""
     lines: list[str] = []
-    mine = _keys_of(store, customer_id) if mine is None else mine
     for kind, value, members in store.fetchall(f"""
             SELECT type, value, list(DISTINCT record_key ORDER BY record_key)
             FROM identifiers WHERE record_key IN {_KEYS}
@@ -109,12 +103,11 @@ def evidence(store: Store, settings: IdentifySettings, customer_id: str,
 
 
 def refused(store: Store, settings: IdentifySettings, customer_id: str,
-            mine: list[str] | None = None) -> list[str]:
+            mine: list[str]) -> list[str]:
     """Why records or values that look related are not part of this customer: pairs a person
     rejected or has yet to review, records a person set apart, splits, and identifier values
     the identify run does not use to join (its rules, applied to this customer's values;
-    ``mine``: its record keys, read when not given)."""
-    mine = _keys_of(store, customer_id) if mine is None else mine
+    ``mine``: its record keys)."""
     lines = _refused_pairs(store, mine)
     for key, reason, at in store.fetchall(f"""
             SELECT record_key, reason, created_at FROM identity_overrides

@@ -79,6 +79,11 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def _cause(error: Exception) -> str:
+    """An error's type and the first line of its message, for a run's notes."""
+    return f"{type(error).__name__}: {(str(error).splitlines() or [''])[0][:160]}"
+
+
 def customer_id_sql(expr: str, salt: str = "") -> str:
     """SQL of a customer id derived from a string: ``C`` + 10 Crockford base-32 characters."""
     h = f"md5_number_lower({expr}{' || ' + q(salt) if salt else ''})"
@@ -154,7 +159,7 @@ class IdentityResolver:
                 if self.settings.probabilistic:
                     if not scoped:
                         say("probabilistic matching")
-                    self._probabilistic(result, mode, say, scored)
+                    self._probabilistic(result, say, scored)
                 if not scoped or not self._widen_scope():
                     break
             n_records = int(self.store.scalar("SELECT count(*) FROM _rec"))
@@ -169,7 +174,7 @@ class IdentityResolver:
             self._affected(mode)
             say("assigning stable customer ids")
             self._assign_ids(result, event_prefix, reason)
-            self._write_links(result, whole=not scoped)
+            self._write_links(result)
             say("building golden records")
             rebuild_golden(con, self.settings, "_affected_ids" if scoped else None)
             con.execute("DELETE FROM customers WHERE customer_id NOT IN "
@@ -214,10 +219,8 @@ class IdentityResolver:
         try:
             return score_new_pairs(self.store, self.settings, say)
         except Exception as error:
-            first = (str(error).splitlines() or [""])[0][:160]
             result.notes.append("Probabilistic matching of the new records failed, so this "
-                                f"run links them deterministically only "
-                                f"({type(error).__name__}: {first}).")
+                                f"run links them deterministically only ({_cause(error)}).")
             return no_pairs()
 
     def _scope(self, touched: list[str], scored: pd.DataFrame | None) -> None:
@@ -255,8 +258,7 @@ class IdentityResolver:
             SELECT record_key FROM identity_graph WHERE component IN
                 (SELECT component FROM identity_graph
                  WHERE record_key IN (SELECT record_key FROM _seed))
-            UNION SELECT record_key FROM _seed
-            EXCEPT SELECT record_key FROM _gone;
+            UNION SELECT record_key FROM _seed;
             DELETE FROM _scope WHERE record_key NOT IN (SELECT record_key FROM customer_records)
         """).fetchall()
         con.unregister("_touched_view")
@@ -289,7 +291,7 @@ class IdentityResolver:
         return bool(more)
 
     # -- graph --------------------------------------------------------------------------
-    def _probabilistic(self, result: IdentifyResult, mode: str, say: Progress,
+    def _probabilistic(self, result: IdentifyResult, say: Progress,
                        scored: pd.DataFrame | None = None) -> None:
         try:
             from onetoone.identify._probabilistic import match_pairs
@@ -298,13 +300,11 @@ class IdentityResolver:
                                 "for Splink.")
             return
         try:
-            outcome = (match_pairs(self.store, self.settings, mode, say) if scored is None
-                       else match_pairs(self.store, self.settings, mode, say, scored=scored))
+            outcome = match_pairs(self.store, self.settings, say, scored=scored)
         except Exception as error:
             self.con.execute("DELETE FROM identity_review WHERE status IN ('linked', 'pending')")
-            first = (str(error).splitlines() or [""])[0][:160]
             result.notes.append("Probabilistic matching failed, so this run links "
-                                f"deterministically only ({type(error).__name__}: {first}).")
+                                f"deterministically only ({_cause(error)}).")
             return
         result.probabilistic_links = outcome.links
         result.notes.extend(outcome.notes)
@@ -628,8 +628,8 @@ class IdentityResolver:
                        SELECT customer_id FROM _cid UNION SELECT old_id FROM _heir""")
 
     # -- writing ------------------------------------------------------------------------
-    def _write_links(self, result: IdentifyResult, whole: bool) -> None:
-        """``customer_links`` of the components rewritten (``whole``: every record's)."""
+    def _write_links(self, result: IdentifyResult) -> None:
+        """``customer_links`` of the components rewritten (every record's in a full run)."""
         con = self.con
         now = _now()
         con.execute(f"""
@@ -664,7 +664,7 @@ class IdentityResolver:
             UNION ALL
             SELECT record_key, NULL FROM _gone
         """)
-        con.execute("DELETE FROM customer_links" if whole else """
+        con.execute("DELETE FROM customer_links" if self._every_comp else """
             DELETE FROM customer_links WHERE record_key IN (SELECT record_key FROM _links_new)
                OR record_key IN (SELECT record_key FROM _gone)
         """)
