@@ -35,6 +35,7 @@ from onetoone.identify._edges import (
     births_compatible,
     build_identifier_edges,
     build_records,
+    garbage_parts,
     garbage_predicate,
     names_differ,
 )
@@ -432,8 +433,8 @@ class IdentityResolver:
             WHERE a.type IS NOT NULL AND l.comp IN (SELECT comp FROM _maybe_bad)""")
         con.execute(f"""
             DELETE FROM _attr WHERE (type, value) IN (
-                SELECT (type, value) FROM _maybe_values
-                WHERE {garbage_predicate(self.settings)})""")
+                SELECT (type, value) FROM (SELECT *, {garbage_parts()} FROM _maybe_values)
+                WHERE {garbage_predicate(self.settings, parts=True)})""")
         bad = con.execute(over_caps("WHERE l.comp IN (SELECT comp FROM _maybe_bad)")
                           ).fetchnumpy()["comp"]
         if len(bad) == 0:
