@@ -12,6 +12,8 @@ pytest.importorskip("splink")
 
 from onetoone.identify._probabilistic import (
     birth_date_comparison,
+    derived_columns_sql,
+    email_comparison,
     one_typo_comparison,
     within_one_edit,
 )
@@ -100,4 +102,41 @@ def test_birth_date_levels_are_splinks() -> None:
     differ, levels = con.execute(f"SELECT count(*) FILTER (WHERE ({ours}) <> ({theirs})), "
                                  f"count(DISTINCT ({ours})) FROM t").fetchall()[0]
     assert levels == 7  # every level is reached, the null one included
+    assert differ == 0
+
+
+def test_email_levels_read_each_records_parts_as_the_email_split_per_pair() -> None:
+    rng = random.Random(11)
+    users = ["marie.martin", "mariemartin", "jdupont75", "j.dupont75", "x", "a.b.c1"]
+    domains = ["gmail.com", "gmial.com", "orange.fr", "orange.com", "free.fr", ""]
+
+    def email() -> str | None:
+        kind = rng.random()
+        if kind < 0.05:
+            return None
+        if kind < 0.1:
+            return rng.choice(users)  # no @
+        return f"{rng.choice(users)}@{rng.choice(domains)}" + ("@x" if kind > 0.97 else "")
+
+    con = duckdb.connect()
+    derived = ", ".join(derived_columns_sql(["email"], []))
+    sides = []
+    for side in ("l", "r"):
+        con.register("t", pd.DataFrame({"email": [email() for _ in range(6_000)]}))
+        sides.append(con.execute(f"SELECT *, {derived} FROM t").df().add_suffix(f"_{side}"))
+    con.register("p", pd.concat(sides, axis=1))
+    user_l, user_r = "split_part(email_l, '@', 1)", "split_part(email_r, '@', 1)"
+    typo = ("damerau_levenshtein(split_part(email_l, '@', 2), "
+            "split_part(email_r, '@', 2)) <= 2")
+    split_per_pair = f"""CASE WHEN email_l IS NULL OR email_r IS NULL THEN -1
+        WHEN email_l = email_r THEN 4
+        WHEN {user_l} = {user_r} AND {typo} THEN 3
+        WHEN replace({user_l}, '.', '') = replace({user_r}, '.', '') AND {typo} THEN 2
+        WHEN {user_l} = {user_r} AND regexp_matches({user_l}, '[0-9]') THEN 1
+        ELSE 0 END"""
+    ours = _case(email_comparison(), ["email", "email_user", "email_bare", "email_domain"])
+    differ, levels = con.execute(
+        f"SELECT count(*) FILTER (WHERE ({ours}) <> ({split_per_pair})), "
+        f"count(DISTINCT ({ours})) FROM p").fetchall()[0]
+    assert levels == 6  # every level is reached, the null one included
     assert differ == 0

@@ -187,26 +187,50 @@ def email_comparison() -> Any:
 
     A user name made of the person's names (``marie.martin@``) is left out on purpose: it
     agrees whenever the names do, so weighing it again would count the names twice. The
+    levels read each record's user name, user name without dots and domain
+    (:func:`derived_columns_sql`), not the e-mail split again for every pair and level; the
     domains' edit distance is computed only where the user names agree (:func:`gated`).
     """
     import splink.comparison_level_library as cll
     import splink.comparison_library as cl
 
-    user_l = "split_part(email_l, '@', 1)"
-    user_r = "split_part(email_r, '@', 1)"
-    domain_typo = ("damerau_levenshtein(split_part(email_l, '@', 2), "
-                   "split_part(email_r, '@', 2)) <= 2")
+    domain_typo = "damerau_levenshtein(email_domain_l, email_domain_r) <= 2"
     return cl.CustomComparison(output_column_name="email", comparison_levels=[
         cll.NullLevel("email"),
         cll.ExactMatchLevel("email"),
-        cll.CustomLevel(gated(f"{user_l} = {user_r}", domain_typo),
+        cll.CustomLevel(gated("email_user_l = email_user_r", domain_typo),
                         "Same user name, domain one typo apart"),
-        cll.CustomLevel(gated(f"replace({user_l}, '.', '') = replace({user_r}, '.', '')",
-                              domain_typo), "Same user name but for dots"),
-        cll.CustomLevel(gated(f"{user_l} = {user_r}", f"regexp_matches({user_l}, '[0-9]')"),
+        cll.CustomLevel(gated("email_bare_l = email_bare_r", domain_typo),
+                        "Same user name but for dots"),
+        cll.CustomLevel(gated("email_user_l = email_user_r",
+                              "regexp_matches(email_user_l, '[0-9]')"),
                         "Same personal user name (with digits), other domain"),
         cll.ElseLevel(),
     ])
+
+
+def _birth_day_sql(column: str) -> str:
+    """SQL of the day number (since 1970-01-01) of an ISO birth date string; NULL if none."""
+    return (f"date_diff('day', DATE '1970-01-01', "
+            f"try_strptime({column}::VARCHAR, '%Y-%m-%d')::DATE)::BIGINT")
+
+
+def derived_columns_sql(columns: list[str], present: list[str]) -> list[str]:
+    """SQL (``expr AS name``) of the columns the comparisons of ``columns`` read besides
+    them, computed once per record instead of once per pair and level: both names
+    (``name_concat``, unless ``present``), the birth date's day number (``birth_day``), an
+    e-mail's user name, user name without dots and domain."""
+    derived = []
+    if "first_name" in columns and "surname" in columns and "name_concat" not in present:
+        derived.append("CASE WHEN first_name IS NOT NULL AND surname IS NOT NULL "
+                       "THEN first_name || ' ' || surname END AS name_concat")
+    if "birth_date" in columns:
+        derived.append(f"{_birth_day_sql('birth_date')} AS birth_day")
+    if "email" in columns:
+        derived += ["split_part(email, '@', 1) AS email_user",
+                    "replace(split_part(email, '@', 1), '.', '') AS email_bare",
+                    "split_part(email, '@', 2) AS email_domain"]
+    return derived
 
 
 #: Candidate pairs agree on one of these keys: two fields (any two strong ones), a contact
@@ -568,12 +592,13 @@ def make_linker(frame: pd.DataFrame, settings: IdentifySettings,
     column (deterministic component) keeps pairs already joined out, an ``is_new`` column
     keeps only the pairs a new record is in. :func:`predict_pairs` makes its pairs itself."""
     columns = columns if columns is not None else model_columns(frame)
-    extra = ["name_concat"] if "first_name" in columns and "surname" in columns else []
-    if "birth_date" in columns:  # the day number :func:`birth_date_comparison` compares
-        extra.append("birth_day")
-        frame = frame.assign(birth_day=(
-            pd.to_datetime(frame["birth_date"], format="%Y-%m-%d", errors="coerce")
-            - pd.Timestamp("1970-01-01")).dt.days.astype("Int64"))
+    derived = derived_columns_sql(columns, [])
+    extra = [d.rsplit(" AS ", 1)[1] for d in derived]
+    con = duckdb.connect()
+    con.register("_frame", frame.drop(columns=[c for c in extra if c in frame.columns]))
+    frame = con.execute(f"SELECT *, {', '.join(derived)} FROM _frame").df() if derived \
+        else frame
+    con.close()
     keys = [c for c in frame.columns if c.startswith("b_")]
     if not keys:
         frame, keys = block_keys(frame, columns, settings.max_block_size)
@@ -649,12 +674,6 @@ def candidate_pairs_sql(keys: list[str], table: str, groups: bool = False,
         FROM ({joins}) GROUP BY a, b"""
 
 
-def _birth_day_sql(column: str) -> str:
-    """SQL of the day number (since 1970-01-01) of an ISO birth date string; NULL if none."""
-    return (f"date_diff('day', DATE '1970-01-01', "
-            f"try_strptime({column}::VARCHAR, '%Y-%m-%d')::DATE)::BIGINT")
-
-
 def predict_pairs(frame: pd.DataFrame | pa.Table, settings: IdentifySettings,
                   model: dict[str, Any] | None,
                   notes: list[str] | None = None, columns: list[str] | None = None,
@@ -697,10 +716,8 @@ def predict_pairs(frame: pd.DataFrame | pa.Table, settings: IdentifySettings,
     both = "first_name" in columns and "surname" in columns
     select = ", ".join([
         "unique_id", *columns,
-        *(["name_concat" if "name_concat" in table.column_names else
-           "CASE WHEN first_name IS NOT NULL AND surname IS NOT NULL "
-           "THEN first_name || ' ' || surname END AS name_concat"] if both else []),
-        *([f"{_birth_day_sql('birth_date')} AS birth_day"] if "birth_date" in columns else [])])
+        *(["name_concat"] if both and "name_concat" in table.column_names else []),
+        *derived_columns_sql(columns, table.column_names)])
     con.execute(f"CREATE TABLE _records AS SELECT {select} FROM _frame")
     con.unregister("_frame")
 
