@@ -287,9 +287,10 @@ def build_identifier_edges(con: duckdb.DuckDBPyConnection, settings: IdentifySet
         QUALIFY count(*) OVER (PARTITION BY node) >= 2
     """)
     con.unregister("_item_group_view")
-    # Integer node ids (``nid``) for the components: a value's number, or its group's.
+    # Integer node ids (``nid``) for the components: a value's number, or its group's. A
+    # view: most readers want the integers of every edge, and the names of a few.
     con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _id_edges AS
+        CREATE OR REPLACE TEMP VIEW _id_edges AS
         SELECT idx, type, value, type || ':' || value AS node, {rank} AS rank,
                false AS guess, vid AS nid
         FROM _ids WHERE NOT suspect

@@ -321,33 +321,34 @@ class IdentityResolver:
             WHERE o.kind = 'separate';
             CREATE OR REPLACE TEMP TABLE _sep_keys AS
             SELECT r.record_key FROM _sep JOIN _rec r USING (idx);
-            CREATE OR REPLACE TEMP TABLE _edges0 AS
-            SELECT idx, node, 'deterministic:' || type AS method, rank, 1.0 AS prob,
+            CREATE OR REPLACE TEMP TABLE _other_edges AS
+            SELECT * REPLACE ({n_nodes} + dense_rank() OVER (ORDER BY node) - 1 AS nid)
+            FROM (
+                SELECT r.idx, 'manual:' || o.record_key || '|' || o.other_record_key AS node,
+                       'manual' AS method, 0 AS rank, 1.0::DOUBLE AS prob, true AS forced,
+                       false AS soft, NULL::BIGINT AS nid
+                FROM (SELECT *, unnest([record_key, other_record_key]) AS end_key
+                      FROM identity_overrides WHERE kind = 'link') o
+                JOIN _rec r ON r.record_key = o.end_key
+                UNION ALL
+                SELECT r.idx, 'pair:' || p.record_key_l || '|' || p.record_key_r,
+                       CASE p.status WHEN 'accepted' THEN 'manual' ELSE 'probabilistic' END,
+                       CASE p.status WHEN 'accepted' THEN 0 ELSE {k} END,
+                       CASE p.status WHEN 'accepted' THEN 1.0 ELSE p.match_probability END,
+                       p.status = 'accepted', p.status <> 'accepted', NULL
+                FROM (SELECT *, unnest([record_key_l, record_key_r]) AS end_key
+                      FROM identity_review
+                      WHERE status = 'accepted' OR (status = 'linked'
+                            AND record_key_l NOT IN (SELECT record_key FROM _sep_keys)
+                            AND record_key_r NOT IN (SELECT record_key FROM _sep_keys))) p
+                JOIN _rec r ON r.record_key = p.end_key);
+            -- the id edges are read through, not copied: pair and manual nodes numbered after
+            CREATE OR REPLACE TEMP VIEW _edges AS
+            SELECT idx, node, 'deterministic:' || type AS method, rank, 1.0::DOUBLE AS prob,
                    false AS forced, guess AS soft, nid
             FROM _id_edges WHERE idx NOT IN (SELECT idx FROM _sep)
             UNION ALL
-            SELECT r.idx, 'manual:' || o.record_key || '|' || o.other_record_key, 'manual', 0,
-                   1.0, true, false, NULL
-            FROM (SELECT *, unnest([record_key, other_record_key]) AS end_key
-                  FROM identity_overrides WHERE kind = 'link') o
-            JOIN _rec r ON r.record_key = o.end_key
-            UNION ALL
-            SELECT r.idx, 'pair:' || p.record_key_l || '|' || p.record_key_r,
-                   CASE p.status WHEN 'accepted' THEN 'manual' ELSE 'probabilistic' END,
-                   CASE p.status WHEN 'accepted' THEN 0 ELSE {k} END,
-                   CASE p.status WHEN 'accepted' THEN 1.0 ELSE p.match_probability END,
-                   p.status = 'accepted', p.status <> 'accepted', NULL
-            FROM (SELECT *, unnest([record_key_l, record_key_r]) AS end_key
-                  FROM identity_review
-                  WHERE status = 'accepted' OR (status = 'linked'
-                        AND record_key_l NOT IN (SELECT record_key FROM _sep_keys)
-                        AND record_key_r NOT IN (SELECT record_key FROM _sep_keys))) p
-            JOIN _rec r ON r.record_key = p.end_key;
-            CREATE OR REPLACE TEMP TABLE _edges AS  -- pair and manual nodes numbered after
-            SELECT * FROM _edges0 WHERE nid IS NOT NULL
-            UNION ALL
-            SELECT e.* REPLACE ({n_nodes} + dense_rank() OVER (ORDER BY node) - 1 AS nid)
-            FROM _edges0 e WHERE nid IS NULL;
+            SELECT * FROM _other_edges;
         """)
 
     def _components(self, n_records: int) -> np.ndarray:
@@ -378,7 +379,7 @@ class IdentityResolver:
             recs AS (SELECT l.comp, r.idx, r.fn, r.ln, r.bd FROM _lab_view l
                      JOIN _rec r USING (idx) WHERE l.comp IN (SELECT comp FROM prob)
                        AND (r.fn IS NOT NULL OR r.bd IS NOT NULL)),
-            direct AS (SELECT min(idx) AS a, max(idx) AS b FROM _edges
+            direct AS (SELECT min(idx) AS a, max(idx) AS b FROM _other_edges
                        WHERE method = 'probabilistic' GROUP BY node HAVING count(*) = 2),
             pairs AS (SELECT x.idx AS a, y.idx AS b,
                              NOT {births_compatible('x.bd', 'y.bd')} AS bd,
