@@ -42,6 +42,10 @@ def test_ids_persist_and_the_older_id_survives_a_merge(base: Builder) -> None:
     events = ws.store.fetchall("SELECT event, customer_id, other_customer_id FROM "
                                "identity_events")
     assert events == [("merge", anne, work)]
+    # the customer merged away has no golden record left; every linked customer has one
+    assert ws.store.fetchall("SELECT customer_id FROM customers ORDER BY 1") == \
+        ws.store.fetchall("SELECT DISTINCT customer_id FROM customer_links ORDER BY 1")
+    assert work not in {r[0] for r in ws.store.fetchall("SELECT customer_id FROM customers")}
     assert ws.store.scalar("SELECT merged_into FROM customer_ids WHERE customer_id = ?",
                            [work]) == anne
     with pytest.raises(NotFoundError) as error:
@@ -60,6 +64,7 @@ def test_manual_merge_and_unmerge_are_audited_and_remembered(base: Builder) -> N
     assert ws.store.fetchall("SELECT event, customer_id, other_customer_id, reason "
                              "FROM identity_events") == [
         ("manual_merge", anne, bob, "same person, checked by phone")]
+    assert ws.store.scalar("SELECT count(*) FROM customers WHERE customer_id = ?", [bob]) == 0
     ws.identify(full=True)
     assert customer_of(ws, "crm:2") == anne  # remembered
 
@@ -124,3 +129,16 @@ def test_incremental_run_equals_full_run(tmp_path: Path) -> None:
         ws.close()
     assert results[0] == results[1]
     assert len(results[0][0]) == 11
+
+
+def test_a_customer_whose_records_are_deleted_loses_its_golden_record(base: Builder) -> None:
+    ws = base(crm=CRM)
+    ws.identify()
+    anne, bob = customer_of(ws, "crm:1"), customer_of(ws, "crm:2")
+    ws.store.execute("DELETE FROM identifiers WHERE record_key = 'crm:2'")
+    ws.store.execute("DELETE FROM customer_records WHERE record_key = 'crm:2'")
+    result = ws.identify()
+    assert result.mode == "incremental"
+    assert ws.store.fetchall("SELECT customer_id FROM customers") == [(anne,)]
+    assert ws.store.scalar("SELECT count(*) FROM customer_links WHERE customer_id = ?",
+                           [bob]) == 0

@@ -1020,15 +1020,15 @@ def score_new_pairs(store: Store, settings: IdentifySettings,
         f"SELECT {i} AS k, {key} AS v FROM {INPUT_TABLE} WHERE {key} IN "
         f"(SELECT {key} FROM _input_new) GROUP BY {key} "
         f"HAVING count(*) <= {settings.max_block_size}" for i, key in enumerate(keys)))
-    near = " ".join(f"OR {key} IN (SELECT v FROM _input_keys WHERE k = {i})"
-                    for i, key in enumerate(keys))
+    near = " UNION ".join(f"SELECT i.rowid FROM {INPUT_TABLE} i JOIN _input_keys k "
+                          f"ON k.k = {n} AND k.v = i.{key}" for n, key in enumerate(keys))
     kept = "".join(f", CASE WHEN {key} IN (SELECT v FROM _input_keys WHERE k = {i}) "
                    f"THEN {key} END AS {key}" for i, key in enumerate(keys))
     frame = con.sql(f"""
         SELECT * EXCLUDE ({', '.join(keys)}) {kept},
                unique_id IN (SELECT unique_id FROM _input_new) AS is_new
         FROM {INPUT_TABLE}
-        WHERE unique_id IN (SELECT unique_id FROM _input_new) {near}
+        WHERE unique_id IN (SELECT unique_id FROM _input_new) OR rowid IN ({near})
         ORDER BY unique_id""").to_arrow_table()
     con.unregister("_input_new")
     pairs, _model = predict_pairs(frame, settings, model, None, columns, store)

@@ -178,8 +178,12 @@ class IdentityResolver:
             self._write_links(result)
             say("building golden records")
             rebuild_golden(con, self.settings, "_affected_ids" if scoped else None)
-            con.execute("DELETE FROM customers WHERE customer_id NOT IN "
-                        "(SELECT customer_id FROM customer_links)")
+            if scoped:  # customers left without records (a full run rebuilt every one)
+                con.execute("""
+                    DELETE FROM customers WHERE customer_id IN (
+                        SELECT customer_id FROM _unlinked EXCEPT SELECT customer_id
+                        FROM customer_links
+                        WHERE customer_id IN (SELECT customer_id FROM _unlinked))""")
             say("attaching events to customers")
             self._update_events()
             result.customers = int(self.store.scalar("SELECT count(*) FROM customers"))
@@ -230,7 +234,8 @@ class IdentityResolver:
         few enough records to join any is in one component) that the new, removed and
         touched records reach: through their own component, an identifier value they share
         (held by few enough records before them) or a scored pair. A full run would find the
-        same customers for these records, and leave the others as they are."""
+        same customers for these records, and leave the others as they are. It may list gone
+        records: it is only read as a filter on ``customer_records``."""
         con = self.con
         most = self.settings.max_records_per_value
         con.register("_touched_view", pd.DataFrame({"record_key": pd.Series(
@@ -259,8 +264,7 @@ class IdentityResolver:
             SELECT record_key FROM identity_graph WHERE component IN
                 (SELECT component FROM identity_graph
                  WHERE record_key IN (SELECT record_key FROM _seed))
-            UNION SELECT record_key FROM _seed;
-            DELETE FROM _scope WHERE record_key NOT IN (SELECT record_key FROM customer_records)
+            UNION SELECT record_key FROM _seed
         """).fetchall()
         con.unregister("_touched_view")
         con.unregister("_ends_view")
@@ -666,10 +670,17 @@ class IdentityResolver:
             UNION ALL
             SELECT record_key, NULL FROM _gone
         """)
-        con.execute("DELETE FROM customer_links" if self._every_comp else """
-            DELETE FROM customer_links WHERE record_key IN (SELECT record_key FROM _links_new)
-               OR record_key IN (SELECT record_key FROM _gone)
-        """)
+        if self._every_comp:
+            con.execute("DELETE FROM customer_links")
+        else:  # ``_unlinked``: the customers whose links are rewritten (some may be left none)
+            unlinked = con.execute("""
+                DELETE FROM customer_links WHERE record_key IN (SELECT record_key FROM _links_new)
+                   OR record_key IN (SELECT record_key FROM _gone)
+                RETURNING customer_id""").fetchnumpy()
+            con.register("_unlinked_view", pd.DataFrame(unlinked))
+            con.execute("CREATE OR REPLACE TEMP TABLE _unlinked AS "
+                        "SELECT DISTINCT customer_id FROM _unlinked_view")
+            con.unregister("_unlinked_view")
         con.execute("""
             INSERT INTO customer_links
             SELECT record_key, customer_id, method, prob,
