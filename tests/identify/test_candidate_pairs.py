@@ -31,7 +31,8 @@ def _records(n: int) -> list[tuple[object, ...]]:
     return rows
 
 
-def test_each_pair_once_and_no_pair_lost_or_added() -> None:
+@pytest.mark.parametrize("new", [False, True])
+def test_each_pair_once_and_no_pair_lost_or_added(new: bool) -> None:
     from onetoone.identify._probabilistic import (
         block_key_sql,
         candidate_pairs_sql,
@@ -46,19 +47,20 @@ def test_each_pair_once_and_no_pair_lost_or_added() -> None:
     con.executemany("INSERT INTO r VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", _records(600))
     names, hashed, _ = block_key_sql(COLUMNS)
     con.execute(f"CREATE TABLE raw AS SELECT unique_id, grp, {hashed} FROM r")
-    con.execute(f"CREATE TABLE k AS SELECT unique_id, grp, {kept_keys_sql(names, 'raw', 8)} "
-                "FROM raw")
+    con.execute(f"CREATE TABLE k AS SELECT unique_id, grp, unique_id % 7 = 3 AS is_new, "
+                f"{kept_keys_sql(names, 'raw', 8)} FROM raw")
     assert con.execute("SELECT count(*) FROM raw WHERE b_0 IS NOT NULL").fetchall()[0][0] > \
         con.execute("SELECT count(*) FROM k WHERE b_0 IS NOT NULL").fetchall()[0][0] > 0
     rules = " UNION ".join(  # the pairs of one rule per key, as Splink's blocking makes them
         f"SELECT l.unique_id AS a, r.unique_id AS b FROM k l JOIN k r ON l.{n} = r.{n} "
-        "AND l.unique_id < r.unique_id AND l.grp <> r.grp" for n in names)
+        "AND l.unique_id < r.unique_id AND l.grp <> r.grp"
+        + (" AND (l.is_new OR r.is_new)" if new else "") for n in names)
     expected = set(con.execute(rules).fetchall())
-    made = con.execute(candidate_pairs_sql(names, "k", groups=True,
+    made = con.execute(candidate_pairs_sql(names, "k", groups=True, new=new,
                                            coarser=coarser_keys(COLUMNS))).fetchall()
     assert len(made) == len({(a, b) for _, a, b in made})  # each pair once
     assert {(a, b) for _, a, b in made} == expected
-    assert len(expected) > 1000
+    assert len(expected) > (300 if new else 1000)
 
 
 def test_a_key_refines_the_keys_whose_fields_it_holds() -> None:

@@ -661,15 +661,22 @@ def candidate_pairs_sql(keys: list[str], table: str, groups: bool = False,
     ``keys``) as Splink scores them (``match_key``: a rule that makes the pair, ``join_key_l``
     < ``join_key_r``): the pairs :func:`blocking_sql`'s rules make, each once. A key is
     left out where one it refines (``coarser``, :func:`coarser_keys`) is kept: that block
-    already holds its pairs, and half the pairs the rules made were made twice."""
-    other = _pair_filter(groups, new)
+    already holds its pairs, and half the pairs the rules made were made twice. With
+    ``new``, each new record (``r``) is joined to the records of its blocks, not every
+    record to every other one of its blocks."""
     kept = [c for c, on in (("grp", groups), ("is_new", new)) if on]
     refined = ", ".join(
         f"CASE WHEN coalesce({', '.join(coarser[k])}) IS NULL THEN {k} END AS {k}"
         if coarser and k in coarser else k for k in keys)
+    other = _pair_filter(groups, False)
+    if new:  # a pair of two new records once: the smaller is l
+        pair = "least(l.unique_id, r.unique_id) AS a, greatest(l.unique_id, r.unique_id) AS b"
+        which = f"r.is_new AND (NOT l.is_new OR l.unique_id < r.unique_id){other}"
+    else:
+        pair, which = "l.unique_id AS a, r.unique_id AS b", f"true{other}"
     joins = " UNION ALL ".join(
-        f"SELECT {i} AS rule, l.unique_id AS a, r.unique_id AS b FROM k l JOIN k r "
-        f"ON l.{k} = r.{k} AND l.unique_id < r.unique_id WHERE true{other}"
+        f"SELECT {i} AS rule, {pair} FROM k l JOIN k r ON l.{k} = r.{k}"
+        f"{'' if new else ' AND l.unique_id < r.unique_id'} WHERE {which}"
         for i, k in enumerate(keys))
     return f"""
         WITH k AS (SELECT {', '.join(['unique_id', *kept])}, {refined} FROM {table})
