@@ -177,7 +177,8 @@ class IdentityResolver:
             self._assign_ids(result, event_prefix, reason)
             self._write_links(result)
             say("building golden records")
-            rebuild_golden(con, self.settings, "_affected_ids" if scoped else None)
+            rebuild_golden(con, self.settings, "_affected_ids" if scoped else None,
+                           "_links_new")  # the new links of exactly those customers
             if scoped:  # customers left without records (a full run rebuilt every one)
                 con.execute("""
                     DELETE FROM customers WHERE customer_id IN (
