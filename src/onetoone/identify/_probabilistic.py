@@ -1017,6 +1017,8 @@ def score_new_pairs(store: Store, settings: IdentifySettings,
     con.execute(f"DELETE FROM {INPUT_TABLE} WHERE unique_id IN (SELECT record_key FROM "
                 "_new_keys) OR unique_id IN (SELECT record_key FROM _gone)")
     con.register("_input_new", new)
+    # The new rows are appended: their row ids are past every stored row's.
+    first_new = int(store.scalar(f"SELECT coalesce(max(rowid), -1) + 1 FROM {INPUT_TABLE}"))
     con.execute(f"INSERT INTO {INPUT_TABLE} BY NAME SELECT * FROM _input_new")
     if new.empty or not keys:
         con.unregister("_input_new")
@@ -1033,9 +1035,8 @@ def score_new_pairs(store: Store, settings: IdentifySettings,
                    f"THEN {key} END AS {key}" for i, key in enumerate(keys))
     frame = con.sql(f"""
         SELECT * EXCLUDE ({', '.join(keys)}) {kept},
-               unique_id IN (SELECT unique_id FROM _input_new) AS is_new
-        FROM {INPUT_TABLE}
-        WHERE unique_id IN (SELECT unique_id FROM _input_new) OR rowid IN ({near})
+               rowid >= {first_new} AS is_new
+        FROM {INPUT_TABLE} WHERE rowid >= {first_new} OR rowid IN ({near})
         ORDER BY unique_id""").to_arrow_table()
     con.unregister("_input_new")
     pairs, _model = predict_pairs(frame, settings, model, None, columns, store)
