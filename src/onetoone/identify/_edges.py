@@ -204,7 +204,8 @@ def build_identifier_edges(con: duckdb.DuckDBPyConnection, settings: IdentifySet
     Needs ``_rec``. Values held by a single record are left out: they join nothing. When
     ``_rec`` holds part of the base (``scoped``), a value's records are counted in the whole
     base; the part must hold every record of each value it holds that is held by at most
-    ``max_records_per_value`` records.
+    ``max_records_per_value`` records; ``_rec_ids`` then holds the part's identifiers (of
+    every type, the ignored ones too).
     """
     ignore = _in_list("type", settings.ignore_types)
     _nicknames(con, settings)
@@ -212,17 +213,17 @@ def build_identifier_edges(con: duckdb.DuckDBPyConnection, settings: IdentifySet
     source = f"(SELECT record_key, type, value FROM identifiers WHERE NOT ({ignore}))"
     whole = ""
     if scoped:  # values held by more records than the part holds of them: too many
-        con.execute(f"""
+        con.execute("""
             CREATE OR REPLACE TEMP TABLE _rec_ids AS
             SELECT record_key, type, value FROM identifiers
-            WHERE record_key IN (SELECT record_key FROM _rec) AND NOT ({ignore})""")
+            WHERE record_key IN (SELECT record_key FROM _rec)""")
+        source = f"(SELECT record_key, type, value FROM _rec_ids WHERE NOT ({ignore}))"
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE _value_n AS
             SELECT type, value FROM identifiers
-            JOIN (SELECT DISTINCT type, value FROM _rec_ids) v USING (type, value)
+            JOIN (SELECT DISTINCT type, value FROM {source}) v USING (type, value)
             GROUP BY ALL HAVING count(*) > {settings.max_records_per_value}""")
         whole = "AND (type, value) NOT IN (SELECT (type, value) FROM _value_n)"
-        source = "_rec_ids"
     # Each joining value numbered (``vid``): the node of a value that is not split.
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _ids AS

@@ -170,7 +170,8 @@ class IdentityResolver:
             raw = self._components(n_records)
             self._write_graph(raw, n_records, scoped)
             say("guarding against over-merging")
-            labels = self._apply_guards(raw, n_records)
+            labels = self._apply_guards(raw, n_records,
+                                        "_rec_ids" if scoped else "identifiers")
             self._write_labels(labels, n_records)
             self._affected(mode)
             say("assigning stable customer ids")
@@ -401,9 +402,10 @@ class IdentityResolver:
             cannot.setdefault(str(key), set()).add((int(a), int(b)))
         return cannot
 
-    def _apply_guards(self, labels: np.ndarray, n_records: int) -> np.ndarray:
+    def _apply_guards(self, labels: np.ndarray, n_records: int, ids: str) -> np.ndarray:
         """Rebuild, edge by edge, the components that hold too many values of a kind, or
-        records a probabilistic pair must not put together (:meth:`_cannot_link`)."""
+        records a probabilistic pair must not put together (:meth:`_cannot_link`); ``ids``:
+        a table of (at least) the run's records' identifiers."""
         con = self.con
         con.register("_lab_view", pd.DataFrame({"idx": np.arange(n_records),
                                                 "comp": labels[:n_records]}))
@@ -417,7 +419,7 @@ class IdentityResolver:
             CREATE OR REPLACE TEMP TABLE _attr AS
             SELECT r.idx, i.type, CASE WHEN i.type = 'email' THEN 'email'
                                        ELSE 'u:' || i.type END AS key, i.value
-            FROM identifiers i JOIN _rec r USING (record_key)
+            FROM {ids} i JOIN _rec r USING (record_key)
             WHERE i.type = 'email' OR i.type IN ({unique})
             UNION ALL
             SELECT idx, NULL, 'bd', bd::VARCHAR FROM _rec WHERE bd IS NOT NULL
