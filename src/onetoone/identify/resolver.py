@@ -43,6 +43,7 @@ from onetoone.identify._golden import rebuild_golden
 from onetoone.ingest._normalize import ident, q
 from onetoone.schema import ENTITIES
 from onetoone.store import Store
+from onetoone.store.duckdb import settings
 
 Progress = Callable[[str], None]
 
@@ -120,16 +121,9 @@ class IdentityResolver:
             else "incremental"
         last_ingestion = int(last[0]) if last and last[0] is not None else -1
         result = IdentifyResult(mode)
-        limit, order = con.execute("SELECT current_setting('memory_limit'), "
-                                   "current_setting('preserve_insertion_order')").fetchall()[0]
-        con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
         # Every read that needs an order says it (ORDER BY): tables are made in parallel.
-        con.execute("SET preserve_insertion_order = false")
-        try:
+        with settings(con, memory_limit=MEMORY_LIMIT, preserve_insertion_order=False):
             self._run(result, mode, last_ingestion, touched, event_prefix, reason, say)
-        finally:
-            con.execute(f"SET memory_limit = '{limit}'")
-            con.execute(f"SET preserve_insertion_order = {str(order).lower()}")
         result.seconds = time.perf_counter() - started
         return result
 

@@ -26,6 +26,29 @@ MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {1: _create
                                                                      2: _create_tables}
 
 
+@contextmanager
+def settings(con: duckdb.DuckDBPyConnection, **values: str | bool) -> Iterator[None]:
+    """DuckDB settings (``memory_limit="3GB"``, ``preserve_insertion_order=False``) for the
+    time of a block, restored after it, even when it fails: reset to DuckDB's default when
+    that is what they were (a memory limit read back as text is rounded), else set again."""
+    names = list(values)
+    before = con.execute("SELECT " + ", ".join(f"current_setting('{n}')" for n in names)
+                         ).fetchall()[0]
+
+    def literal(value: object) -> str:
+        return str(value).lower() if isinstance(value, bool) else f"'{value}'"
+
+    for name, value in values.items():
+        con.execute(f"SET {name} = {literal(value)}")
+    try:
+        yield
+    finally:
+        for name, value in zip(names, before, strict=True):
+            con.execute(f"RESET {name}")
+            if con.execute(f"SELECT current_setting('{name}')").fetchall()[0][0] != value:
+                con.execute(f"SET {name} = {literal(value)}")
+
+
 class Store:
     """A DuckDB database holding one customer base."""
 
