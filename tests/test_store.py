@@ -31,13 +31,13 @@ def test_register_keeps_an_open_transaction_usable():
 def test_settings_hold_for_a_block_and_are_restored_even_when_it_fails():
     import pytest
 
-    from onetoone.store.duckdb import settings
+    from onetoone.store.duckdb import duckdb_settings
 
     store = Store(":memory:")
     con = store.con
     before = con.execute("SELECT current_setting('memory_limit'), "
                          "current_setting('preserve_insertion_order')").fetchall()[0]
-    with pytest.raises(RuntimeError), settings(con, memory_limit="1GB",
+    with pytest.raises(RuntimeError), duckdb_settings(con, memory_limit="1GB",
                                                preserve_insertion_order=not before[1]):
         assert con.execute("SELECT current_setting('preserve_insertion_order')"
                            ).fetchall()[0][0] is (not before[1])

@@ -28,7 +28,7 @@ import pandas as pd
 from onetoone.config import IdentifySettings
 from onetoone.identify._components import BIRTH_DAYS, item_components
 from onetoone.ingest._normalize import q
-from onetoone.store.duckdb import settings
+from onetoone.store.duckdb import duckdb_settings
 
 #: Common first-name nicknames (normalized: lower case, no accents, letters only) that are not a
 #: prefix of the name; prefixes (fred / frederic) are recognised without a list. Extended by
@@ -168,7 +168,7 @@ def build_records(con: duckdb.DuckDBPyConnection, only: str | None = None) -> No
     # The index is the row number in record key order: the rows are stored sorted (insertion
     # order kept for this statement) and numbered by their row ids, consecutive in the order
     # stored, in half the time of a window ordered by key (which carries every column).
-    with settings(con, preserve_insertion_order=True):
+    with duckdb_settings(con, preserve_insertion_order=True):
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE _rec_sorted AS
             SELECT record_key, {first} AS fn, {last} AS ln, birth_date AS bd, ingestion_id,

@@ -43,7 +43,7 @@ from onetoone.identify._golden import rebuild_golden
 from onetoone.ingest._normalize import ident, q
 from onetoone.schema import ENTITIES
 from onetoone.store import Store
-from onetoone.store.duckdb import settings
+from onetoone.store.duckdb import duckdb_settings
 
 Progress = Callable[[str], None]
 
@@ -122,7 +122,7 @@ class IdentityResolver:
         last_ingestion = int(last[0]) if last and last[0] is not None else -1
         result = IdentifyResult(mode)
         # Every read that needs an order says it (ORDER BY): tables are made in parallel.
-        with settings(con, memory_limit=MEMORY_LIMIT, preserve_insertion_order=False):
+        with duckdb_settings(con, memory_limit=MEMORY_LIMIT, preserve_insertion_order=False):
             self._run(result, mode, last_ingestion, touched, event_prefix, reason, say)
         result.seconds = time.perf_counter() - started
         return result

@@ -27,7 +27,7 @@ MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {1: _create
 
 
 @contextmanager
-def settings(con: duckdb.DuckDBPyConnection, **values: str | bool) -> Iterator[None]:
+def duckdb_settings(con: duckdb.DuckDBPyConnection, **values: str | bool) -> Iterator[None]:
     """DuckDB settings (``memory_limit="3GB"``, ``preserve_insertion_order=False``) for the
     time of a block, restored after it, even when it fails: reset to DuckDB's default when
     that is what they were (a memory limit read back as text is rounded), else set again."""
