@@ -61,11 +61,10 @@ PART_RECORDS = 500_000
 
 
 def rebuild_golden(con: duckdb.DuckDBPyConnection, settings: IdentifySettings,
-                   customer_ids_table: str | None, links: str = "customer_links") -> None:
+                   customer_ids_table: str | None, links: str) -> None:
     """Replace the ``customers`` rows of the customers listed in ``customer_ids_table``
-    (``None``: every customer's) by those of the customers of ``links`` (``record_key``,
-    ``customer_id``): the links of the listed customers that still have records, or of more
-    (``customer_links``, read for the listed ones only).
+    (``None``: every customer's) by those of the customers in ``links`` (``record_key``,
+    ``customer_id``: the links of the listed customers that still have records).
 
     The customers' profile records are read once and ranked by recency within each customer;
     each field's winning record is the one maximising an integer order (``arg_max``, no
@@ -78,10 +77,9 @@ def rebuild_golden(con: duckdb.DuckDBPyConnection, settings: IdentifySettings,
         WHERE customer_id IN (SELECT customer_id FROM {customer_ids_table})
     """)
     rules = {field: rule_of(settings, field) for field in FIELDS}
-    listed = customer_ids_table if links == "customer_links" else None
-    n_records = _golden_input(con, settings, rules, listed, links)
+    n_records = _golden_input(con, settings, rules, links)
     parts = max(1, -(-n_records // PART_RECORDS))
-    _golden_base(con, listed, parts, links)
+    _golden_base(con, parts, links)
     _most_frequent(con, rules, parts)
     for part in range(parts):
         _insert_golden(con, settings, rules, parts, part)
@@ -89,14 +87,8 @@ def rebuild_golden(con: duckdb.DuckDBPyConnection, settings: IdentifySettings,
         con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
-def _listed(column: str, customer_ids_table: str | None) -> str:
-    """SQL true for a customer id listed in ``customer_ids_table`` (any, without one)."""
-    return "true" if customer_ids_table is None else \
-        f"{column} IN (SELECT customer_id FROM {customer_ids_table})"
-
-
 def _golden_input(con: duckdb.DuckDBPyConnection, settings: IdentifySettings,
-                  rules: dict[str, str], customer_ids_table: str | None, links: str) -> int:
+                  rules: dict[str, str], links: str) -> int:
     """Write ``_golden_input``: the profile records, ranked, with their rules' criteria."""
     extra = []
     if "source_priority" in rules.values():
@@ -115,13 +107,12 @@ def _golden_input(con: duckdb.DuckDBPyConnection, settings: IdentifySettings,
                    r.record_key NULLS LAST) AS _rk
                {''.join(f', {e}' for e in extra)}
         FROM customer_records r JOIN {links} l USING (record_key)
-        WHERE {_listed('l.customer_id', customer_ids_table)} AND r.origin = 'profile'
+        WHERE r.origin = 'profile'
     """)
     return int(con.execute("SELECT count(*) FROM _golden_input").fetchall()[0][0])
 
 
-def _golden_base(con: duckdb.DuckDBPyConnection, customer_ids_table: str | None,
-                 parts: int, links: str) -> None:
+def _golden_base(con: duckdb.DuckDBPyConnection, parts: int, links: str) -> None:
     """Write ``_golden_base``: what every record of a customer gives (counts, dates, sources)."""
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _golden_base AS
@@ -132,7 +123,6 @@ def _golden_base(con: duckdb.DuckDBPyConnection, customer_ids_table: str | None,
                hash(l.customer_id) % {parts} AS _part
         FROM {links} l JOIN customer_records r USING (record_key)
         LEFT JOIN ingestions i ON i.ingestion_id = r.ingestion_id
-        WHERE {_listed('l.customer_id', customer_ids_table)}
         GROUP BY l.customer_id
     """)
 

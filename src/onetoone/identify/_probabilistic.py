@@ -218,11 +218,12 @@ def _birth_day_sql(column: str) -> str:
 def derived_columns_sql(columns: list[str], present: list[str]) -> list[str]:
     """SQL (``expr AS name``) of the columns the comparisons of ``columns`` read besides
     them, computed once per record instead of once per pair and level: both names
-    (``name_concat``, unless ``present``), the birth date's day number (``birth_day``), an
-    e-mail's user name, user name without dots and domain."""
+    (``name_concat``, read as it is when ``present``), the birth date's day number
+    (``birth_day``), an e-mail's user name, user name without dots and domain."""
     derived = []
-    if "first_name" in columns and "surname" in columns and "name_concat" not in present:
-        derived.append("CASE WHEN first_name IS NOT NULL AND surname IS NOT NULL "
+    if "first_name" in columns and "surname" in columns:
+        derived.append("name_concat" if "name_concat" in present else
+                       "CASE WHEN first_name IS NOT NULL AND surname IS NOT NULL "
                        "THEN first_name || ' ' || surname END AS name_concat")
     if "birth_date" in columns:
         derived.append(f"{_birth_day_sql('birth_date')} AS birth_day")
@@ -597,7 +598,7 @@ def make_linker(frame: pd.DataFrame, settings: IdentifySettings,
     keeps only the pairs a new record is in. :func:`predict_pairs` makes its pairs itself."""
     columns = columns if columns is not None else model_columns(frame)
     derived = derived_columns_sql(columns, [])
-    extra = [d.rsplit(" AS ", 1)[1] for d in derived]
+    extra = [d.rsplit(" AS ", 1)[-1] for d in derived]
     con = duckdb.connect()
     con.register("_frame", frame.drop(columns=[c for c in extra if c in frame.columns]))
     frame = con.execute(f"SELECT *, {', '.join(derived)} FROM _frame").df() if derived \
@@ -724,11 +725,8 @@ def predict_pairs(frame: pd.DataFrame | pa.Table, settings: IdentifySettings,
         else ("SELECT ''::VARCHAR AS match_key, 0::BIGINT AS join_key_l, "
               "0::BIGINT AS join_key_r WHERE false")
     con.execute(f"CREATE TABLE _candidate_pairs AS {pairs_sql}")
-    both = "first_name" in columns and "surname" in columns
-    select = ", ".join([
-        "unique_id", *columns,
-        *(["name_concat"] if both and "name_concat" in table.column_names else []),
-        *derived_columns_sql(columns, table.column_names)])
+    select = ", ".join(["unique_id", *columns,
+                        *derived_columns_sql(columns, table.column_names)])
     con.execute(f"CREATE TABLE _records AS SELECT {select} FROM _frame")
     con.unregister("_frame")
 

@@ -99,7 +99,7 @@ class IdentityResolver:
     """Links the records of one store into customers, as ``[identify]`` configures."""
 
     def __init__(self, store: Store, settings: IdentifySettings) -> None:
-        self._every_comp = True  # a full run rewrites every component (:meth:`_affected`)
+        self._every_comp = True  # a full run rewrites every component (:meth:`_run`)
         self.store = store
         self.con: duckdb.DuckDBPyConnection = store.con
         self.settings = settings
@@ -143,6 +143,7 @@ class IdentityResolver:
                     say("  the saved model does not fit the records: a full run")
                     mode = result.mode = "full"
             scoped = mode == "incremental"
+            self._every_comp = not scoped
             if scoped:
                 self._scope(touched or [], scored)
             while True:  # again when a matched pair leaves the scope (it only grows)
@@ -167,13 +168,13 @@ class IdentityResolver:
             labels = self._apply_guards(raw, n_records,
                                         "_rec_ids" if scoped else "identifiers")
             self._write_labels(labels, n_records)
-            self._affected(mode)
+            self._affected()
             say("assigning stable customer ids")
             self._assign_ids(result, event_prefix, reason)
             self._write_links(result)
             say("building golden records")
             rebuild_golden(con, self.settings, "_affected_ids" if scoped else None,
-                           "_links_new")  # the new links of exactly those customers
+                           "_links_new")
             if scoped:  # customers left without records (a full run rebuilt every one)
                 con.execute("""
                     DELETE FROM customers WHERE customer_id IN (
@@ -525,19 +526,18 @@ class IdentityResolver:
         con.unregister("_graph_view")
 
     # -- which customers change ---------------------------------------------------------
-    def _affected(self, mode: str) -> None:
-        """``_aff(comp)``: the components to rewrite: in an incremental run, those whose
-        records changed customer and those holding a record the run started from
-        (``_seed``: new, touched, sharing a value or a pair with a new record)."""
+    def _affected(self) -> None:
+        """``_old``: the run's records' links before it; in an incremental run, ``_aff(comp)``:
+        the components to rewrite, those whose records changed customer and those holding a
+        record the run started from (``_seed``: new, touched, sharing a value or a pair with
+        a new record). A full run rewrites every one."""
         con = self.con
         con.execute("""
             CREATE OR REPLACE TEMP TABLE _old AS
             SELECT r.idx, l.record_key, l.customer_id, l.linked_at FROM customer_links l
             JOIN _rec r USING (record_key)
         """)
-        self._every_comp = mode == "full"
-        if mode == "full":
-            con.execute("CREATE OR REPLACE TEMP TABLE _aff AS SELECT DISTINCT comp FROM _comp")
+        if self._every_comp:
             return
         con.execute("""
             CREATE OR REPLACE TEMP TABLE _aff AS
