@@ -176,6 +176,9 @@ def demo(
     workspace: WorkspaceOpt = Path("onetoone-demo"),
     customers: Annotated[int, typer.Option(help="Number of people in the company.")] = 5000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
+    generate_only: Annotated[bool, typer.Option(
+        "--generate-only", help="Write the exports and onetoone.toml, run no step (then run "
+        "'onetoone ingest', 'identify', 'score' yourself).")] = False,
 ) -> None:
     """Generate the demo company (a French retailer's silos), then run every step on it."""
     from onetoone.demo import generate_demo
@@ -198,6 +201,11 @@ def demo(
             f'currency = "EUR"\nlanguage = "fr"\n\n{company.sources_toml}'
         )
         with Workspace.init(root, config_text=config) as ws:
+            if generate_only:
+                console.print(f"Demo company of {customers:,} people written to {root} "
+                              f"({time.perf_counter() - started:.1f} s); run 'onetoone ingest "
+                              f"--workspace {root}' next.", markup=False, highlight=False)
+                return
             with _progress("loading") as progress:
                 results = ws.ingest(progress=progress)
             console.print(_ingest_table(results))

@@ -218,10 +218,12 @@ def summary_from_transactions(
     }
     if calibration_period_end is not None:
         hold = occasions[occasions["day"] > cal_end]
-        excluded["customers_first_purchase_after_calibration"] = len(
-            np.setdiff1d(hold["customer"].unique(), out.index.to_numpy())
+        # pandas' isin hashes; np.setdiff1d on object ids compares them pairwise (quadratic)
+        in_cal = hold["customer"].isin(out.index)
+        excluded["customers_first_purchase_after_calibration"] = int(
+            hold.loc[~in_cal, "customer"].nunique()
         )
-        hold = hold[hold["customer"].isin(out.index)]
+        hold = hold[in_cal]
         h = hold.groupby("customer")["amount"].agg(["size", "mean"])
         out["frequency_holdout"] = h["size"].reindex(out.index, fill_value=0).astype(np.int64)
         if monetary_value_col is not None:
