@@ -312,8 +312,8 @@ def scaling_table(runs: dict[int, list[StepResult]]) -> str:
     (small, a), (large, b) = sorted(runs.items())[0], sorted(runs.items())[-1]
     ratio = large / small
     lines = [f"Scaling from {small:,} to {large:,} people (x{ratio:g})",
-             "| step | time small | time large | time ratio | exponent | |", "|---|---|---|---|---|---|"]
-
+             "| step | time small | time large | time ratio | exponent | |",
+             "|---|---|---|---|---|---|"]
     for ra, rb in zip(a, b, strict=False):
         growth = rb.seconds / ra.seconds if ra.seconds else float("nan")
         exponent = math.log(growth) / math.log(ratio) if growth > 0 else float("nan")

@@ -15,8 +15,18 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    Task,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
+from rich.text import Text
 
 from onetoone.errors import OneToOneError
 from onetoone.ingest import SourceResult
@@ -78,6 +88,35 @@ def _progress(label: str) -> Iterator[Callable[[str, int], None]]:
 
     with bar:
         yield advance
+
+
+class _TimeLeft(ProgressColumn):
+    """About how long is left: the time so far, scaled by the share of the work still to do."""
+
+    def render(self, task: Task) -> Text:
+        elapsed, done = task.elapsed or 0.0, task.completed / (task.total or 1.0)
+        if done < 0.02 or elapsed < 2:
+            return Text("estimating", style="progress.remaining")
+        left = elapsed * (1 - done) / done
+        said = f"{left:.0f} s" if left < 90 else f"{left / 60:.0f} min"
+        return Text(f"about {said} left", style="progress.remaining")
+
+
+@contextmanager
+def _parts(label: str) -> Iterator[Callable[[str, float], None]]:
+    """A bar for a step made of parts: ``tell(part, fraction of the step done)``."""
+    bar = Progress(
+        SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
+        TaskProgressColumn(), TimeElapsedColumn(), _TimeLeft(),
+        console=err, transient=True, disable=not err.is_terminal,
+    )
+    task = bar.add_task(label, total=1.0)
+
+    def tell(part: str, done: float) -> None:
+        bar.update(task, description=f"{label}: {escape(part)}", completed=done)
+
+    with bar:
+        yield tell
 
 
 def _ingest_table(results: list[SourceResult]) -> Table:
@@ -211,7 +250,9 @@ def demo(
             console.print(_ingest_table(results))
             _identify_summary(ws.identify())
             if ws.store.scalar("SELECT count(*) FROM customers"):  # identified: score value
-                _value_summary(ws.score())
+                with _parts("scoring") as tell:
+                    result = ws.score(progress=tell)
+                _value_summary(result)
             console.print(_summary_table(ws))
         console.print(
             f"Demo company of {customers:,} people ready in {root} "
@@ -253,7 +294,8 @@ def score(
     """Score every customer's value: P(alive), expected purchases, CLV, value tier."""
     with _friendly(), Workspace(workspace) as ws:
         started = time.perf_counter()
-        result = ws.score(as_of=as_of)
+        with _parts("scoring") as tell:
+            result = ws.score(as_of=as_of, progress=tell)
         _value_summary(result)
         console.print(f"{len(result.scores):,} customers scored into customer_scores in "
                       f"{time.perf_counter() - started:.1f} s.")

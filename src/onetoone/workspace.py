@@ -20,9 +20,14 @@ from onetoone.store import Store
 from onetoone.store.duckdb import DATABASE_FILE
 
 if TYPE_CHECKING:
+    from onetoone.differentiate import ScoreProgress
     from onetoone.differentiate.defection import DifferentiateRun
     from onetoone.differentiate.value import ValueResult
     from onetoone.identify import IdentifyResult, IdentityResolver
+
+#: Share of ``Workspace.score``'s time taken by value scoring, the rest by needs, defection and
+#: the monitor (measured on the demo company at 1 M people), for the progress estimate.
+_SCORE_SHARES = {"value": 0.3}
 
 
 class Workspace:
@@ -167,12 +172,15 @@ class Workspace:
 
     # -- differentiate -------------------------------------------------------------------
     def score(self, as_of: Any = None, *, calibration_end: Any = None,
-              write: bool = True) -> ValueResult:
+              write: bool = True, progress: ScoreProgress | None = None) -> ValueResult:
         """Value of every customer as of ``as_of`` (default: the last transaction day).
 
         Fills ``customer_scores`` (one row per customer and as-of date; re-scoring replaces);
-        see docs/value-models.md for the model choice, the fallbacks and the tiers.
+        see docs/value-models.md for the model choice, the fallbacks and the tiers. With
+        ``write``, needs segments, defection risk and the monitor follow
+        (:meth:`score_defection`). ``progress`` is told each part and the fraction done.
         """
+        from onetoone.differentiate import silent, within
         from onetoone.differentiate._value_io import (
             load_customers,
             load_transactions,
@@ -180,24 +188,32 @@ class Workspace:
         )
         from onetoone.differentiate.value import ScoringError, score_value
 
+        tell = progress or silent
+        value_share = _SCORE_SHARES["value"] if write else 1.0
         settings = self.config.value
+        tell("value: reading transactions", 0.0)
         customers = load_customers(self.store)
         if not customers:
             raise ScoringError("There is no customer to score.",
                                hint="Run 'onetoone identify' after ingesting.")
         tx = load_transactions(self.store, settings, self.config.workspace.timezone)
+        tell("value: fitting and scoring", 0.3 * value_share)
         result = score_value(tx, customers, settings, as_of, calibration_end=calibration_end)
         if write:
+            tell("value: writing scores", 0.85 * value_share)
             write_scores(self.store, result)
-            result.notes.extend(self.score_defection(result.as_of).notes)
+            run = self.score_defection(result.as_of, progress=within(tell, value_share, 1.0))
+            result.notes.extend(run.notes)
+        tell("done", 1.0)
         return result
 
-    def score_defection(self, as_of: Any = None) -> DifferentiateRun:
+    def score_defection(self, as_of: Any = None, *,
+                        progress: ScoreProgress | None = None) -> DifferentiateRun:
         """Needs segments, defection risk with reasons and the mass-defection monitor, merged
         into ``customer_scores`` (see docs/defection-and-needs.md); ``score()`` runs it."""
         from onetoone.differentiate.defection import score_defection_and_needs
 
-        return score_defection_and_needs(self.store, as_of, self.config)
+        return score_defection_and_needs(self.store, as_of, self.config, progress=progress)
 
     def report(self, output: Path | str | None = None) -> Path:
         """Write the HTML report (and its PNG plots next to it); returns its path."""

@@ -264,7 +264,9 @@ BAD_NUMBERS = ["#VALEUR!", "12,5O", "NC", "—", "env. 30"]
 
 def pick_rows(rng: np.random.Generator, n_rows: int, count: int, exclude: set[int]) -> list[int]:
     taken = np.fromiter(exclude, dtype=np.int64, count=len(exclude))
-    avail = np.setdiff1d(np.arange(n_rows), taken)
+    free = np.ones(n_rows, dtype=bool)  # the rows setdiff1d would give, without its sort
+    free[taken[(taken >= 0) & (taken < n_rows)]] = False
+    avail = np.flatnonzero(free)
     count = min(count, len(avail))
     return sorted(int(x) for x in rng.choice(avail, size=count, replace=False)) if count else []
 

@@ -32,7 +32,7 @@ from onetoone.errors import InvalidInputError, NotFoundError
 from onetoone.interact.events import Consent, Event, event_row, utc_naive
 from onetoone.interact.identity import CustomerResolver, Resolved
 from onetoone.interact.policy import ContactPolicy
-from onetoone.interact.profiles import Profile, load_profiles
+from onetoone.interact.profiles import Profile, ProfileStore, load_profiles
 from onetoone.interact.writer import GroupCommitWriter, Txn
 from onetoone.schema import TABLES
 
@@ -123,12 +123,12 @@ class DecisionService:
         )
         self.resolver = CustomerResolver(self.config, self.cursor)
         self.keys = KeyRing(workspace.store, self.config.api)
-        self._profiles: dict[str, Profile] = {}
+        self._profiles = ProfileStore()
         self._profile_lock = threading.Lock()
         self._decisions: OrderedDict[str, _DecisionRef] = OrderedDict()
         if self.config.api.preload_profiles:
-            self._profiles = load_profiles(
-                self.cursor(), None, utcnow(), self.policy.max_days, self.policy.outbound
+            self._profiles = ProfileStore.load(
+                self.cursor(), utcnow(), self.policy.max_days, self.policy.outbound
             )
 
     def close(self) -> None:
@@ -201,7 +201,7 @@ class DecisionService:
                     self.policy.max_days,
                     self.policy.outbound,
                 )[customer_id]
-                self._profiles[customer_id] = found
+                found = self._profiles.setdefault(customer_id, found)
         return found
 
     def _resolve(self, ref: Mapping[str, str], create: bool = True) -> Resolved:
@@ -546,17 +546,15 @@ class DecisionService:
         started = time.perf_counter()
         now = now or utcnow()
         result = CampaignResult(f"run-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}", channel)
-        with self._profile_lock:
-            loaded = load_profiles(
-                self.cursor(), None, now, self.policy.max_days, self.policy.outbound
-            )
-            for cid, profile in loaded.items():
-                self._profiles.setdefault(cid, profile)
+        # every customer as of now, in columns; profiles already in use keep their state
+        loaded = ProfileStore.load(self.cursor(), now, self.policy.max_days,
+                                   self.policy.outbound)
         address_field = ADDRESS_OF.get(channel)
         decisions: list[dict[str, Any]] = []
         outbound: list[dict[str, Any]] = []
-        for cid in sorted(loaded):
-            profile = self._profiles[cid]
+        for cid in loaded.ids():
+            profile = self._profiles.made(cid) or loaded.peek(cid)
+            assert profile is not None
             result.customers += 1
             address = profile.attributes.get(address_field) if address_field else None
             if address_field and not address:
@@ -571,6 +569,7 @@ class DecisionService:
                 result.reasons[decision.reason or "control group"] += 1
                 continue
             result.contacted += 1
+            profile = self._profiles.setdefault(cid, profile)  # it holds the contact now
             for rank, proposal in enumerate(decision.given, start=1):
                 result.actions[proposal.action.action_id] += 1
                 outbound.append(
