@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from onetoone.config import ValueSettings
 from onetoone.differentiate.value import ScoringError, ValueResult
@@ -65,23 +65,16 @@ def write_scores(store: Store, result: ValueResult) -> int:
     if s.empty:
         raise ScoringError("No customer to score.", hint="Run 'onetoone identify' first.")
     keys = [result.horizon_key, *SCORE_KEYS]
-    payload = [
-        json.dumps({k: _plain(v) for k, v in zip(keys, row, strict=True)})
-        for row in s[keys].itertuples(index=False, name=None)
-    ]
-    frame = pd.DataFrame(
-        {
-            "customer_id": s.index.astype(str),
-            "frequency": s["frequency"].to_numpy(float),
-            "recency": s["recency"].to_numpy(float),
-            "T": s["T"].to_numpy(float),
-            "monetary_value": s["monetary_value"].to_numpy(float),
-            "p_alive": s["p_alive"].to_numpy(float),
-            "clv": s["clv"].to_numpy(float),
-            "value_tier": s["value_tier"].astype(str).to_numpy(),
-            "scores": payload,
-        }
-    )
+    columns: dict[str, pa.Array] = {
+        "customer_id": pa.array(s.index.astype(str).to_numpy(), pa.string()),
+        "value_tier": pa.array(s["value_tier"].astype(str).to_numpy(), pa.string()),
+    }
+    for name in ("frequency", "recency", "T", "monetary_value", "p_alive", "clv"):
+        columns[name] = pa.array(s[name].to_numpy(float), pa.float64())
+    for i, key in enumerate(keys):  # the scores JSON is made by DuckDB, not row by row
+        columns[f"_k{i}"] = _json_ready(s[key])
+    pairs = ", ".join(f"'{key}', n._k{i}" for i, key in enumerate(keys))
+    frame = pa.table(columns)
     now = datetime.now(UTC).replace(tzinfo=None)
     as_of = result.as_of.date()
     with store.transaction() as con:
@@ -90,12 +83,12 @@ def write_scores(store: Store, result: ValueResult) -> int:
                     "FROM customer_scores WHERE as_of = ?", [as_of])
         con.execute("DELETE FROM customer_scores WHERE as_of = ?", [as_of])
         con.execute(
-            """
+            f"""
             INSERT INTO customer_scores
             SELECT n.customer_id, ?::DATE, n.frequency, n.recency, n."T", n.monetary_value,
                    n.p_alive, n.clv, n.value_tier,
-                   CASE WHEN o.scores IS NULL THEN n.scores::JSON
-                        ELSE json_merge_patch(o.scores, n.scores::JSON) END,
+                   CASE WHEN o.scores IS NULL THEN json_object({pairs})
+                        ELSE json_merge_patch(o.scores, json_object({pairs})) END,
                    ?::TIMESTAMP
             FROM _new_scores n LEFT JOIN _old_scores o USING (customer_id)
             """,
@@ -112,9 +105,15 @@ def latest_as_of(store: Store) -> Any:
                         "LIMIT 1")
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
+def _json_ready(values: pd.Series) -> pa.Array:
+    """A score column for ``json_object``: numbers as numbers (non-finite ones as null),
+    anything else as text (None as null)."""
+    if pd.api.types.is_bool_dtype(values):
+        return pa.array(values.to_numpy(bool), pa.bool_())
+    if pd.api.types.is_integer_dtype(values):
+        return pa.array(values.to_numpy(np.int64), pa.int64())
+    if pd.api.types.is_float_dtype(values):
+        x = values.to_numpy(float)
+        return pa.array(x, pa.float64(), mask=~np.isfinite(x))
+    return pa.array([None if v is None or v is pd.NA or (isinstance(v, float) and v != v)
+                     else str(v) for v in values.tolist()], pa.string())

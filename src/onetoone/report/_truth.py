@@ -39,24 +39,29 @@ def truth_comparison(store: Store, result: ValueResult, truth: Path) -> dict[str
     if gap > 1:
         return {"skipped": f"the scores are as of {result.as_of.date()}, the truth's holdout "
                            f"starts {start.date()}: score as of that date to compare."}
-    records = pd.read_parquet(truth / "records.parquet", columns=["source", "source_id",
-                                                                  "person_id"])
-    records = records.dropna(subset=["person_id"])
-    keys = store.execute(
+    # the person behind most of each customer's records and transactions (ties: the first
+    # person id), voted in the store: millions of keys never reach pandas
+    records = str(truth / "records.parquet").replace("'", "''")
+    person = store.execute(
+        f"""
+        WITH keys AS (
+          SELECT l.customer_id, r.source, r.source_id FROM customer_records r
+          JOIN customer_links l USING (record_key) WHERE r.origin = 'profile'
+          UNION ALL
+          SELECT customer_id, source, source_id FROM transactions
+          WHERE customer_id IS NOT NULL AND source_id IS NOT NULL
+        ), truth AS (
+          SELECT source, source_id, person_id FROM read_parquet('{records}')
+          WHERE person_id IS NOT NULL
+        )
+        SELECT k.customer_id, t.person_id FROM keys k JOIN truth t USING (source, source_id)
+        GROUP BY k.customer_id, t.person_id
+        QUALIFY row_number() OVER (PARTITION BY k.customer_id
+                                   ORDER BY count(*) DESC, t.person_id) = 1
         """
-        SELECT l.customer_id, r.source, r.source_id FROM customer_records r
-        JOIN customer_links l USING (record_key) WHERE r.origin = 'profile'
-        UNION ALL
-        SELECT customer_id, source, source_id FROM transactions
-        WHERE customer_id IS NOT NULL AND source_id IS NOT NULL
-        """
-    ).df()
-    linked = keys.merge(records, on=["source", "source_id"], how="inner")
-    if linked.empty:
+    ).df().set_index("customer_id")["person_id"]
+    if person.empty:
         return {"skipped": "no customer could be matched to the truth's records."}
-    votes = linked.groupby(["customer_id", "person_id"]).size().rename("n").reset_index()
-    votes = votes.sort_values(["customer_id", "n"], ascending=[True, False])
-    person = votes.drop_duplicates("customer_id").set_index("customer_id")["person_id"]
 
     s = result.scores
     weeks = (end - start).days / 7.0
