@@ -69,6 +69,8 @@ def test_every_profile_made_from_columns_is_the_profile_loaded_as_objects(demo: 
         with_parts["contacts"] += bool(made.contacts)
         with_parts["ignores"] += bool(made.ignores)
     assert all(with_parts.values()), with_parts  # every part was compared on real rows
+    in_chunks = [_state(p) for p in columns.profiles(chunk=7)]  # as a campaign reads them
+    assert in_chunks == [_state(objects[c]) for c in sorted(objects)]
     assert columns.peek("no-such-customer") is None
 
 

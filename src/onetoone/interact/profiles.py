@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -146,13 +146,12 @@ def _profile_queries(
     }
 
 
-def _attributes(names: list[str], row: tuple[Any, ...], today: date) -> dict[str, Any]:
-    """A profile's attributes from one row of the ``customers`` part.
+def _attributes(values: dict[str, Any], today: date) -> dict[str, Any]:
+    """A profile's attributes from one row of the ``customers`` part (a dict it takes over).
 
     The golden record first (and the age it implies); keys of the ``scores`` JSON that the
     golden record does not hold; then the score columns of the latest score row, if any.
     """
-    values = dict(zip(names, row, strict=True))
     scored = values.pop("_scored")
     extra_text = values.pop("_scores")
     score_values = [values.pop(c) for c in _SCORE_COLUMNS]
@@ -199,7 +198,8 @@ def load_profiles(
     res = cur.execute(*queries["customers"])
     names = [d[0] for d in res.description]
     for row in res.fetchall():
-        profiles[row[0]] = Profile(row[0], _attributes(names, row, now.date()))
+        profiles[row[0]] = Profile(row[0], _attributes(dict(zip(names, row, strict=True)),
+                                                       now.date()))
     if ids is not None:
         for cid in ids:
             profiles.setdefault(cid, Profile(cid, {"customer_id": cid}))
@@ -226,9 +226,8 @@ class ProfileStore:
         self._made: dict[str, Profile] = {}
         self._lock = threading.Lock()
         self._index: pd.Index = pd.Index([], dtype=object)
-        self._names: list[str] = []
-        self._columns: list[pa.Array] = []
-        self._parts: dict[str, tuple[np.ndarray, list[pa.Array]]] = {}
+        self._base: pa.Table = pa.table({"customer_id": pa.array([], pa.string())})
+        self._parts: dict[str, tuple[np.ndarray, pa.Table]] = {}
         self._today = date.today()
 
     @classmethod
@@ -246,21 +245,16 @@ class ProfileStore:
         unique = ~pd.Index(base.column(0).to_numpy(zero_copy_only=False)).duplicated()
         if not unique.all():  # one golden record per customer; never trust it blindly
             base = base.filter(pa.array(unique))
-        store._names = list(base.column_names)
-        store._columns = [base.column(i).combine_chunks() for i in range(base.num_columns)]
-        store._index = pd.Index(store._columns[0].to_numpy(zero_copy_only=False), dtype=object)
+        store._base = base.combine_chunks()
+        store._index = pd.Index(store._base.column(0).to_numpy(zero_copy_only=False),
+                                dtype=object)
         store._today = now.date()
         for part in ("consents", "contacts", "ignores"):
             table = _arrow(cur, *queries[part])
             rows = store._index.get_indexer(
                 table.column(0).to_numpy(zero_copy_only=False)).astype(np.int64)
-            known = rows >= 0  # parts of customers not in the golden records are not kept
-            order = np.flatnonzero(known)
-            store._parts[part] = (
-                rows[order],
-                [table.column(i).combine_chunks().take(pa.array(order))
-                 for i in range(table.num_columns)],
-            )
+            known = np.flatnonzero(rows >= 0)  # parts of customers without a golden record
+            store._parts[part] = (rows[known], table.take(pa.array(known)).combine_chunks())
         return store
 
     def __len__(self) -> int:
@@ -295,19 +289,33 @@ class ProfileStore:
         found = self._made.get(customer_id)
         if found is not None:
             return found
-        row = self._index.get_indexer([customer_id])[0]
-        return None if row < 0 else self._make(int(row))
+        try:
+            row = self._index.get_loc(customer_id)
+        except KeyError:
+            return None
+        return self._make(int(row), int(row) + 1)[0]
 
     def setdefault(self, customer_id: str, profile: Profile) -> Profile:
         with self._lock:
             return self._made.setdefault(customer_id, profile)
 
-    def _make(self, row: int) -> Profile:
-        values = tuple(col[row].as_py() for col in self._columns)
-        profile = Profile(values[0], _attributes(self._names, values, self._today))
-        for part, (rows, columns) in self._parts.items():
-            lo, hi = np.searchsorted(rows, (row, row + 1))
-            for i in range(lo, hi):
-                _fill(profile, part, tuple(col[i].as_py() for col in columns))
-        profile.contacts.sort()
-        return profile
+    def profiles(self, chunk: int = 20_000) -> Iterator[Profile]:
+        """Every profile held from the columns, in customer order, made a chunk of customers
+        at a time and not kept (profiles made earlier are not consulted)."""
+        for start in range(0, len(self._index), chunk):
+            yield from self._make(start, min(start + chunk, len(self._index)))
+
+    def _make(self, start: int, stop: int) -> list[Profile]:
+        """Profiles of the rows ``start``..``stop``: each part converted once, in bulk."""
+        profiles = [Profile(values["customer_id"], _attributes(values, self._today))
+                    for values in self._base.slice(start, stop - start).to_pylist()]
+        for part, (rows, table) in self._parts.items():
+            lo, hi = (int(i) for i in np.searchsorted(rows, (start, stop)))
+            if hi > lo:
+                values = zip(*(c.to_pylist() for c in table.slice(lo, hi - lo).columns),
+                             strict=True)
+                for row, record in zip(rows[lo:hi].tolist(), values, strict=True):
+                    _fill(profiles[row - start], part, record)
+        for profile in profiles:
+            profile.contacts.sort()
+        return profiles

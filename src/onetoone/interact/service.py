@@ -552,9 +552,9 @@ class DecisionService:
         address_field = ADDRESS_OF.get(channel)
         decisions: list[dict[str, Any]] = []
         outbound: list[dict[str, Any]] = []
-        for cid in loaded.ids():
-            profile = self._profiles.made(cid) or loaded.peek(cid)
-            assert profile is not None
+        for fresh in loaded.profiles():
+            cid = fresh.customer_id
+            profile = self._profiles.made(cid) or fresh
             result.customers += 1
             address = profile.attributes.get(address_field) if address_field else None
             if address_field and not address:
