@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from pathlib import Path
 
@@ -18,7 +19,9 @@ pytestmark = pytest.mark.slow
 
 
 def _state(profile: Profile) -> tuple[object, ...]:
-    return (profile.customer_id, profile.attributes, profile.consents, profile.contacts,
+    # a key without a value is no key: rules and templates read both as nothing
+    attributes = {k: v for k, v in profile.attributes.items() if v is not None}
+    return (profile.customer_id, attributes, profile.consents, profile.contacts,
             profile.ignores)
 
 
@@ -89,3 +92,18 @@ def test_a_profile_made_is_kept_with_its_changes_and_a_peeked_one_is_not(demo: P
     assert columns.setdefault("api-new", newcomer) is newcomer
     assert "api-new" in columns and columns.get("api-new") is newcomer
     assert "api-new" in columns.ids() and len(columns) == len(columns.ids())
+
+
+def test_scores_are_held_typed_when_each_key_has_one_type_else_as_text() -> None:
+    import duckdb
+
+    from onetoone.interact.profiles import _scores_structure
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE customer_scores (scores JSON)")
+    con.execute("""INSERT INTO customer_scores VALUES ('{"risk": 0.5, "rank": 3, "why": []}'),
+        ('{"risk": null, "rank": -1, "why": ["late"], "tier": "top"}'), (NULL)""")
+    assert json.loads(_scores_structure(con) or "") == {
+        "risk": "DOUBLE", "rank": "BIGINT", "why": ["VARCHAR"], "tier": "VARCHAR"}
+    con.execute("""INSERT INTO customer_scores VALUES ('{"tier": 1}')""")
+    assert _scores_structure(con) is None  # a key that is text here and a number there

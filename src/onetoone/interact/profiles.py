@@ -74,33 +74,39 @@ def _age(birth: Any, today: date) -> int | None:
 
 
 def _profile_queries(
-    ids: list[str] | None, now: datetime, contact_days: int, outbound: Iterable[str]
+    ids: list[str] | None, now: datetime, contact_days: int, outbound: Iterable[str],
+    scores_structure: str | None = None,
 ) -> dict[str, tuple[str, list[Any]]]:
     """The SQL of each part of the profiles of ``ids`` (every customer when None).
 
     ``customers``: the golden record, the latest score row (``_scored`` tells whether there is
-    one) and its ``scores`` JSON as text; ``consents``: the latest state per channel and purpose;
+    one) and its ``scores`` JSON as text, or as a typed struct of the keys of
+    ``scores_structure`` (``json_group_structure``: a fraction of the memory of the text);
+    ``consents``: the latest state per channel and purpose;
     ``contacts``: outbound contacts in the longest cap window; ``ignores``: consecutive ignores
-    of each action since the last positive response. Every part but the first is ordered by
-    customer.
+    of each action since the last positive response. Nothing is sorted: a sort would hold
+    every row twice.
     """
     where, params = _filter("customer_id", ids)
     golden_where, _ = _filter("c.customer_id", ids)
-    cols = ", ".join(f's."{c}"' for c in _SCORE_COLUMNS)
+    cols = ", ".join(f'"{c}"' for c in _SCORE_COLUMNS)
     skip = ", ".join(sorted(_GOLDEN_SKIP))
     since = now - timedelta(days=contact_days)
     channels = list(outbound)
+    scores = ("scores::VARCHAR" if scores_structure is None else
+              f"json_transform(scores, '{scores_structure.replace(chr(39), chr(39) * 2)}')")
     return {
         "customers": (
             f"""
             WITH s AS (
-              SELECT * FROM customer_scores WHERE {where}
+              SELECT customer_id, true AS _scored, {cols}, {scores} AS _scores
+              FROM customer_scores WHERE {where}
               QUALIFY row_number() OVER (PARTITION BY customer_id
                                          ORDER BY as_of DESC, scored_at DESC NULLS LAST) = 1)
-            SELECT c.* EXCLUDE ({skip}), s.customer_id IS NOT NULL AS _scored, {cols},
-                   s.scores::VARCHAR AS _scores
+            SELECT c.* EXCLUDE ({skip}), coalesce(s._scored, false) AS _scored,
+                   s.* EXCLUDE (customer_id, _scored)
             FROM customers c LEFT JOIN s USING (customer_id)
-            WHERE {golden_where} ORDER BY c.customer_id
+            WHERE {golden_where}
             """,
             params + params,
         ),
@@ -109,7 +115,7 @@ def _profile_queries(
             SELECT customer_id, channel, coalesce(purpose, 'marketing') AS purpose,
                    arg_max(granted, (occurred_at, rowid)) AS granted, max(occurred_at) AS last_at
             FROM consents WHERE customer_id IS NOT NULL AND granted IS NOT NULL
-              AND channel IS NOT NULL AND {where} GROUP BY ALL ORDER BY customer_id
+              AND channel IS NOT NULL AND {where} GROUP BY ALL
             """,
             params,
         ),
@@ -125,7 +131,6 @@ def _profile_queries(
             WHERE direction = 'outbound' AND decision_id IS NULL AND occurred_at > ?
               AND channel IN (SELECT unnest(?::VARCHAR[])) AND customer_id IS NOT NULL
               AND {where}
-            ORDER BY customer_id, contacted_at, channel
             """,
             [since, channels, *params, since, channels, *params],
         ),
@@ -139,7 +144,7 @@ def _profile_queries(
             SELECT r.customer_id, r.action_id, count(*) AS n, max(r.occurred_at) AS last
             FROM r LEFT JOIN pos p USING (customer_id, action_id)
             WHERE r.response = 'ignore' AND (p.t IS NULL OR r.occurred_at > p.t)
-            GROUP BY ALL ORDER BY r.customer_id
+            GROUP BY ALL
             """,
             params,
         ),
@@ -153,18 +158,77 @@ def _attributes(values: dict[str, Any], today: date) -> dict[str, Any]:
     golden record does not hold; then the score columns of the latest score row, if any.
     """
     scored = values.pop("_scored")
-    extra_text = values.pop("_scores")
+    extra = values.pop("_scores")
     score_values = [values.pop(c) for c in _SCORE_COLUMNS]
     attrs = values
     attrs["age"] = _age(attrs.get("birth_date"), today)
     if scored:
-        extra = json.loads(extra_text) if extra_text else {}
+        if isinstance(extra, str):
+            extra = json.loads(extra)
+        elif isinstance(extra, dict):  # a typed struct: a key without a value is no key
+            extra = {k: v for k, v in extra.items() if v is not None}
         if isinstance(extra, dict):
             for key, value in extra.items():
                 if isinstance(key, str) and key not in attrs:
                     attrs[key] = value
         attrs.update(zip(_SCORE_COLUMNS, score_values, strict=True))
     return attrs
+
+
+def _scores_structure(cur: duckdb.DuckDBPyConnection) -> str | None:
+    """The keys and types of every ``scores`` JSON, when each key has one type (else None:
+    the scores are then held as text).
+
+    Merged from the few distinct structures of the rows (DuckDB's ``json_group_structure``
+    held 4 GB for a million rows).
+    """
+    merged: Any = "NULL"
+    for (text,) in cur.execute("SELECT DISTINCT json_structure(scores) FROM customer_scores "
+                               "WHERE scores IS NOT NULL").fetchall():
+        merged = _merge_structure(merged, json.loads(text))
+        if merged is None:
+            return None
+    if not isinstance(merged, dict) or not merged:
+        return None
+    return json.dumps(_null_as_text(merged))
+
+
+_INTEGERS = ("UBIGINT", "BIGINT")
+
+
+def _merge_structure(a: Any, b: Any) -> Any:
+    """One structure that reads values of structures ``a`` and ``b``, or None."""
+    if "JSON" in (a, b):
+        return None
+    if a == "NULL" or a == b:
+        return b
+    if b == "NULL":
+        return a
+    if isinstance(a, str) and isinstance(b, str):
+        if {a, b} <= {*_INTEGERS, "DOUBLE"}:
+            return "DOUBLE" if "DOUBLE" in (a, b) else "BIGINT"
+        return None
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b) == 1:
+        inner = _merge_structure(a[0], b[0])
+        return None if inner is None else [inner]
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = dict(a)
+        for key, value in b.items():
+            out[key] = _merge_structure(out.get(key, "NULL"), value)
+            if out[key] is None:
+                return None
+        return out
+    return None
+
+
+def _null_as_text(structure: Any) -> Any:
+    if structure == "NULL":
+        return "VARCHAR"
+    if isinstance(structure, list):
+        return [_null_as_text(v) for v in structure]
+    if isinstance(structure, dict):
+        return {k: _null_as_text(v) for k, v in structure.items()}
+    return structure
 
 
 def _arrow(cur: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> pa.Table:
@@ -240,21 +304,27 @@ class ProfileStore:
     ) -> ProfileStore:
         """Every customer's profile as of ``now`` (naive UTC), read in one pass per part."""
         store = cls()
-        queries = _profile_queries(None, now, contact_days, outbound)
+        queries = _profile_queries(None, now, contact_days, outbound, _scores_structure(cur))
         base = _arrow(cur, *queries["customers"])
         unique = ~pd.Index(base.column(0).to_numpy(zero_copy_only=False)).duplicated()
         if not unique.all():  # one golden record per customer; never trust it blindly
             base = base.filter(pa.array(unique))
-        store._base = base.combine_chunks()
-        store._index = pd.Index(store._base.column(0).to_numpy(zero_copy_only=False),
-                                dtype=object)
+        store._base = base
+        store._index = pd.Index(base.column(0).to_numpy(zero_copy_only=False), dtype=object)
         store._today = now.date()
-        for part in ("consents", "contacts", "ignores"):
-            table = _arrow(cur, *queries[part])
-            rows = store._index.get_indexer(
-                table.column(0).to_numpy(zero_copy_only=False)).astype(np.int64)
-            known = np.flatnonzero(rows >= 0)  # parts of customers without a golden record
-            store._parts[part] = (rows[known], table.take(pa.array(known)).combine_chunks())
+        # each part's rows are told their customer's row by a join in DuckDB (mapping millions
+        # of ids through Python strings cost more memory than the part itself)
+        cur.register("_profile_rows", pa.table({
+            "customer_id": base.column(0),
+            "_row": pa.array(np.arange(base.num_rows, dtype=np.int64))}))
+        try:
+            for part in ("consents", "contacts", "ignores"):
+                sql, params = queries[part]
+                table = _arrow(cur, f"SELECT r._row, p.* FROM ({sql}) p JOIN _profile_rows r "
+                               "USING (customer_id) ORDER BY r._row", params)
+                store._parts[part] = (table.column(0).to_numpy(), table.drop_columns("_row"))
+        finally:
+            cur.unregister("_profile_rows")
         return store
 
     def __len__(self) -> int:
@@ -265,8 +335,7 @@ class ProfileStore:
 
     def ids(self) -> list[str]:
         """Every customer id held, sorted."""
-        extra = [c for c in self._made if c not in self._index]
-        return sorted([*self._index.tolist(), *extra]) if extra else self._index.tolist()
+        return sorted({*self._index.tolist(), *self._made})
 
     def get(self, customer_id: str) -> Profile | None:
         """The customer's profile (made from the columns on first use), or None if unknown."""
@@ -293,29 +362,35 @@ class ProfileStore:
             row = self._index.get_loc(customer_id)
         except KeyError:
             return None
-        return self._make(int(row), int(row) + 1)[0]
+        return self._make(np.array([row], dtype=np.int64))[0]
 
     def setdefault(self, customer_id: str, profile: Profile) -> Profile:
         with self._lock:
             return self._made.setdefault(customer_id, profile)
 
     def profiles(self, chunk: int = 20_000) -> Iterator[Profile]:
-        """Every profile held from the columns, in customer order, made a chunk of customers
-        at a time and not kept (profiles made earlier are not consulted)."""
-        for start in range(0, len(self._index), chunk):
-            yield from self._make(start, min(start + chunk, len(self._index)))
+        """Every profile held in the columns, by customer id, made a chunk of customers at a
+        time and not kept (profiles made earlier are not consulted)."""
+        order = np.argsort(self._index.to_numpy(), kind="stable")
+        for start in range(0, len(order), chunk):
+            yield from self._make(order[start:start + chunk])
 
-    def _make(self, start: int, stop: int) -> list[Profile]:
-        """Profiles of the rows ``start``..``stop``: each part converted once, in bulk."""
+    def _make(self, rows: np.ndarray) -> list[Profile]:
+        """Profiles of these rows: each part converted once for all of them, in bulk."""
         profiles = [Profile(values["customer_id"], _attributes(values, self._today))
-                    for values in self._base.slice(start, stop - start).to_pylist()]
-        for part, (rows, table) in self._parts.items():
-            lo, hi = (int(i) for i in np.searchsorted(rows, (start, stop)))
-            if hi > lo:
-                values = zip(*(c.to_pylist() for c in table.slice(lo, hi - lo).columns),
-                             strict=True)
-                for row, record in zip(rows[lo:hi].tolist(), values, strict=True):
-                    _fill(profiles[row - start], part, record)
+                    for values in self._base.take(pa.array(rows)).to_pylist()]
+        for part, (part_rows, table) in self._parts.items():
+            lo = np.searchsorted(part_rows, rows, "left")
+            counts = np.searchsorted(part_rows, rows, "right") - lo
+            total = int(counts.sum())
+            if not total:
+                continue
+            owner = np.repeat(np.arange(len(rows)), counts)
+            first = np.repeat(np.cumsum(counts) - counts, counts)
+            picked = table.take(pa.array(np.repeat(lo, counts) + np.arange(total) - first))
+            records = zip(*(c.to_pylist() for c in picked.columns), strict=True)
+            for i, record in zip(owner.tolist(), records, strict=True):
+                _fill(profiles[i], part, record)
         for profile in profiles:
             profile.contacts.sort()
         return profiles
