@@ -107,3 +107,19 @@ def test_scores_are_held_typed_when_each_key_has_one_type_else_as_text() -> None
         "risk": "DOUBLE", "rank": "BIGINT", "why": ["VARCHAR"], "tier": "VARCHAR"}
     con.execute("""INSERT INTO customer_scores VALUES ('{"tier": 1}')""")
     assert _scores_structure(con) is None  # a key that is text here and a number there
+
+
+def test_a_base_too_large_for_the_load_memory_limit_is_read_without_it(
+        demo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from onetoone.interact import profiles
+
+    with Workspace(demo, read_only=True) as ws:
+        cur = ws.store.con.cursor()
+        limit = cur.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+        expected = ProfileStore.load(cur, utcnow(), 30, ["email"])
+        monkeypatch.setattr(profiles, "LOAD_MEMORY_LIMIT", "64KB")
+        loaded = ProfileStore.load(cur, utcnow(), 30, ["email"])
+        assert cur.execute("SELECT current_setting('memory_limit')").fetchall()[0][0] == limit
+    assert len(loaded) == len(expected) > 300
+    cid = loaded.ids()[7]
+    assert _state(loaded.peek(cid)) == _state(expected.peek(cid))

@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from onetoone.store.duckdb import duckdb_settings
+
 _SCORE_COLUMNS = (
     "as_of",
     "frequency",
@@ -276,6 +278,10 @@ def load_profiles(
     return profiles
 
 
+#: DuckDB's memory while it reads every profile (1.13 M profiles: peak 2.0 -> 1.7 GiB).
+LOAD_MEMORY_LIMIT = "512MB"
+
+
 class ProfileStore:
     """Every customer's profile in memory, compactly: Arrow columns read at once from the
     tables, each made a :class:`Profile` on first use and kept as that object from then on.
@@ -302,7 +308,26 @@ class ProfileStore:
         contact_days: int,
         outbound: Iterable[str],
     ) -> ProfileStore:
-        """Every customer's profile as of ``now`` (naive UTC), read in one pass per part."""
+        """Every customer's profile as of ``now`` (naive UTC), read in one pass per part.
+
+        DuckDB reads them within :data:`LOAD_MEMORY_LIMIT` (spilling to disk past it), so
+        that its buffers do not double the service's memory at start; a base too large for
+        that is read without the limit.
+        """
+        try:
+            with duckdb_settings(cur, memory_limit=LOAD_MEMORY_LIMIT):
+                return cls._load(cur, now, contact_days, outbound)
+        except duckdb.OutOfMemoryException:
+            return cls._load(cur, now, contact_days, outbound)
+
+    @classmethod
+    def _load(
+        cls,
+        cur: duckdb.DuckDBPyConnection,
+        now: datetime,
+        contact_days: int,
+        outbound: Iterable[str],
+    ) -> ProfileStore:
         store = cls()
         queries = _profile_queries(None, now, contact_days, outbound, _scores_structure(cur))
         base = _arrow(cur, *queries["customers"])
