@@ -26,4 +26,7 @@ bench: ## Run the benchmarks (minutes; prints figures for docs/benchmarks.md)
 	$(PYTHON) benchmarks/ingest.py
 	$(PYTHON) benchmarks/btyd.py
 
-.PHONY: help install demo test lint docs bench
+pipeline: ## Time every command a user runs on the demo company at 1 M people (~15 min)
+	$(PYTHON) benchmarks/pipeline.py --customers 1000000
+
+.PHONY: help install demo test lint docs bench pipeline
