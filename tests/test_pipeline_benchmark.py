@@ -14,15 +14,16 @@ SCRIPT = ROOT / "benchmarks" / "pipeline.py"
 
 
 @pytest.mark.slow
-def test_the_pipeline_benchmark_runs_every_step_and_names_the_slowest_lines(
-        tmp_path: Path) -> None:
+def test_the_pipeline_benchmark_runs_every_step_and_names_the_slowest_lines(tmp_path: Path) -> None:
     workspace = tmp_path / "ws"
     run = subprocess.run(
         [sys.executable, str(SCRIPT), "--customers", "400", "--workspace", str(workspace)],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    table = run.stdout[run.stdout.index("Pipeline at 400 people"):]
+    table = run.stdout[run.stdout.index("Pipeline at 400 people") :]
     for step in ("generate", "ingest", "identify", "score", "report", "decide", "serve"):
         row = next(line for line in table.splitlines() if line.startswith(f"| {step} |"))
         cells = [c.strip() for c in row.split("|")]

@@ -18,8 +18,11 @@ def _lines() -> list[str]:
     for i in range(3000):
         rec: dict[str, Any] = {
             "order_id": f"CMD{i:06d}",
-            "account": {"id": f"W{i % 97}", "tier": None if i % 5 else "gold",
-                        "address": {"city": "Lyon" if i % 2 else "Besançon", "zip": i % 9}},
+            "account": {
+                "id": f"W{i % 97}",
+                "tier": None if i % 5 else "gold",
+                "address": {"city": "Lyon" if i % 2 else "Besançon", "zip": i % 9},
+            },
             "ordered_at": f"2024-0{1 + i % 9}-1{i % 10}T10:0{i % 10}:00+01:00",
             "day": f"2024-02-{10 + i % 18}",
             "total": [13.9, 3.0, 1e-05, 120.0, 0.1 + 0.2][i % 5],
@@ -27,8 +30,9 @@ def _lines() -> list[str]:
             "paid": i % 3 == 0,
             "tags": ["a", "é"] if i % 4 == 0 else [],
             "items": [{"sku": f"S{i}", "qty": 1, "price": 9.5}, {"sku": f"T{i}", "qty": 2}]
-            if i % 11 else [],
-            "note": "emoji 🙂 and \"quotes\"" if i % 13 == 0 else None,
+            if i % 11
+            else [],
+            "note": 'emoji 🙂 and "quotes"' if i % 13 == 0 else None,
         }
         if i % 17 == 0:
             del rec["qty"]
@@ -41,10 +45,12 @@ def _lines() -> list[str]:
     return out
 
 
-def _read(path: Path, explode: str | None, fast: bool, monkeypatch: pytest.MonkeyPatch
-          ) -> tuple[list[dict[str, Any]], list[tuple[int, str, str]], list[str]]:
+def _read(
+    path: Path, explode: str | None, fast: bool, monkeypatch: pytest.MonkeyPatch
+) -> tuple[list[dict[str, Any]], list[tuple[int, str, str]], list[str]]:
     source = SourceConfig.model_validate(
-        {"entity": "transactions", "path": str(path), "explode": explode})
+        {"entity": "transactions", "path": str(path), "explode": explode}
+    )
     with monkeypatch.context() as m:
         if not fast:
             m.setattr(_readers, "_arrow_jsonl", lambda *a, **k: None)
@@ -63,9 +69,9 @@ def _read(path: Path, explode: str | None, fast: bool, monkeypatch: pytest.Monke
 
 @pytest.mark.parametrize("newline", ["\n", "\r\n"])
 @pytest.mark.parametrize("explode", [None, "items"])
-def test_pyarrow_reads_every_line_as_the_python_reader(tmp_path: Path, newline: str,
-                                                       explode: str | None,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pyarrow_reads_every_line_as_the_python_reader(
+    tmp_path: Path, newline: str, explode: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "orders.jsonl"
     path.write_bytes(("\ufeff" + newline.join(_lines()) + newline).encode("utf-8"))
     fast = _read(path, explode, True, monkeypatch)
@@ -81,7 +87,8 @@ def test_pyarrow_reads_every_line_as_the_python_reader(tmp_path: Path, newline: 
 
 
 def test_lone_carriage_returns_and_non_utf8_keep_the_python_reader(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "old.jsonl"
     path.write_bytes(b'{"a": 1}\r{"a": 2}\r{"a": "x"}\r')
     rows, rejects, _ = _read(path, None, True, monkeypatch)

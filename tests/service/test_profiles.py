@@ -21,8 +21,7 @@ pytestmark = pytest.mark.slow
 def _state(profile: Profile) -> tuple[object, ...]:
     # a key without a value is no key: rules and templates read both as nothing
     attributes = {k: v for k, v in profile.attributes.items() if v is not None}
-    return (profile.customer_id, attributes, profile.consents, profile.contacts,
-            profile.ignores)
+    return (profile.customer_id, attributes, profile.consents, profile.contacts, profile.ignores)
 
 
 @pytest.fixture(scope="module")
@@ -31,18 +30,24 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from typer.testing import CliRunner
 
     root = tmp_path_factory.mktemp("profiles") / "demo"
-    result = CliRunner().invoke(app, ["demo", "--customers", "300", "--seed", "3",
-                                      "--workspace", str(root)])
+    result = CliRunner().invoke(
+        app, ["demo", "--customers", "300", "--seed", "3", "--workspace", str(root)]
+    )
     assert result.exit_code == 0, result.output
     config = (root / "onetoone.toml").read_text(encoding="utf-8")
     actions = CONFIG.split("[actions.retention_offer]", 1)[1].split("[api]", 1)[0]
-    (root / "onetoone.toml").write_text(config + "\n[actions.retention_offer]" + actions,
-                                        encoding="utf-8")
+    (root / "onetoone.toml").write_text(
+        config + "\n[actions.retention_offer]" + actions, encoding="utf-8"
+    )
     with Workspace(root) as ws:
         service = DecisionService(ws)
         try:
-            ids = [r[0] for r in ws.store.fetchall(
-                "SELECT customer_id FROM customers ORDER BY customer_id LIMIT 40")]
+            ids = [
+                r[0]
+                for r in ws.store.fetchall(
+                    "SELECT customer_id FROM customers ORDER BY customer_id LIMIT 40"
+                )
+            ]
             for i, cid in enumerate(ids):
                 service.set_consent(cid, Consent(channel="email", granted=i % 3 != 0))
                 payload = service.decide({"customer_id": cid}, "email", {})
@@ -104,13 +109,18 @@ def test_scores_are_held_typed_when_each_key_has_one_type_else_as_text() -> None
     con.execute("""INSERT INTO customer_scores VALUES ('{"risk": 0.5, "rank": 3, "why": []}'),
         ('{"risk": null, "rank": -1, "why": ["late"], "tier": "top"}'), (NULL)""")
     assert json.loads(_scores_structure(con) or "") == {
-        "risk": "DOUBLE", "rank": "BIGINT", "why": ["VARCHAR"], "tier": "VARCHAR"}
+        "risk": "DOUBLE",
+        "rank": "BIGINT",
+        "why": ["VARCHAR"],
+        "tier": "VARCHAR",
+    }
     con.execute("""INSERT INTO customer_scores VALUES ('{"tier": 1}')""")
     assert _scores_structure(con) is None  # a key that is text here and a number there
 
 
 def test_a_base_too_large_for_the_load_memory_limit_is_read_without_it(
-        demo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    demo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from onetoone.interact import profiles
 
     with Workspace(demo, read_only=True) as ws:
