@@ -1,5 +1,7 @@
-"""Measure: control groups, lift with confidence intervals, simulations. See docs/service.md."""
+"""Measure: control groups, lift with confidence intervals, uplift models, simulations.
+See docs/service.md and docs/measurement.md."""
 
 from onetoone.measure.lift import Lift, lift
+from onetoone.measure.uplift import UpliftModel
 
-__all__ = ["Lift", "lift"]
+__all__ = ["Lift", "UpliftModel", "lift"]
