@@ -314,29 +314,24 @@ class ProfileStore:
         that its buffers do not double the service's memory at start; a base too large for
         that is read without the limit.
         """
+        store = cls()
+        store._today = now.date()
         try:
             with duckdb_settings(cur, memory_limit=LOAD_MEMORY_LIMIT):
-                return cls._load(cur, now, contact_days, outbound)
+                store._read(cur, now, contact_days, outbound)
         except duckdb.OutOfMemoryException:
-            return cls._load(cur, now, contact_days, outbound)
+            store._read(cur, now, contact_days, outbound)
+        return store
 
-    @classmethod
-    def _load(
-        cls,
-        cur: duckdb.DuckDBPyConnection,
-        now: datetime,
-        contact_days: int,
-        outbound: Iterable[str],
-    ) -> ProfileStore:
-        store = cls()
+    def _read(self, cur: duckdb.DuckDBPyConnection, now: datetime, contact_days: int,
+              outbound: Iterable[str]) -> None:
         queries = _profile_queries(None, now, contact_days, outbound, _scores_structure(cur))
         base = _arrow(cur, *queries["customers"])
         unique = ~pd.Index(base.column(0).to_numpy(zero_copy_only=False)).duplicated()
         if not unique.all():  # one golden record per customer; never trust it blindly
             base = base.filter(pa.array(unique))
-        store._base = base
-        store._index = pd.Index(base.column(0).to_numpy(zero_copy_only=False), dtype=object)
-        store._today = now.date()
+        self._base = base
+        self._index = pd.Index(base.column(0).to_numpy(zero_copy_only=False), dtype=object)
         # each part's rows are told their customer's row by a join in DuckDB (mapping millions
         # of ids through Python strings cost more memory than the part itself)
         cur.register("_profile_rows", pa.table({
@@ -347,10 +342,9 @@ class ProfileStore:
                 sql, params = queries[part]
                 table = _arrow(cur, f"SELECT r._row, p.* FROM ({sql}) p JOIN _profile_rows r "
                                "USING (customer_id) ORDER BY r._row", params)
-                store._parts[part] = (table.column(0).to_numpy(), table.drop_columns("_row"))
+                self._parts[part] = (table.column(0).to_numpy(), table.drop_columns("_row"))
         finally:
             cur.unregister("_profile_rows")
-        return store
 
     def __len__(self) -> int:
         return len(self._index) + sum(1 for c in self._made if c not in self._index)
