@@ -38,7 +38,7 @@ class DifferentiateRun:
 
 #: Share of this step's time taken by each part (measured on the demo company at 1 M people),
 #: for the progress estimate: needs, defection (training set to reasons), writing, monitor.
-_SHARES = {"needs": 0.2, "defection": 0.65, "writing": 0.12}
+_SHARES = {"needs": 0.08, "defection": 0.79, "writing": 0.12}
 
 
 def score_defection_and_needs(store: Any, as_of: Any, config: Any,
