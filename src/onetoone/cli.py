@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -484,6 +485,71 @@ def decide(
         console.print(f"{result.contacted:,} of {result.customers:,} customers in the outbound "
                       f"list {result.output} ({result.seconds:.1f} s).",
                       markup=False, highlight=False)
+
+
+def _share(value: float, signed: bool = False) -> str:
+    if value != value:  # NaN: a group is empty
+        return "-"
+    return f"{value:+.1%}" if signed else f"{value:.1%}"
+
+
+def _interval(low: float, high: float, signed: bool = True, money: bool = False) -> str:
+    if low != low or high != high:
+        return "-"
+    if money:
+        return f"[{low:+,.2f}, {high:+,.2f}]"
+    return f"[{_share(low, signed)}, {_share(high, signed)}]"
+
+
+@app.command()
+def lift(
+    workspace: WorkspaceOpt = Path("."),
+    action: Annotated[str | None, typer.Option(help="One action (default: all, then each).")
+                      ] = None,
+    channel: Annotated[str | None, typer.Option(help="Decisions on this channel only.")] = None,
+    window_days: Annotated[int | None, typer.Option(
+        "--window-days", min=1, help="Days after the first decision in which a purchase counts "
+        "(default: [control_groups] window_days).")] = None,
+    since: Annotated[str | None, typer.Option(help="Decisions from this date on.")] = None,
+    detect: Annotated[float | None, typer.Option(
+        help="Absolute lift to size the test for, e.g. 0.01 (default: the one observed).")
+                      ] = None,
+) -> None:
+    """What the contacts changed: treated against control, with confidence intervals."""
+    with _friendly(), Workspace(workspace, read_only=True) as ws:
+        results = ws.lift(action=action, channel=channel, window_days=window_days,
+                          since=since, detect=detect)
+        confidence = results[0].confidence if results else 0.95
+        table = Table(title=f"Lift at {confidence:.0%} confidence"
+                      + (f" on {channel}" if channel else ""), title_justify="left",
+                      box=box.SIMPLE_HEAD)
+        for col in ("action", "treated", "control", "conversion", "lift (relative)",
+                    "value/customer", "incremental", "status"):
+            table.add_column(col, justify="left" if col in ("action", "status") else "right",
+                             no_wrap=col != "status", min_width=11 if col == "status" else None)
+        for r in results:
+            table.add_row(
+                r.action or "all marketing", f"{r.n_treated:,}", f"{r.n_control:,}",
+                f"{_share(r.conversion_treated)} vs {_share(r.conversion_control)}",
+                f"{_share(r.difference, True)} {_interval(r.difference_low, r.difference_high)}"
+                f" ({_share(r.relative, True)})",
+                "-" if r.value_difference != r.value_difference else
+                f"{r.value_difference:+,.2f} "
+                f"{_interval(r.value_difference_low, r.value_difference_high, money=True)}",
+                "-" if r.incremental_value != r.incremental_value else
+                f"{r.incremental_value:+,.0f}",
+                escape(r.status),
+            )
+        console.print(table)
+        for r in results:
+            if r.status == "not enough data yet" and r.sample_size_needed is not None:
+                console.print(f"{r.action or 'All marketing'}: {r.sample_size_needed:,} "
+                              f"customers per group are needed to detect a lift of "
+                              f"{r.detect:+.1%} (now {r.n_treated:,} treated, {r.n_control:,} "
+                              "in control).", markup=False, highlight=False)
+        if not any(r.n_treated or r.n_control for r in results):
+            console.print("No decision yet: run 'onetoone decide' or serve decisions first.",
+                          markup=False)
 
 
 apikey_app = typer.Typer(help="API keys of the REST API (stored hashed).", no_args_is_help=True)

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from onetoone.differentiate.defection import DifferentiateRun
     from onetoone.differentiate.value import ValueResult
     from onetoone.identify import IdentifyResult, IdentityResolver
+    from onetoone.measure.lift import Lift
 
 #: Share of ``Workspace.score``'s time taken by value scoring, the rest by needs, defection and
 #: the monitor (measured on the demo company at 1 M people), for the progress estimate.
@@ -215,8 +216,48 @@ class Workspace:
 
         return score_defection_and_needs(self.store, as_of, self.config, progress=progress)
 
+    # -- measure ------------------------------------------------------------------------
+    def lift(self, *, action: str | None = None, channel: str | None = None,
+             window_days: int | None = None, since: Any = None, until: Any = None,
+             detect: float | None = None) -> list[Lift]:
+        """What the contacts changed, treated against control: all marketing first, then each
+        action (or only ``action``), on one ``channel`` when given; outcomes within
+        ``window_days`` (default ``[control_groups] window_days``) of each customer's first
+        decision since ``since``. See docs/measurement.md."""
+        from onetoone.measure.lift import actions_with_decisions, lift
+
+        days = window_days or self.config.control_groups.window_days
+        start, end = _timestamp(since, "since"), _timestamp(until, "until")
+        cur = self.store.con.cursor()  # callers may be threads of the service
+        try:
+            decided = actions_with_decisions(cur, channel)
+            if action is not None and action not in decided:
+                where = f" on {channel}" if channel else ""
+                raise NotFoundError(
+                    f"No decision of action '{action}'{where} yet.",
+                    hint=f"Actions decided{where}: {', '.join(decided) or 'none'}.")
+            names = [action] if action else [None, *decided]
+            return [lift(cur, action=name, channel=channel, window_days=days, since=start,
+                         until=end, detect=detect) for name in names]
+        finally:
+            cur.close()
+
     def report(self, output: Path | str | None = None) -> Path:
         """Write the HTML report (and its PNG plots next to it); returns its path."""
         from onetoone.report import write_report
 
         return write_report(self, output)
+
+
+def _timestamp(value: Any, name: str) -> Any:
+    """A date or time given as text or as a date, as a naive timestamp (None stays None)."""
+    if value is None:
+        return None
+    import pandas as pd
+
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} {value!r} is not a date.",
+                          hint="Give a date such as 2026-11-01.") from None
+    return (ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo else ts).to_pydatetime()

@@ -1,0 +1,35 @@
+"""Measurement: what the contacts changed, treated against control."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from onetoone.api.deps import CustomersReader, ServiceDep
+from onetoone.api.models import ERROR_RESPONSES
+
+router = APIRouter(prefix="/v1", tags=["measure"], responses=ERROR_RESPONSES)
+
+Name = Annotated[str | None, Query(min_length=1, max_length=64, pattern=r"^[\w.:-]+$")]
+
+
+@router.get("/lift")
+def get_lift(
+    service: ServiceDep,
+    _: CustomersReader,
+    action: Name = None,
+    channel: Name = None,
+    window_days: Annotated[int | None, Query(ge=1, le=365)] = None,
+    since: date | None = None,
+    detect: Annotated[float | None, Query(gt=0, lt=1)] = None,
+) -> dict[str, Any]:
+    """Lift of all marketing, then of each action (or one), with confidence intervals, the
+    sample size needed and a status; figures that cannot be computed are null."""
+    results = service.workspace.lift(action=action, channel=channel, window_days=window_days,
+                                     since=since, detect=detect)
+    return {
+        "window_days": window_days or service.config.control_groups.window_days,
+        "lifts": [r.as_dict() for r in results],
+    }

@@ -1,0 +1,82 @@
+"""``onetoone lift`` and ``GET /v1/lift`` on a workspace with decisions and a control group."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+from typer.testing import CliRunner
+
+from onetoone.cli import app
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "service"))
+from _service_server import Server, make_workspace
+
+
+def _decisions(root: Path) -> None:
+    """400 treated customers of whom 100 buy within 14 days; 200 controls of whom 30 buy."""
+    t0 = datetime(2026, 11, 1)
+    with duckdb.connect(str(root / "onetoone.duckdb")) as con:
+        for i in range(600):
+            treated = i < 400
+            con.execute("INSERT INTO decisions (decision_id, customer_id, channel, decided_at, "
+                        "action_id, rank, control_group) VALUES (?, ?, ?, ?, 'winback', 1, ?)",
+                        [f"d{i}", f"C{i}", "email" if i % 2 else "sms", t0,
+                         None if treated else "universal"])
+            if (i < 100) if treated else (i < 430):
+                con.execute("INSERT INTO transactions (customer_id, occurred_at, amount) "
+                            "VALUES (?, ?, 50)", [f"C{i}", t0 + timedelta(days=3)])
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    keys = make_workspace(tmp_path)
+    _decisions(tmp_path)
+    return tmp_path, keys
+
+
+def test_onetoone_lift_prints_every_action_with_its_interval_and_status(
+        workspace: tuple[Path, dict[str, str]]) -> None:
+    root, _ = workspace
+    result = CliRunner().invoke(app, ["lift", "--workspace", str(root)])
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.output.splitlines() if "all marketing" in line
+            or "winback" in line]
+    assert len(rows) == 2 and all("+10.0%" in r and "significant" in r for r in rows)
+    assert "25.0%" in result.output and "15.0%" in result.output
+    # purchases come on day 3: within one day nobody converted, and 200 controls are too few
+    # to detect +2 points over 0 %
+    small = CliRunner().invoke(app, ["lift", "--workspace", str(root), "--window-days", "1",
+                                     "--detect", "0.02"])
+    assert small.exit_code == 0
+    assert "customers per group are needed to detect a lift of +2.0%" in small.output
+    unknown = CliRunner().invoke(app, ["lift", "--workspace", str(root), "--action", "nosuch"])
+    assert unknown.exit_code == 1
+    assert "No decision of action 'nosuch' yet" in unknown.output
+    assert "Traceback" not in unknown.output
+
+
+def test_get_v1_lift_answers_json_without_nan_to_a_reader(
+        workspace: tuple[Path, dict[str, str]]) -> None:
+    root, keys = workspace
+    server = Server(root, keys).start()
+    try:
+        with server.client("reader") as c:
+            answer = c.get("/v1/lift", params={"action": "winback", "window_days": 14})
+            assert answer.status_code == 200, answer.text
+            body = answer.json()
+            (only,) = body["lifts"]
+            assert (only["n_treated"], only["n_control"]) == (400, 200)
+            assert only["difference"] == pytest.approx(0.10)
+            assert only["status"] == "significant" and body["window_days"] == 14
+            assert c.get("/v1/lift", params={"window_days": 0}).status_code == 422
+            missing = c.get("/v1/lift", params={"action": "nosuch"})
+            assert missing.status_code == 404 and "nosuch" in missing.json()["message"]
+            assert len(c.get("/v1/lift").json()["lifts"]) == 2  # all marketing, winback
+        with server.client("decider") as c:
+            assert c.get("/v1/lift").status_code == 403
+    finally:
+        server.stop()
