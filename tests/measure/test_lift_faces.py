@@ -80,3 +80,16 @@ def test_get_v1_lift_answers_json_without_nan_to_a_reader(
             assert c.get("/v1/lift").status_code == 403
     finally:
         server.stop()
+
+
+def test_the_report_says_what_our_marketing_changed(
+        workspace: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+    root, _ = workspace
+    out = tmp_path / "report" / "index.html"
+    result = CliRunner().invoke(app, ["report", "--workspace", str(root), "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    html = out.read_text(encoding="utf-8")
+    section = html[html.index("What our marketing changed"):]
+    assert "within 14 days" in section
+    assert section.count("significant") == 2 and "winback" in section
+    assert "25.0 %" in section and "15.0 %" in section

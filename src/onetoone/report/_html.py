@@ -33,6 +33,8 @@ def write_report(ws: Workspace, output: Path | str | None = None) -> Path:
     result = ws.score(as_of=stored, write=False)
     context = value_context(ws, result, path, stored is not None)
     context["defection"] = defection_context(ws, path, context)
+    context["lifts"] = [r.as_dict() for r in ws.lift()]
+    context["lift_window"] = ws.config.control_groups.window_days
     template = (Path(__file__).parent / "report.html.j2").read_text(encoding="utf-8")
     html = _environment().from_string(template).render(**context)
     path.write_text(html, encoding="utf-8")
