@@ -552,6 +552,36 @@ def lift(
                           markup=False)
 
 
+_KPI_FORMAT = {"repeat_rate": "{:.1%}", "retention_12m": "{:.1%}", "defection_rate": "{:.2%}",
+               "top_tier_value_share": "{:.1%}", "nps": "{:+.0f}"}
+
+
+@app.command()
+def kpis(
+    workspace: WorkspaceOpt = Path("."),
+    months: Annotated[int, typer.Option(min=1, help="Months to show, latest last.")] = 12,
+) -> None:
+    """Key figures month by month: active customers, retention, repeat rate, defection, NPS
+    (recomputed into the kpis table)."""
+    from onetoone.measure.kpis import kpi_table
+
+    with _friendly(), Workspace(workspace) as ws:
+        wide = kpi_table(ws.kpis(), months)
+        if wide.empty:
+            console.print("No KPI yet: there is no purchase of an identified customer. Run "
+                          "'onetoone ingest' and 'onetoone identify' first.", markup=False)
+            return
+        table = Table(title="KPIs by month", title_justify="left", box=box.SIMPLE_HEAD)
+        table.add_column("month")
+        for kpi in wide.columns:
+            table.add_column(kpi.replace("_", " "), justify="right")
+        for month, row in wide.iterrows():
+            table.add_row(f"{month:%Y-%m}", *(
+                "-" if row[k] != row[k] else
+                _KPI_FORMAT.get(k, "{:,.0f}").format(row[k]) for k in wide.columns))
+        console.print(table)
+
+
 apikey_app = typer.Typer(help="API keys of the REST API (stored hashed).", no_args_is_help=True)
 app.add_typer(apikey_app, name="apikey")
 

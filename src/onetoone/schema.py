@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -495,6 +495,20 @@ TABLES: dict[str, Table] = {
                 _c("value", "DOUBLE", "Sum of positive CLV."),
                 _c("at_risk_value", "DOUBLE", "Sum of positive CLV x defection risk."),
                 _c("at_risk_share", "DOUBLE", "at_risk_value / value."),
+                _c("computed_at", "TIMESTAMP", "When computed (UTC)."),
+            ),
+        ),
+        Table(
+            "kpis",
+            "Key figures of the customer base per calendar month (docs/measurement.md): one "
+            "row per month and KPI, recomputed by `onetoone score` and `onetoone kpis`.",
+            (
+                _c("month", "DATE", "First day of the month (workspace time zone)."),
+                _c("kpi", "VARCHAR", "`active_customers`, `new_customers`, `buyers`, "
+                   "`repeat_rate`, `retention_12m`, `defection_rate`, `top_tier_value_share`, "
+                   "`nps`."),
+                _c("value", "DOUBLE", "The figure (a share from 0 to 1, NPS from -100 to 100)."),
+                _c("base", "BIGINT", "Customers (or responses) the share is of."),
                 _c("computed_at", "TIMESTAMP", "When computed (UTC)."),
             ),
         ),

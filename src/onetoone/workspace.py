@@ -20,6 +20,8 @@ from onetoone.store import Store
 from onetoone.store.duckdb import DATABASE_FILE
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from onetoone.differentiate import ScoreProgress
     from onetoone.differentiate.defection import DifferentiateRun
     from onetoone.differentiate.value import ValueResult
@@ -203,8 +205,10 @@ class Workspace:
         if write:
             tell("value: writing scores", 0.85 * value_share)
             write_scores(self.store, result)
-            run = self.score_defection(result.as_of, progress=within(tell, value_share, 1.0))
+            run = self.score_defection(result.as_of, progress=within(tell, value_share, 0.99))
             result.notes.extend(run.notes)
+            tell("KPIs", 0.99)
+            self.kpis()
         tell("done", 1.0)
         return result
 
@@ -217,6 +221,18 @@ class Workspace:
         return score_defection_and_needs(self.store, as_of, self.config, progress=progress)
 
     # -- measure ------------------------------------------------------------------------
+    def kpis(self, *, write: bool = True) -> pd.DataFrame:
+        """Every KPI of every month (``month``, ``kpi``, ``value``, ``base``), recomputed from
+        the tables and, with ``write``, stored in ``kpis``; see docs/measurement.md."""
+        from onetoone.measure.kpis import compute_kpis, write_kpis
+
+        frame = compute_kpis(self.store.con.cursor(), self.config.value.exclude_statuses,
+                             self.config.workspace.timezone)
+        if write:
+            with self.store.transaction() as con:
+                write_kpis(con, frame)
+        return frame
+
     def lift(self, *, action: str | None = None, channel: str | None = None,
              window_days: int | None = None, since: Any = None, until: Any = None,
              detect: float | None = None) -> list[Lift]:

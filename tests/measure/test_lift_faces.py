@@ -76,8 +76,10 @@ def test_get_v1_lift_answers_json_without_nan_to_a_reader(
             missing = c.get("/v1/lift", params={"action": "nosuch"})
             assert missing.status_code == 404 and "nosuch" in missing.json()["message"]
             assert len(c.get("/v1/lift").json()["lifts"]) == 2  # all marketing, winback
+            assert c.get("/v1/kpis").json() == {"kpis": []}  # no scoring run yet
         with server.client("decider") as c:
             assert c.get("/v1/lift").status_code == 403
+            assert c.get("/v1/kpis").status_code == 403
     finally:
         server.stop()
 
@@ -93,3 +95,13 @@ def test_the_report_says_what_our_marketing_changed(
     assert "within 14 days" in section
     assert section.count("significant") == 2 and "winback" in section
     assert "25.0 %" in section and "15.0 %" in section
+
+
+def test_onetoone_kpis_stores_and_prints_the_months(workspace: tuple[Path, dict[str, str]]
+                                                     ) -> None:
+    root, _ = workspace
+    result = CliRunner().invoke(app, ["kpis", "--workspace", str(root)])
+    assert result.exit_code == 0, result.output
+    assert "2026-11" in result.output and "130" in result.output  # 100 + 30 new buyers
+    with duckdb.connect(str(root / "onetoone.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT value FROM kpis WHERE kpi = 'buyers'").fetchall() == [(130,)]

@@ -12,6 +12,7 @@ import jinja2
 from onetoone.differentiate import tiers as tiering
 from onetoone.differentiate._value_io import latest_as_of
 from onetoone.differentiate.value import MODEL_LABELS, ValueResult
+from onetoone.measure.kpis import kpi_table
 from onetoone.report import _plots as plots
 from onetoone.report._truth import find_truth, truth_comparison
 
@@ -35,6 +36,7 @@ def write_report(ws: Workspace, output: Path | str | None = None) -> Path:
     context["defection"] = defection_context(ws, path, context)
     context["lifts"] = [r.as_dict() for r in ws.lift()]
     context["lift_window"] = ws.config.control_groups.window_days
+    context["kpis"] = kpi_table(ws.kpis(write=False), 12)
     template = (Path(__file__).parent / "report.html.j2").read_text(encoding="utf-8")
     html = _environment().from_string(template).render(**context)
     path.write_text(html, encoding="utf-8")

@@ -33,3 +33,22 @@ def get_lift(
         "window_days": window_days or service.config.control_groups.window_days,
         "lifts": [r.as_dict() for r in results],
     }
+
+
+@router.get("/kpis")
+def get_kpis(
+    service: ServiceDep,
+    _: CustomersReader,
+    months: Annotated[int, Query(ge=1, le=240)] = 12,
+) -> dict[str, Any]:
+    """The key figures of the last ``months`` months as stored by the last ``onetoone score``
+    (one object per month; a figure that cannot be computed is absent)."""
+    from onetoone.measure.kpis import kpi_table
+
+    frame = service.workspace.store.con.cursor().execute(
+        "SELECT month, kpi, value, base FROM kpis").df()
+    wide = kpi_table(frame, months)
+    return {"kpis": [
+        {"month": f"{month:%Y-%m-%d}", **{k: float(v) for k, v in row.items() if v == v}}
+        for month, row in wide.iterrows()
+    ]}
