@@ -81,6 +81,14 @@ def test_each_method_ranks_the_persuadables_first(method: str, learner: str) -> 
     assert qini_auc_score(y[10_000:], uplift, t[10_000:]) > 0.6 * oracle
 
 
+def test_a_text_column_never_filled_is_left_out_by_every_learner() -> None:
+    X, t, y, _ = _known_effect(2_000, seed=4)
+    X["region"] = None
+    for learner in ("lightgbm", "logistic"):
+        uplift = UpliftModel(learner=learner, n_estimators=20).fit(X, t, y).predict(X)
+        assert np.isfinite(uplift).all()
+
+
 def test_several_arms_give_one_uplift_column_each() -> None:
     X, t, y, _ = _known_effect(6_000, seed=2)
     arm = np.where(t == 0, "none", np.where(np.arange(len(t)) % 2, "mail", "sms"))

@@ -184,8 +184,8 @@ def _linear(X: pd.DataFrame, y: np.ndarray, classify: bool, weight: np.ndarray |
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    text = [c for c in X.columns if c in categories]
-    numbers = [c for c in X.columns if c not in categories]
+    text = [c for c in X.columns if c in categories and len(categories[c])]
+    numbers = [c for c in X.columns if c not in categories]  # a text column never filled: out
     prepare = ColumnTransformer([
         ("numbers", make_pipeline(SimpleImputer(), StandardScaler()), numbers),
         ("text", OneHotEncoder(categories=[list(categories[c]) for c in text],

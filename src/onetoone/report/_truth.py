@@ -30,19 +30,12 @@ def find_truth(root: Path) -> Path | None:
     return None
 
 
-def truth_comparison(store: Store, result: ValueResult, truth: Path) -> dict[str, Any] | None:
-    """Correlation and decile calibration of predicted vs true holdout purchases and spend."""
-    holdout = pd.read_parquet(truth / "holdout.parquet")
-    start = pd.Timestamp(holdout["holdout_start"].iloc[0]).normalize()
-    end = pd.Timestamp(holdout["holdout_end"].iloc[0]).normalize()
-    gap = abs((start - result.as_of).days)
-    if gap > 1:
-        return {"skipped": f"the scores are as of {result.as_of.date()}, the truth's holdout "
-                           f"starts {start.date()}: score as of that date to compare."}
-    # the person behind most of each customer's records and transactions (ties: the first
-    # person id), voted in the store: millions of keys never reach pandas
+def person_of_customers(store: Store, truth: Path) -> pd.Series:
+    """The person behind each customer (index: customer_id): the one behind most of its
+    records and transactions (ties: the first person id)."""
+    # voted in the store: millions of keys never reach pandas
     records = str(truth / "records.parquet").replace("'", "''")
-    person = store.execute(
+    return store.execute(
         f"""
         WITH keys AS (
           SELECT l.customer_id, r.source, r.source_id FROM customer_records r
@@ -60,6 +53,18 @@ def truth_comparison(store: Store, result: ValueResult, truth: Path) -> dict[str
                                    ORDER BY count(*) DESC, t.person_id) = 1
         """
     ).df().set_index("customer_id")["person_id"]
+
+
+def truth_comparison(store: Store, result: ValueResult, truth: Path) -> dict[str, Any] | None:
+    """Correlation and decile calibration of predicted vs true holdout purchases and spend."""
+    holdout = pd.read_parquet(truth / "holdout.parquet")
+    start = pd.Timestamp(holdout["holdout_start"].iloc[0]).normalize()
+    end = pd.Timestamp(holdout["holdout_end"].iloc[0]).normalize()
+    gap = abs((start - result.as_of).days)
+    if gap > 1:
+        return {"skipped": f"the scores are as of {result.as_of.date()}, the truth's holdout "
+                           f"starts {start.date()}: score as of that date to compare."}
+    person = person_of_customers(store, truth)
     if person.empty:
         return {"skipped": "no customer could be matched to the truth's records."}
 
