@@ -507,6 +507,9 @@ def lift(
     action: Annotated[str | None, typer.Option(help="One action (default: all, then each).")
                       ] = None,
     channel: Annotated[str | None, typer.Option(help="Decisions on this channel only.")] = None,
+    campaign: Annotated[str | None, typer.Option(
+        help="Decisions of one campaign run only (its run id, e.g. run-20261207T101500-ab12cd).")
+                        ] = None,
     window_days: Annotated[int | None, typer.Option(
         "--window-days", min=1, help="Days after the first decision in which a purchase counts "
         "(default: [control_groups] window_days).")] = None,
@@ -517,11 +520,12 @@ def lift(
 ) -> None:
     """What the contacts changed: treated against control, with confidence intervals."""
     with _friendly(), Workspace(workspace, read_only=True) as ws:
-        results = ws.lift(action=action, channel=channel, window_days=window_days,
-                          since=since, detect=detect)
+        results = ws.lift(action=action, channel=channel, campaign=campaign,
+                          window_days=window_days, since=since, detect=detect)
         confidence = results[0].confidence if results else 0.95
         table = Table(title=f"Lift at {confidence:.0%} confidence"
-                      + (f" on {channel}" if channel else ""), title_justify="left",
+                      + (f" on {channel}" if channel else "")
+                      + (f" in {campaign}" if campaign else ""), title_justify="left",
                       box=box.SIMPLE_HEAD)
         for col in ("action", "treated", "control", "conversion", "lift (relative)",
                     "value/customer", "incremental", "status"):

@@ -234,19 +234,24 @@ class Workspace:
         return frame
 
     def lift(self, *, action: str | None = None, channel: str | None = None,
-             window_days: int | None = None, since: Any = None, until: Any = None,
-             detect: float | None = None) -> list[Lift]:
+             campaign: str | None = None, window_days: int | None = None, since: Any = None,
+             until: Any = None, detect: float | None = None) -> list[Lift]:
         """What the contacts changed, treated against control: all marketing first, then each
         action (or only ``action``), on one ``channel`` when given; outcomes within
         ``window_days`` (default ``[control_groups] window_days``) of each customer's first
-        decision since ``since``. See docs/measurement.md."""
+        decision since ``since``; the decisions of one ``campaign`` run (its run id) when given.
+        See docs/measurement.md."""
         from onetoone.measure.lift import actions_with_decisions, lift
 
         days = window_days or self.config.control_groups.window_days
         start, end = _timestamp(since, "since"), _timestamp(until, "until")
         cur = self.store.con.cursor()  # callers may be threads of the service
         try:
-            decided = actions_with_decisions(cur, channel)
+            decided = actions_with_decisions(cur, channel, campaign)
+            if campaign is not None and not decided:
+                raise NotFoundError(f"No decision of campaign run '{campaign}' with an action.",
+                                    hint="Campaign runs are named in the outbound table "
+                                    "(run_id) and by 'onetoone decide'.")
             if action is not None and action not in decided:
                 where = f" on {channel}" if channel else ""
                 raise NotFoundError(
@@ -254,7 +259,7 @@ class Workspace:
                     hint=f"Actions decided{where}: {', '.join(decided) or 'none'}.")
             names = [action] if action else [None, *decided]
             return [lift(cur, action=name, channel=channel, window_days=days, since=start,
-                         until=end, detect=detect) for name in names]
+                         until=end, detect=detect, campaign=campaign) for name in names]
         finally:
             cur.close()
 

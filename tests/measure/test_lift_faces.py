@@ -23,9 +23,11 @@ def _decisions(root: Path) -> None:
         for i in range(600):
             treated = i < 400
             con.execute("INSERT INTO decisions (decision_id, customer_id, channel, decided_at, "
-                        "action_id, rank, control_group) VALUES (?, ?, ?, ?, 'winback', 1, ?)",
+                        "action_id, rank, control_group, context) VALUES "
+                        "(?, ?, ?, ?, 'winback', 1, ?, ?)",
                         [f"d{i}", f"C{i}", "email" if i % 2 else "sms", t0,
-                         None if treated else "universal"])
+                         None if treated else "universal",
+                         '{"context": {"campaign": "run-%s"}}' % ("B" if i % 2 else "A")])
             if (i < 100) if treated else (i < 430):
                 con.execute("INSERT INTO transactions (customer_id, occurred_at, amount) "
                             "VALUES (?, ?, 50)", [f"C{i}", t0 + timedelta(days=3)])
@@ -53,6 +55,11 @@ def test_onetoone_lift_prints_every_action_with_its_interval_and_status(
                                      "--detect", "0.02"])
     assert small.exit_code == 0
     assert "customers per group are needed to detect a lift of +2.0%" in small.output
+    run = CliRunner().invoke(app, ["lift", "--workspace", str(root), "--campaign", "run-A"])
+    assert run.exit_code == 0 and "in run-A" in run.output
+    assert "  200  " in run.output and "  100  " in run.output  # its half of each group
+    none = CliRunner().invoke(app, ["lift", "--workspace", str(root), "--campaign", "run-Z"])
+    assert none.exit_code == 1 and "No decision of campaign run 'run-Z'" in none.output
     unknown = CliRunner().invoke(app, ["lift", "--workspace", str(root), "--action", "nosuch"])
     assert unknown.exit_code == 1
     assert "No decision of action 'nosuch' yet" in unknown.output

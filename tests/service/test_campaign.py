@@ -107,5 +107,9 @@ def test_decide_writes_the_outbound_list_and_respects_consent_and_caps(tmp_path:
         assert logged == (12,)  # 4 customers with an e-mail x 3 runs, all logged
         reasons = dict(con.execute("""SELECT context->>'reason', count(*) FROM decisions
                                       WHERE action_id IS NULL GROUP BY ALL""").fetchall())
+        # every decision names its run, so that the run's lift can be measured
+        assert con.execute("""SELECT count(*) FROM decisions d WHERE NOT EXISTS (
+            SELECT 1 FROM outbound o WHERE o.run_id = d.context->'context'->>'campaign')
+            AND d.action_id IS NOT NULL""").fetchone() == (0,)
     assert reasons == {"no consent, or suppressed after ignores": 6,
                        "cap email 2 per 7 days": 2}

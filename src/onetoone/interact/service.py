@@ -546,6 +546,8 @@ class DecisionService:
         started = time.perf_counter()
         now = now or utcnow()
         result = CampaignResult(f"run-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}", channel)
+        # every decision of the run names it, so that its lift can be measured on its own
+        run_context = {**(context or {}), "campaign": result.run_id}
         # every customer as of now, in columns; profiles already in use keep their state
         loaded = ProfileStore.load(self.cursor(), now, self.policy.max_days,
                                    self.policy.outbound)
@@ -561,7 +563,7 @@ class DecisionService:
                 result.reasons[f"no {address_field}"] += 1
                 continue
             with profile.lock:
-                decision = self.engine.decide(profile, channel, context or {}, now)
+                decision = self.engine.decide(profile, channel, run_context, now)
             decisions += decision.rows()
             if decision.withheld and not decision.given:
                 result.control += 1

@@ -110,10 +110,12 @@ def lift(
     confidence: float = 0.95,
     channel: str | None = None,
     detect: float | None = None,
+    campaign: str | None = None,
 ) -> Lift:
     """Lift of one action (against its holdout and the universal control group), or of all
     marketing actions (against the universal control group) when ``action`` is None; of the
-    decisions on one ``channel`` only when given. ``detect``: see :func:`lift_from_counts`."""
+    decisions on one ``channel``, or of one ``campaign`` run, only when given. ``detect``: see
+    :func:`lift_from_counts`."""
     if window_days < 1:
         raise InvalidInputError(f"window_days {window_days} is not a positive number of days.")
     filters: list[str] = ["d.action_id IS NOT NULL"]
@@ -124,6 +126,9 @@ def lift(
     if channel is not None:
         filters.append("d.channel = ?")
         params.append(channel)
+    if campaign is not None:  # the run id a campaign run puts in its decisions' context
+        filters.append("d.context->'context'->>'campaign' = ?")
+        params.append(campaign)
     else:
         filters.append("(d.control_group IS NULL OR d.control_group = 'universal')")
         filters.append("""coalesce(a.definition->>'purpose', 'marketing') = 'marketing'
@@ -174,12 +179,19 @@ def lift(
     )
 
 
-def actions_with_decisions(con: duckdb.DuckDBPyConnection, channel: str | None = None
-                           ) -> list[str]:
-    """The actions decided at least once (on ``channel``), by name."""
-    where, params = ("AND channel = ?", [channel]) if channel else ("", [])
+def actions_with_decisions(con: duckdb.DuckDBPyConnection, channel: str | None = None,
+                           campaign: str | None = None) -> list[str]:
+    """The actions decided at least once (on ``channel``, in ``campaign``), by name."""
+    where = ""
+    params: list[str] = []
+    if channel:
+        where += " AND channel = ?"
+        params.append(channel)
+    if campaign:
+        where += " AND context->'context'->>'campaign' = ?"
+        params.append(campaign)
     return [r[0] for r in con.execute(
-        f"SELECT DISTINCT action_id FROM decisions WHERE action_id IS NOT NULL {where} "
+        f"SELECT DISTINCT action_id FROM decisions WHERE action_id IS NOT NULL{where} "
         "ORDER BY action_id", params).fetchall()]
 
 

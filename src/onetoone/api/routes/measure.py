@@ -21,14 +21,15 @@ def get_lift(
     _: CustomersReader,
     action: Name = None,
     channel: Name = None,
+    campaign: Name = None,
     window_days: Annotated[int | None, Query(ge=1, le=365)] = None,
     since: date | None = None,
     detect: Annotated[float | None, Query(gt=0, lt=1)] = None,
 ) -> dict[str, Any]:
     """Lift of all marketing, then of each action (or one), with confidence intervals, the
     sample size needed and a status; figures that cannot be computed are null."""
-    results = service.workspace.lift(action=action, channel=channel, window_days=window_days,
-                                     since=since, detect=detect)
+    results = service.workspace.lift(action=action, channel=channel, campaign=campaign,
+                                     window_days=window_days, since=since, detect=detect)
     return {
         "window_days": window_days or service.config.control_groups.window_days,
         "lifts": [r.as_dict() for r in results],
