@@ -46,8 +46,11 @@ def get_kpis(
     (one object per month; a figure that cannot be computed is absent)."""
     from onetoone.measure.kpis import kpi_table
 
-    frame = service.workspace.store.con.cursor().execute(
-        "SELECT month, kpi, value, base FROM kpis").df()
+    cur = service.workspace.store.con.cursor()
+    try:
+        frame = cur.execute("SELECT month, kpi, value, base FROM kpis").df()
+    finally:
+        cur.close()
     wide = kpi_table(frame, months)
     return {"kpis": [
         {"month": f"{month:%Y-%m-%d}", **{k: float(v) for k, v in row.items() if v == v}}
