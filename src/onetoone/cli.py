@@ -556,6 +556,24 @@ def lift(
                           markup=False)
 
 
+@app.command()
+def uplift(
+    action: Annotated[str, typer.Argument(help="The action whose uplift to learn.")],
+    workspace: WorkspaceOpt = Path("."),
+    method: Annotated[str, typer.Option(
+        help="t_learner, class_transformation or x_learner.")] = "t_learner",
+    learner: Annotated[str, typer.Option(help="lightgbm or logistic.")] = "lightgbm",
+    window_days: Annotated[int | None, typer.Option(
+        "--window-days", min=1, help="Days after the decision in which a purchase counts "
+        "(default: [control_groups] window_days).")] = None,
+) -> None:
+    """Learn an action's uplift from its treated and withheld customers and write it for every
+    customer (used by decisions when the action has rank_by = "uplift")."""
+    with _friendly(), Workspace(workspace) as ws:
+        run = ws.uplift(action, method=method, learner=learner, window_days=window_days)
+        console.print(str(run), markup=False, highlight=False)
+
+
 _KPI_FORMAT = {"repeat_rate": "{:.1%}", "retention_12m": "{:.1%}", "defection_rate": "{:.2%}",
                "top_tier_value_share": "{:.1%}", "nps": "{:+.0f}"}
 

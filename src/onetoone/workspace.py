@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from onetoone.differentiate.value import ValueResult
     from onetoone.identify import IdentifyResult, IdentityResolver
     from onetoone.measure.lift import Lift
+    from onetoone.measure.uplift import UpliftRun
 
 #: Share of ``Workspace.score``'s time taken by value scoring, the rest by needs, defection and
 #: the monitor (measured on the demo company at 1 M people), for the progress estimate.
@@ -221,6 +222,22 @@ class Workspace:
         return score_defection_and_needs(self.store, as_of, self.config, progress=progress)
 
     # -- measure ------------------------------------------------------------------------
+    def uplift(self, action: str, *, method: str = "t_learner", learner: str = "lightgbm",
+               window_days: int | None = None) -> UpliftRun:
+        """Learn ``action``'s uplift from its decisions (treated against withheld) and write it
+        for every scored customer, for decisions where the action has ``rank_by = "uplift"``;
+        see docs/measurement.md."""
+        from onetoone.measure.uplift import score_action_uplift
+
+        config = self.config.actions.get(action)
+        if config is None:
+            raise NotFoundError(f"No action '{action}' in the catalog.",
+                                hint=f"Actions: {', '.join(self.config.actions) or 'none'}.")
+        with self.store.transaction() as con:
+            return score_action_uplift(
+                con, action, window_days=window_days or self.config.control_groups.window_days,
+                min_uplift=config.min_uplift, method=method, learner=learner)
+
     def kpis(self, *, write: bool = True) -> pd.DataFrame:
         """Every KPI of every month (``month``, ``kpi``, ``value``, ``base``), recomputed from
         the tables and, with ``write``, stored in ``kpis``; see docs/measurement.md."""

@@ -181,3 +181,38 @@ def test_lift_against_control_with_an_interval() -> None:
     assert result.status == "significant"
     assert result.incremental_conversions == pytest.approx(40)
     assert result.value_difference == pytest.approx(5.0)
+
+
+UPLIFT_CONFIG = """
+[workspace]
+name = "t"
+[control_groups]
+universal_share = 0.0
+[actions.winback]
+channels = ["email"]
+value = 30
+prior_propensity = 0.2
+rank_by = "uplift"
+[actions.newsletter]
+channels = ["email"]
+value = 5
+prior_propensity = 0.1
+"""
+
+
+def test_an_action_ranked_by_uplift_uses_it_and_spares_the_do_not_disturbs() -> None:
+    engine = _engine(UPLIFT_CONFIG)
+    now = datetime(2026, 11, 2, 10)
+
+    def ranked(**attrs: object) -> list[tuple[str, float, str]]:
+        proposals = engine.rank(_consenting("C1", **attrs), {}, now)
+        return [(p.action.action_id, p.propensity, p.basis) for p in proposals]
+
+    persuadable = ranked(uplift_winback=0.08)
+    assert persuadable[0] == ("winback", 0.08, "uplift")  # 0.08 x 30 beats ~0.1 x 5
+    assert "winback" not in [a for a, _, _ in ranked(uplift_winback=-0.03)]  # do-not-disturb
+    assert "winback" not in [a for a, _, _ in ranked(uplift_winback=0.0)]  # no effect
+    unknown = dict((a, b) for a, _, b in ranked())  # not scored yet: the propensity
+    assert unknown["winback"] == "propensity"
+    decision = engine.decide(_consenting("C1", uplift_winback=0.08), "email", {}, now)
+    assert '"basis": "uplift"' in decision.rows()[0]["context"]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from onetoone.customize.settings import ControlGroupSettings, DecisioningSetting
 from onetoone.interact.policy import ContactPolicy
 from onetoone.interact.profiles import Profile
 from onetoone.measure.control import in_holdout, in_universal_control
+from onetoone.measure.uplift import uplift_key
 
 
 @dataclass
@@ -46,6 +48,8 @@ class Proposal:
     lever: float
     rank: int = 0
     treatment: dict[str, Any] = field(default_factory=dict)
+    basis: str = "propensity"  # what ``propensity`` holds: the propensity, or the uplift
+
 
 
 @dataclass
@@ -83,6 +87,7 @@ class Decision:
             if p is not None:
                 detail.update(
                     propensity=p.propensity,
+                    basis=p.basis,
                     weight=p.weight,
                     value=p.value,
                     lever=p.lever,
@@ -181,12 +186,22 @@ class DecisionEngine:
         levers = self.settings.issue_levers
         out = []
         for action, p in zip(candidates, theta, strict=True):
+            basis = "propensity"
+            if action.config.rank_by == "uplift":
+                # the customer's incremental propensity for this action (onetoone uplift),
+                # else the propensity; no effect or a harmful one: not proposed
+                uplift = env.get(uplift_key(action.action_id))
+                if isinstance(uplift, int | float) and math.isfinite(uplift):
+                    if uplift <= action.config.min_uplift:
+                        continue
+                    p, basis = float(uplift), "uplift"
             weight = action.context_weight(env)
             value = action.value_for(env)
             lever = action.config.lever * levers.get(action.config.issue, 1.0)
             priority = float(p) * weight * value * lever
             if priority > self.settings.min_priority:
-                out.append(Proposal(action, priority, float(p), weight, value, lever))
+                out.append(Proposal(action, priority, float(p), weight, value, lever,
+                                    basis=basis))
         out.sort(key=lambda x: (-x.priority, x.action.action_id))
         for i, proposal in enumerate(out):
             proposal.rank = i + 1

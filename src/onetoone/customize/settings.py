@@ -58,6 +58,8 @@ class ActionConfig(_Section):
     prior_strength: float = Field(20.0, gt=0)
     prior_score: str | None = None
     holdout_share: float = Field(0.0, ge=0, lt=1)
+    rank_by: Literal["propensity", "uplift"] = "propensity"
+    min_uplift: float = Field(0.0, ge=-1, le=1)
 
     @field_validator("channels")
     @classmethod

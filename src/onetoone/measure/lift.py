@@ -139,12 +139,31 @@ def lift(
     if until is not None:
         filters.append("d.decided_at < ?")
         params.append(until)
+    sql = outcomes_sql(" AND ".join(filters))
     rows = con.execute(
-        f"""
+        f"SELECT treated, count(*), avg(converted::INTEGER), avg(value), var_samp(value) "
+        f"FROM ({sql}) GROUP BY treated",
+        [*params, window_days, window_days],
+    ).fetchall()
+    return lift_from_counts(
+        action,
+        {bool(t): (int(n), float(p or 0), float(v or 0), float(s or 0)) for t, n, p, v, s in rows},
+        confidence,
+        detect,
+        channel,
+    )
+
+
+def outcomes_sql(where: str) -> str:
+    """One row per customer decided for (``decisions d`` joined to ``actions a``, filtered by
+    ``where``): ``customer_id``, ``treated``, ``t0`` (first decision, the first treated one for
+    the treated), ``converted`` and ``value`` within the window (parameters: the filters'
+    values, then the window in days twice)."""
+    return f"""
         WITH d AS (
             SELECT d.customer_id, d.decided_at, d.control_group IS NULL AS treated
             FROM decisions d LEFT JOIN actions a USING (action_id)
-            WHERE {" AND ".join(filters)}
+            WHERE {where}
         ), units AS (
             SELECT customer_id, bool_or(treated) AS treated,
                    coalesce(min(decided_at) FILTER (WHERE treated), min(decided_at)) AS t0
@@ -160,23 +179,18 @@ def lift(
              AND r.response = 'conversion'
              AND r.occurred_at >= u.t0 AND r.occurred_at < u.t0 + to_days(?)
             GROUP BY ALL
-        ), outcome AS (
-            SELECT u.treated, (coalesce(tx.n, 0) + coalesce(rs.n, 0)) > 0 AS converted,
-                   greatest(coalesce(tx.v, 0), coalesce(rs.v, 0)) AS value
-            FROM units u LEFT JOIN tx USING (customer_id) LEFT JOIN rs USING (customer_id)
         )
-        SELECT treated, count(*), avg(converted::INTEGER), avg(value), var_samp(value)
-        FROM outcome GROUP BY treated
-    """,
-        [*params, window_days, window_days],
-    ).fetchall()
-    return lift_from_counts(
-        action,
-        {bool(t): (int(n), float(p or 0), float(v or 0), float(s or 0)) for t, n, p, v, s in rows},
-        confidence,
-        detect,
-        channel,
-    )
+        SELECT u.customer_id, u.treated, u.t0,
+               (coalesce(tx.n, 0) + coalesce(rs.n, 0)) > 0 AS converted,
+               greatest(coalesce(tx.v, 0), coalesce(rs.v, 0)) AS value
+        FROM units u LEFT JOIN tx USING (customer_id) LEFT JOIN rs USING (customer_id)
+    """
+
+
+def action_outcomes(con: duckdb.DuckDBPyConnection, action: str, window_days: int) -> Any:
+    """The customers one action was decided for, treated or withheld, with their outcome
+    (a DataFrame of :func:`outcomes_sql`'s columns): the training set of its uplift."""
+    return con.execute(outcomes_sql("d.action_id = ?"), [action, window_days, window_days]).df()
 
 
 def actions_with_decisions(con: duckdb.DuckDBPyConnection, channel: str | None = None,

@@ -29,6 +29,7 @@ perfect model; Radcliffe 2007), :func:`uplift_by_percentile`.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -185,7 +186,8 @@ def _linear(X: pd.DataFrame, y: np.ndarray, classify: bool, weight: np.ndarray |
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     text = [c for c in X.columns if c in categories and len(categories[c])]
-    numbers = [c for c in X.columns if c not in categories]  # a text column never filled: out
+    # columns never filled (text or numbers) say nothing: left out
+    numbers = [c for c in X.columns if c not in categories and X[c].notna().any()]
     prepare = ColumnTransformer([
         ("numbers", make_pipeline(SimpleImputer(), StandardScaler()), numbers),
         ("text", OneHotEncoder(categories=[list(categories[c]) for c in text],
@@ -335,3 +337,119 @@ def uplift_by_percentile(y_true: Any, uplift: Any, treatment: Any, strategy: str
 
 def _mean(values: np.ndarray) -> float:
     return float(values.mean()) if len(values) else float("nan")
+
+
+# -- uplift of an action, from its decisions (treated against withheld) -----------------------
+def uplift_key(action_id: str) -> str:
+    """The profile attribute (a ``customer_scores.scores`` key) of a customer's uplift for an
+    action, written by :func:`score_action_uplift`."""
+    return f"uplift_{action_id}"
+
+
+#: What the company knows of a customer as of a day: golden record and the latest scores
+#: strictly before it (parameters: none; ``_uplift_units(customer_id, day)`` registered).
+FEATURES_SQL = """
+    SELECT u.customer_id, c.gender, c.region, c.language, c.record_count,
+           date_diff('year', c.birth_date, s.as_of) AS age,
+           s.frequency, s.recency, s."T", s.monetary_value, s.p_alive, s.clv, s.value_tier,
+           s.scores->>'needs_segment' AS needs_segment,
+           TRY_CAST(s.scores->>'defection_risk' AS DOUBLE) AS defection_risk,
+           TRY_CAST(s.scores->>'expected_spend' AS DOUBLE) AS expected_spend
+    FROM _uplift_units u
+    LEFT JOIN customers c USING (customer_id)
+    ASOF LEFT JOIN customer_scores s ON u.customer_id = s.customer_id AND u.day > s.as_of
+"""
+MIN_PER_GROUP = 50
+
+
+@dataclass
+class UpliftRun:
+    """An action's uplift model, how well it ranked held-out customers, what it wrote."""
+
+    action: str
+    method: str
+    treated: int
+    control: int
+    uplift_at_30: float
+    qini: float
+    scored: int
+    not_offered: int  # customers whose uplift is at or below the action's min_uplift
+
+    def __str__(self) -> str:
+        return (f"{self.action}: {self.method} on {self.treated:,} treated and {self.control:,} "
+                f"withheld customers; held-out uplift@30 % {self.uplift_at_30:+.4f}, Qini "
+                f"{self.qini:.4f}; {self.scored:,} customers scored, {self.not_offered:,} of "
+                "them will not be offered it")
+
+
+def _features(con: Any, units: pd.DataFrame) -> pd.DataFrame:
+    con.register("_uplift_units", units[["customer_id", "day"]])
+    try:
+        return con.execute(FEATURES_SQL).df().set_index("customer_id").reindex(
+            units["customer_id"])
+    finally:
+        con.unregister("_uplift_units")
+
+
+def score_action_uplift(con: Any, action: str, *, window_days: int, min_uplift: float = 0.0,
+                        method: str = "t_learner", learner: str = "lightgbm",
+                        seed: int = 0) -> UpliftRun:
+    """Learn an action's uplift from its decisions and write it for every scored customer.
+
+    Units: the customers the action was decided for, treated (given) or withheld (its holdout
+    or the universal control group), with their conversion within ``window_days``
+    (:func:`onetoone.measure.lift.action_outcomes`); features as of the day before each first
+    decision (no later score leaks in). Half of them, drawn at random, measure the ranking
+    (uplift@30 %, Qini); the model refit on all of them scores every customer's latest scores
+    row and writes ``uplift_<action>`` into its ``scores`` (read by decisions when the action
+    has ``rank_by = "uplift"``).
+    """
+    from sklearn.model_selection import train_test_split
+
+    from onetoone.measure.lift import action_outcomes
+
+    units = action_outcomes(con, action, window_days)
+    if units.empty:
+        raise ModelError(f"Action '{action}' has no decision yet: no uplift to learn.",
+                         hint="Decide with it first (onetoone decide, or the API).")
+    t = units["treated"].astype(int).to_numpy()
+    y = units["converted"].astype(int).to_numpy()
+    counts = {"treated": int(t.sum()), "withheld": int((1 - t).sum())}
+    if min(counts.values()) < MIN_PER_GROUP or len(np.unique(y)) < 2:
+        raise ModelError(
+            f"Action '{action}' has {counts['treated']:,} treated and {counts['withheld']:,} "
+            f"withheld customers, {int(y.sum()):,} conversions: too few to learn its uplift "
+            f"(at least {MIN_PER_GROUP} in each group and conversions are needed).",
+            hint="Give it a holdout_share, or wait for more decisions and responses.")
+    units = units.assign(day=pd.to_datetime(units["t0"]).dt.normalize())
+    X = _features(con, units).reset_index(drop=True)
+    strata = t * 2 + y
+    stratify = strata if np.bincount(strata).min() >= 2 else None
+    fit_idx, test_idx = train_test_split(np.arange(len(t)), test_size=0.5, random_state=seed,
+                                         stratify=stratify)
+    model = UpliftModel(method=method, learner=learner, random_state=seed)
+    held_out = model.fit(X.iloc[fit_idx], t[fit_idx], y[fit_idx]).predict(X.iloc[test_idx])
+    at_30 = uplift_at_k(y[test_idx], held_out, t[test_idx], strategy="by_group", k=0.3)
+    qini = qini_auc_score(y[test_idx], held_out, t[test_idx])
+    model.fit(X, t, y)
+    everyone = con.execute(
+        "SELECT customer_id, max(as_of) AS as_of FROM customer_scores GROUP BY customer_id"
+    ).df()
+    if everyone.empty:
+        raise ModelError("No customer is scored yet: there is nothing to write the uplift to.",
+                         hint="Run 'onetoone score' first.")
+    scoring = everyone.assign(day=pd.Timestamp.max.normalize())
+    uplift = model.predict(_features(con, scoring).reset_index(drop=True))
+    frame = pd.DataFrame({"customer_id": everyone["customer_id"], "as_of": everyone["as_of"],
+                          "uplift": np.round(uplift, 6)})
+    con.register("_uplift_rows", frame)
+    try:
+        con.execute(
+            "UPDATE customer_scores SET scores = json_merge_patch(coalesce(scores, '{}'), "
+            "json_object(?, u.uplift)) FROM _uplift_rows u "
+            "WHERE customer_scores.customer_id = u.customer_id "
+            "AND customer_scores.as_of = u.as_of", [uplift_key(action)])
+    finally:
+        con.unregister("_uplift_rows")
+    return UpliftRun(action, method, counts["treated"], counts["withheld"], at_30, qini,
+                     len(frame), int((uplift <= min_uplift).sum()))
