@@ -28,6 +28,14 @@ def test_adaptive_beats_random_and_no_decision_breaks_consent_or_caps() -> None:
     assert max(adaptive.actions, key=adaptive.actions.__getitem__) == "retention_offer"
     # do-not-disturbs unsubscribed, and were not contacted afterwards (checked above)
     assert adaptive.unsubscribes > 0
+    # the uplift policy learns for half the weeks (half of each action's customers held out),
+    # then ranks by the uplift it learned: all three actions in use, each decision of the
+    # second half ranked by it
+    uplift = results["uplift"]
+    assert set(uplift.actions) == set(adaptive.actions)
+    assert 0 < uplift.contacts_ranked_by_uplift < uplift.contacts
+    assert adaptive.contacts_ranked_by_uplift == 0
+    assert len(uplift.weekly_value) == 6 and sum(uplift.weekly_value[3:]) > 0
 
 
 def test_the_checker_catches_a_broken_cap_and_a_contact_without_consent() -> None:

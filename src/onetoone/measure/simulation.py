@@ -7,7 +7,11 @@ targeting policies run through the real engine (rules, contact policy, consent, 
 
 * ``adaptive``: the catalog with Thompson-sampled propensities learning from every response;
 * ``random``: the same catalog, a random action for every reachable customer;
-* ``static``: the classic rule "top tier gets the retention offer".
+* ``static``: the classic rule "top tier gets the retention offer";
+* ``uplift``: the first half of the weeks as ``adaptive`` with half of every action's customers
+  held out; then each action's uplift, learned from its treated and held-out customers
+  (:class:`~onetoone.measure.uplift.UpliftModel`, the value tier as the only feature), ranks it
+  (``rank_by = "uplift"``) with a 5 % holdout kept.
 
 Every decision is checked afterwards, by code independent of the engine, against the consent the
 simulated customer had at that moment and the caps. The measured lift (against the universal
@@ -78,6 +82,8 @@ prior_strength = 10
 [actions.{name}.treatments.email]
 subject = "{name}"
 """
+#: the uplift policy's holdout while it learns, and once it ranks by uplift
+LEARNING_HOLDOUT, RANKING_HOLDOUT = 0.5, 0.05
 
 
 @dataclass
@@ -89,12 +95,17 @@ class SimulationResult:
     weeks: int
     decisions: int = 0
     contacts: int = 0
+    do_not_disturb_contacts: int = 0
+    contacts_ranked_by_uplift: int = 0
     conversions: int = 0
     unsubscribes: int = 0
     true_incremental_value: float = 0.0
     lift: Lift | None = None
     violations: list[str] = field(default_factory=list)
     actions: dict[str, int] = field(default_factory=dict)
+    #: true incremental value and do-not-disturbs contacted, week by week
+    weekly_value: list[float] = field(default_factory=list)
+    weekly_do_not_disturb: list[int] = field(default_factory=list)
 
     def row(self) -> dict[str, Any]:
         assert self.lift is not None
@@ -104,6 +115,7 @@ class SimulationResult:
             "contacts": self.contacts,
             "conversions": self.conversions,
             "unsubscribes": self.unsubscribes,
+            "do-not-disturbs contacted": self.do_not_disturb_contacts,
             "true incremental value": round(self.true_incremental_value),
             "measured incremental value": round(self.lift.incremental_value),
             "95% interval": f"[{low:,.0f}, {high:,.0f}]",
@@ -131,7 +143,7 @@ def _population(n: int, rng: np.random.Generator) -> list[_Customer]:
     return out
 
 
-def _catalog(policy: str, share: float) -> str:
+def _catalog(policy: str, share: float, holdout: float = LEARNING_HOLDOUT) -> str:
     text = _CATALOG.format(share=share)
     values = {"retention_offer": 25, "new_collection": 12, "loyalty_points": 8}
     for name in ACTIONS:
@@ -140,9 +152,34 @@ def _catalog(policy: str, share: float) -> str:
             if name != "retention_offer":
                 continue
             rule = "eligibility = \"value_tier == 'top'\""
+        if policy == "uplift":
+            rule = f'rank_by = "uplift"\nholdout_share = {holdout}'
         value = 1 if policy == "random" else values[name]
         text += _ACTION.format(name=name, value=value, rule=rule)
     return text
+
+
+def _learn_uplift(decisions: list[dict[str, Any]], transactions: list[dict[str, Any]],
+                  profiles: list[Profile], days: int) -> None:
+    """Each action's uplift by value tier, learned from its treated and held-out customers and
+    set on every profile (``uplift_<action>``), as ``onetoone uplift`` writes it."""
+    import pandas as pd
+
+    from onetoone.measure.lift import action_outcomes
+    from onetoone.measure.uplift import UpliftModel, uplift_key
+
+    con = _tables(decisions, transactions)
+    tiers = pd.DataFrame({"value_tier": [p.attributes["value_tier"] for p in profiles]})
+    row = {p.customer_id: i for i, p in enumerate(profiles)}
+    for action in ACTIONS:
+        units = action_outcomes(con, action, days)
+        if units["treated"].nunique() < 2 or units["converted"].nunique() < 2:
+            continue
+        X = tiers.iloc[[row[c] for c in units["customer_id"]]].reset_index(drop=True)
+        model = UpliftModel(learner="logistic").fit(X, units["treated"].astype(int),
+                                                    units["converted"].astype(int))
+        for profile, uplift in zip(profiles, model.predict(tiers), strict=True):
+            profile.attributes[uplift_key(action)] = float(uplift)
 
 
 def _p_buy(customer: _Customer, action: str | None) -> float:
@@ -164,8 +201,8 @@ def simulate(
     rounds_per_week: int = 3,
 ) -> SimulationResult:
     """Run one targeting policy; decisions on Monday, Wednesday, Friday at 09:00 UTC."""
-    if policy not in ("adaptive", "random", "static"):
-        raise ValueError("policy must be adaptive, random or static")
+    if policy not in ("adaptive", "random", "static", "uplift"):
+        raise ValueError("policy must be adaptive, random, static or uplift")
     rng = np.random.default_rng(seed)
     people = _population(customers, rng)
     config = parse_config(_catalog(policy, universal_share))
@@ -196,6 +233,13 @@ def simulate(
     start = datetime(2026, 9, 7, 9, 0)  # a Monday
     offsets = (0, 2, 4)[:rounds_per_week]
     for week in range(weeks):
+        if policy == "uplift" and week == weeks // 2:  # learnt: rank by uplift from now on
+            _learn_uplift(decisions, transactions, profiles, 7 * week)
+            ranking = parse_config(_catalog(policy, universal_share, RANKING_HOLDOUT))
+            engine = DecisionEngine(Catalog(ranking.actions), props, policy_rules,
+                                    ranking.decisioning, ranking.control_groups)
+        result.weekly_value.append(0.0)
+        result.weekly_do_not_disturb.append(0)
         for day in offsets:
             now = start + timedelta(days=7 * week + day)
             for i, (person, profile) in enumerate(zip(people, profiles, strict=True)):
@@ -205,11 +249,14 @@ def simulate(
                 action = decision.given[0].action.action_id if decision.given else None
                 if action is not None:
                     result.contacts += 1
+                    result.contacts_ranked_by_uplift += decision.given[0].basis == "uplift"
+                    result.do_not_disturb_contacts += person.kind == "do_not_disturb"
+                    result.weekly_do_not_disturb[-1] += person.kind == "do_not_disturb"
                     result.actions[action] = result.actions.get(action, 0) + 1
                     log.append((i, now, "email"))
-                    result.true_incremental_value += (
-                        _p_buy(person, action) - _p_buy(person, None)
-                    ) * AMOUNT[person.tier]
+                    gain = (_p_buy(person, action) - _p_buy(person, None)) * AMOUNT[person.tier]
+                    result.true_incremental_value += gain
+                    result.weekly_value[-1] += gain
                 bought = rng.random() < _p_buy(person, action)
                 if bought:
                     result.conversions += 1
@@ -269,12 +316,20 @@ def _measure(
     weeks: int,
 ) -> Lift:
     from onetoone.customize.catalog import save_catalog
+
+    con = _tables(decisions, transactions)
+    save_catalog(con, catalog)
+    return lift(con, window_days=7 * weeks)
+
+
+def _tables(decisions: list[dict[str, Any]], transactions: list[dict[str, Any]]
+            ) -> duckdb.DuckDBPyConnection:
+    """An in-memory database holding the run's decisions and transactions."""
     from onetoone.interact.writer import arrow_table
 
     con = duckdb.connect()
     for name in ("decisions", "transactions", "responses", "actions"):
         con.execute(TABLES[name].ddl())
-    save_catalog(con, catalog)
     for table, rows in (("decisions", decisions), ("transactions", transactions)):
         if rows:
             data = arrow_table(table, rows)
@@ -282,16 +337,16 @@ def _measure(
             con.register("_rows", data)
             con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _rows")
             con.unregister("_rows")
-    return lift(con, window_days=7 * weeks)
+    return con
 
 
 def compare(
     *, customers: int = 2000, weeks: int = 8, seed: int = 0, universal_share: float = 0.1
 ) -> list[SimulationResult]:
-    """The three policies on the same population (same seed)."""
+    """The four policies on the same population (same seed)."""
     return [
         simulate(p, customers=customers, weeks=weeks, seed=seed, universal_share=universal_share)
-        for p in ("adaptive", "random", "static")
+        for p in ("adaptive", "random", "static", "uplift")
     ]
 
 
