@@ -557,6 +557,31 @@ def lift(
 
 
 @app.command()
+def abtest(
+    name: Annotated[str, typer.Argument(help="The [ab_tests.NAME] to read.")],
+    workspace: WorkspaceOpt = Path("."),
+) -> None:
+    """Results of an A/B/n test: each arm against the first, valid however often you look."""
+    with _friendly(), Workspace(workspace, read_only=True) as ws:
+        result = ws.ab_test(name)
+        table = Table(title=f"A/B test {name}", title_justify="left", box=box.SIMPLE_HEAD)
+        for col in ("arm", "customers", "conversion", "vs reference", "verdict"):
+            table.add_column(col, justify="left" if col in ("arm", "verdict") else "right",
+                             no_wrap=col != "verdict")
+        for arm in result.arms:
+            table.add_row(
+                arm.action, f"{arm.customers:,}",
+                f"{_share(arm.rate)} {_interval(arm.rate_low, arm.rate_high, False)}",
+                "" if arm.verdict == "reference" else
+                f"{_share(arm.difference, True)} "
+                f"{_interval(arm.difference_low, arm.difference_high)}",
+                arm.verdict)
+        console.print(table)
+        console.print(f"{result.verdict} (confidence sequences at {1 - result.alpha:.0%}, "
+                      "valid at every look).", markup=False, highlight=False)
+
+
+@app.command()
 def uplift(
     action: Annotated[str, typer.Argument(help="The action whose uplift to learn.")],
     workspace: WorkspaceOpt = Path("."),

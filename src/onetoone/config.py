@@ -15,6 +15,7 @@ from typing import Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from onetoone.customize.settings import (
+    ABTestConfig,
     ActionConfig,
     ControlGroupSettings,
     DecisioningSettings,
@@ -246,6 +247,7 @@ class Config(_Section):
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
     identify: IdentifySettings = Field(default_factory=lambda: IdentifySettings())
     actions: dict[str, ActionConfig] = Field(default_factory=dict)
+    ab_tests: dict[str, ABTestConfig] = Field(default_factory=dict)
     decisioning: DecisioningSettings = Field(default_factory=lambda: DecisioningSettings())
     contact_policy: ContactPolicySettings = Field(
         default_factory=lambda: ContactPolicySettings())
@@ -285,6 +287,18 @@ class Config(_Section):
                     "source those ids belong to.",
                     hint='Add customer_source = "<name of the customers source>".',
                 )
+        seen: dict[str, str] = {}
+        for name, test in self.ab_tests.items():
+            for action in test.actions:
+                if action not in self.actions:
+                    raise ConfigError(
+                        f"[ab_tests.{name}] names the action '{action}', which the catalog does "
+                        "not hold.", hint=f"Actions: {', '.join(self.actions) or 'none'}.")
+                if action in seen:
+                    raise ConfigError(f"The action '{action}' is an arm of two tests, "
+                                      f"'{seen[action]}' and '{name}'.",
+                                      hint="Give each test actions of its own.")
+                seen[action] = name
         return self
 
 

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from onetoone.differentiate.defection import DifferentiateRun
     from onetoone.differentiate.value import ValueResult
     from onetoone.identify import IdentifyResult, IdentityResolver
+    from onetoone.measure.abtest import ABTestResult
     from onetoone.measure.lift import Lift
     from onetoone.measure.uplift import UpliftRun
 
@@ -222,6 +223,23 @@ class Workspace:
         return score_defection_and_needs(self.store, as_of, self.config, progress=progress)
 
     # -- measure ------------------------------------------------------------------------
+    def ab_test(self, name: str) -> ABTestResult:
+        """Results of ``[ab_tests.NAME]``: each arm's conversion, and each arm against the
+        first with a confidence sequence valid at every look (docs/measurement.md)."""
+        from onetoone.measure.abtest import ab_test_results
+
+        test = self.config.ab_tests.get(name)
+        if test is None:
+            raise NotFoundError(f"No A/B test '{name}' in {CONFIG_FILE}.",
+                                hint=f"Tests: {', '.join(self.config.ab_tests) or 'none'}.")
+        cur = self.store.con.cursor()
+        try:
+            return ab_test_results(cur, name, list(test.actions), alpha=test.alpha,
+                                   window_days=self.config.control_groups.window_days,
+                                   started_at=_timestamp(test.started_at, "started_at"))
+        finally:
+            cur.close()
+
     def uplift(self, action: str, *, method: str = "t_learner", learner: str = "lightgbm",
                window_days: int | None = None) -> UpliftRun:
         """Learn ``action``'s uplift from its decisions (treated against withheld) and write it

@@ -31,10 +31,10 @@ import numpy as np
 
 from onetoone.customize.catalog import Action, Catalog
 from onetoone.customize.propensity import AdaptivePropensities, uniform
-from onetoone.customize.settings import ControlGroupSettings, DecisioningSettings
+from onetoone.customize.settings import ABTestConfig, ControlGroupSettings, DecisioningSettings
 from onetoone.interact.policy import ContactPolicy
 from onetoone.interact.profiles import Profile
-from onetoone.measure.control import in_holdout, in_universal_control
+from onetoone.measure.control import ab_arm, in_holdout, in_universal_control
 from onetoone.measure.uplift import uplift_key
 
 
@@ -137,8 +137,12 @@ class DecisionEngine:
         control: ControlGroupSettings,
         default_language: str = "fr",
         exploration: str | None = None,
+        ab_tests: Mapping[str, ABTestConfig] | None = None,
     ) -> None:
         self.catalog = catalog
+        #: action -> (test, arms) of the A/B/n tests: a customer is offered their arm only
+        self.arm_of = {action: (name, list(test.actions)) for name, test in (ab_tests or {}).items()
+                       for action in test.actions}
         self.propensities = propensities
         self.policy = policy
         self.settings = decisioning
@@ -159,6 +163,11 @@ class DecisionEngine:
         env.update({f"context_{k}": v for k, v in context.items()})
         return env
 
+    def _in_arm(self, customer_id: str, action_id: str) -> bool:
+        test = self.arm_of.get(action_id)
+        return test is None or ab_arm(customer_id, test[0], test[1],
+                                      self.control.salt) == action_id
+
     def rank(
         self,
         profile: Profile,
@@ -168,7 +177,8 @@ class DecisionEngine:
     ) -> list[Proposal]:
         """Every applicable action by decreasing priority (independent of the channel)."""
         env = env if env is not None else self.environment(profile, context)
-        candidates = [a for a in self.catalog.actions if a.valid_at(now) and a.applies_to(env)]
+        candidates = [a for a in self.catalog.actions if a.valid_at(now) and a.applies_to(env)
+                      and self._in_arm(profile.customer_id, a.action_id)]
         if not candidates:
             return []
         segment = self.segment_of(profile)

@@ -117,6 +117,25 @@ class ActionConfig(_Section):
         return self
 
 
+class ABTestConfig(_Section):
+    """[ab_tests.NAME]: treatments tried against each other, each an action of the catalog.
+
+    Each customer is given one arm for good (a salted hash of the test and the customer), so the
+    arms are comparable groups; results: ``onetoone abtest NAME``.
+    """
+
+    actions: list[str] = Field(min_length=2)  # the arms; the first is the reference
+    started_at: datetime | date | None = None
+    alpha: float = Field(0.05, gt=0, lt=0.5)
+
+    @field_validator("actions")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("an action may stand only once among the arms")
+        return value
+
+
 class DecisioningSettings(_Section):
     """[decisioning]: arbitration."""
 

@@ -114,6 +114,7 @@ class DecisionService:
             self.config.decisioning,
             self.config.control_groups,
             self.config.workspace.language,
+            ab_tests=self.config.ab_tests,
         )
         self.writer = GroupCommitWriter(
             self.con,

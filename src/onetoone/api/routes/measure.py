@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from onetoone.api.deps import CustomersReader, ServiceDep
 from onetoone.api.models import ERROR_RESPONSES
@@ -56,3 +56,14 @@ def get_kpis(
         {"month": f"{month:%Y-%m-%d}", **{k: float(v) for k, v in row.items() if v == v}}
         for month, row in wide.iterrows()
     ]}
+
+
+@router.get("/ab-tests/{name}")
+def get_ab_test(
+    service: ServiceDep,
+    _: CustomersReader,
+    name: Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[\w.-]+$")],
+) -> dict[str, Any]:
+    """An A/B/n test's arms, each against the first with a confidence sequence valid at every
+    look, and the verdict."""
+    return service.workspace.ab_test(name).as_dict()
