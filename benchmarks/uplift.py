@@ -116,18 +116,6 @@ def peers(X_tr: pd.DataFrame, X_te: pd.DataFrame, t_tr: Any, y_tr: Any) -> dict[
     return out
 
 
-FEATURES = """
-    SELECT c.customer_id, c.gender, c.region, c.language, c.record_count,
-           date_diff('year', c.birth_date, s.as_of) AS age,
-           s.frequency, s.recency, s."T", s.monetary_value, s.p_alive, s.clv, s.value_tier,
-           s.scores->>'needs_segment' AS needs_segment,
-           TRY_CAST(s.scores->>'defection_risk' AS DOUBLE) AS defection_risk,
-           TRY_CAST(s.scores->>'expected_spend' AS DOUBLE) AS expected_spend
-    FROM customers c LEFT JOIN customer_scores s USING (customer_id)
-    QUALIFY row_number() OVER (PARTITION BY c.customer_id ORDER BY s.as_of DESC) = 1
-"""
-
-
 def demo_test(people: int, seed: int = 42) -> pd.DataFrame:
     """The demo's randomised test joined to the company's view of each person (one customer
     per person: the one with the most records)."""
@@ -135,6 +123,7 @@ def demo_test(people: int, seed: int = 42) -> pd.DataFrame:
     import tempfile
 
     from onetoone import Workspace
+    from onetoone.measure.uplift import customer_features
     from onetoone.report._truth import person_of_customers
 
     root = Path(tempfile.mkdtemp(prefix="onetoone-uplift-")) / "ws"
@@ -143,7 +132,8 @@ def demo_test(people: int, seed: int = 42) -> pd.DataFrame:
                    capture_output=True)
     with Workspace(root, read_only=True) as ws:
         person = person_of_customers(ws.store, root / "truth")
-        features = ws.store.execute(FEATURES).df().set_index("customer_id")
+        ids = ws.store.execute("SELECT customer_id FROM customers").df()
+        features = customer_features(ws.store.con, ids.assign(day=pd.Timestamp.max))
     features["person_id"] = person.reindex(features.index)
     features = (features.dropna(subset=["person_id"])
                 .sort_values("record_count", ascending=False)

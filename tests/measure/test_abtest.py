@@ -7,7 +7,6 @@ import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -24,8 +23,10 @@ from onetoone.interact.profiles import Profile
 from onetoone.measure.abtest import confidence_sequence_half_width
 from onetoone.measure.control import ab_arm
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "service"))
 from _service_server import CONFIG, make_workspace
+from _tables import insert
 
 TEST = """
 [actions.subject_a]
@@ -99,18 +100,12 @@ def test_onetoone_abtest_declares_the_better_arm(tmp_path: Path) -> None:
     rate = np.where(np.array(arm) == "subject_b", 0.16, 0.10)
     bought = rng.random(n) < rate
     t0 = datetime(2026, 11, 2, 9)
-    decisions = pd.DataFrame({"decision_id": [f"d{i}" for i in range(n)], "customer_id": ids,
-                              "decided_at": t0, "action_id": arm})
-    purchases = pd.DataFrame({"customer_id": np.array(ids)[bought],
-                              "occurred_at": t0 + timedelta(days=1)})
-    with duckdb.connect(str(tmp_path / "onetoone.duckdb")) as con:
-        con.register("d", decisions)
-        con.execute("INSERT INTO decisions (decision_id, customer_id, channel, decided_at, "
-                    "action_id, rank) SELECT decision_id, customer_id, 'email', decided_at, "
-                    "action_id, 1 FROM d")
-        con.register("p", purchases)
-        con.execute("INSERT INTO transactions (customer_id, occurred_at, amount) "
-                    "SELECT customer_id, occurred_at, 30 FROM p")
+    insert(tmp_path,
+           decisions=pd.DataFrame({"decision_id": [f"d{i}" for i in range(n)],
+                                   "customer_id": ids, "channel": "email", "decided_at": t0,
+                                   "action_id": arm, "rank": 1}),
+           transactions=pd.DataFrame({"customer_id": np.array(ids)[bought],
+                                      "occurred_at": t0 + timedelta(days=1), "amount": 30.0}))
     result = CliRunner().invoke(app, ["abtest", "subject_line", "--workspace", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "subject_b converts better than subject_a" in result.output

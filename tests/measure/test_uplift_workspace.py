@@ -16,8 +16,10 @@ from typer.testing import CliRunner
 
 from onetoone.cli import app
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "service"))
 from _service_server import make_workspace
+from _tables import insert
 
 
 @pytest.fixture
@@ -32,30 +34,20 @@ def workspace(tmp_path: Path) -> Path:
     top = np.arange(n) % 3 == 0
     treated = rng.random(n) < 0.5
     bought = rng.random(n) < 0.15 + np.where(top, 0.30, -0.05) * treated
-    customers = pd.DataFrame({"customer_id": ids, "gender": np.where(np.arange(n) % 2, "F", "M"),
-                              "record_count": 1})
-    scores = pd.DataFrame({"customer_id": ids, "as_of": date(2026, 10, 31),
-                           "frequency": np.where(top, 4.0, 1.0),
-                           "clv": np.where(top, 300.0, 40.0),
-                           "value_tier": np.where(top, "top", "rest"), "scores": "{}"})
-    decisions = pd.DataFrame({"decision_id": [f"d{i}" for i in range(n)], "customer_id": ids,
-                              "decided_at": t0,
-                              "control_group": np.where(treated, None, "holdout")})
-    purchases = pd.DataFrame({"customer_id": np.array(ids)[bought],
-                              "occurred_at": t0 + timedelta(days=2)})
-    with duckdb.connect(str(tmp_path / "onetoone.duckdb")) as con:
-        con.register("c", customers)
-        con.execute("INSERT INTO customers (customer_id, gender, record_count) SELECT * FROM c")
-        con.register("s", scores)
-        con.execute("INSERT INTO customer_scores (customer_id, as_of, frequency, clv, "
-                    "value_tier, scores) SELECT * FROM s")
-        con.register("d", decisions)
-        con.execute("INSERT INTO decisions (decision_id, customer_id, channel, decided_at, "
-                    "action_id, rank, control_group) SELECT decision_id, customer_id, 'email', "
-                    "decided_at, 'retention_offer', 1, control_group FROM d")
-        con.register("p", purchases)
-        con.execute("INSERT INTO transactions (customer_id, occurred_at, amount) "
-                    "SELECT customer_id, occurred_at, 40 FROM p")
+    insert(tmp_path,
+           customers=pd.DataFrame({"customer_id": ids, "record_count": 1,
+                                   "gender": np.where(np.arange(n) % 2, "F", "M")}),
+           customer_scores=pd.DataFrame({"customer_id": ids, "as_of": date(2026, 10, 31),
+                                         "frequency": np.where(top, 4.0, 1.0),
+                                         "clv": np.where(top, 300.0, 40.0),
+                                         "value_tier": np.where(top, "top", "rest"),
+                                         "scores": "{}"}),
+           decisions=pd.DataFrame({"decision_id": [f"d{i}" for i in range(n)],
+                                   "customer_id": ids, "channel": "email", "decided_at": t0,
+                                   "action_id": "retention_offer", "rank": 1,
+                                   "control_group": np.where(treated, None, "holdout")}),
+           transactions=pd.DataFrame({"customer_id": np.array(ids)[bought],
+                                      "occurred_at": t0 + timedelta(days=2), "amount": 40.0}))
     return tmp_path
 
 

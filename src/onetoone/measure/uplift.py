@@ -382,7 +382,9 @@ class UpliftRun:
                 "them will not be offered it")
 
 
-def _features(con: Any, units: pd.DataFrame) -> pd.DataFrame:
+def customer_features(con: Any, units: pd.DataFrame) -> pd.DataFrame:
+    """What the company knew of each customer of ``units`` (``customer_id``, ``day``) the day
+    before ``day``: golden record and latest scores, indexed by customer_id, in order."""
     con.register("_uplift_units", units[["customer_id", "day"]])
     try:
         return con.execute(FEATURES_SQL).df().set_index("customer_id").reindex(
@@ -422,7 +424,7 @@ def score_action_uplift(con: Any, action: str, *, window_days: int, min_uplift: 
             f"(at least {MIN_PER_GROUP} in each group and conversions are needed).",
             hint="Give it a holdout_share, or wait for more decisions and responses.")
     units = units.assign(day=pd.to_datetime(units["t0"]).dt.normalize())
-    X = _features(con, units).reset_index(drop=True)
+    X = customer_features(con, units).reset_index(drop=True)
     strata = t * 2 + y
     stratify = strata if np.bincount(strata).min() >= 2 else None
     fit_idx, test_idx = train_test_split(np.arange(len(t)), test_size=0.5, random_state=seed,
@@ -439,7 +441,7 @@ def score_action_uplift(con: Any, action: str, *, window_days: int, min_uplift: 
         raise ModelError("No customer is scored yet: there is nothing to write the uplift to.",
                          hint="Run 'onetoone score' first.")
     scoring = everyone.assign(day=pd.Timestamp.max.normalize())
-    uplift = model.predict(_features(con, scoring).reset_index(drop=True))
+    uplift = model.predict(customer_features(con, scoring).reset_index(drop=True))
     frame = pd.DataFrame({"customer_id": everyone["customer_id"], "as_of": everyone["as_of"],
                           "uplift": np.round(uplift, 6)})
     con.register("_uplift_rows", frame)
