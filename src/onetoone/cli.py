@@ -522,6 +522,11 @@ def lift(
     with _friendly(), Workspace(workspace, read_only=True) as ws:
         results = ws.lift(action=action, channel=channel, campaign=campaign,
                           window_days=window_days, since=since, detect=detect)
+        if not any(r.n_treated or r.n_control for r in results):
+            console.print("No decision yet: run 'onetoone decide' or serve decisions first; "
+                          "the lift is measured against the control groups they keep.",
+                          markup=False)
+            return
         confidence = results[0].confidence if results else 0.95
         table = Table(title=f"Lift at {confidence:.0%} confidence"
                       + (f" on {channel}" if channel else "")
@@ -535,6 +540,7 @@ def lift(
             table.add_row(
                 r.action or "all marketing", f"{r.n_treated:,}", f"{r.n_control:,}",
                 f"{_share(r.conversion_treated)} vs {_share(r.conversion_control)}",
+                "-" if r.difference != r.difference else
                 f"{_share(r.difference, True)} {_interval(r.difference_low, r.difference_high)}"
                 f" ({_share(r.relative, True)})",
                 "-" if r.value_difference != r.value_difference else
@@ -551,9 +557,6 @@ def lift(
                               f"customers per group are needed to detect a lift of "
                               f"{r.detect:+.1%} (now {r.n_treated:,} treated, {r.n_control:,} "
                               "in control).", markup=False, highlight=False)
-        if not any(r.n_treated or r.n_control for r in results):
-            console.print("No decision yet: run 'onetoone decide' or serve decisions first.",
-                          markup=False)
 
 
 @app.command()
