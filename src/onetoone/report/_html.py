@@ -160,4 +160,5 @@ def _environment() -> jinja2.Environment:
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     env.filters["num"] = lambda v, d=0: f"{v:,.{d}f}"
     env.filters["pct"] = lambda v, d=0: f"{100 * v:.{d}f} %"
+    env.filters["spct"] = lambda v, d=1: f"{100 * v:+.{d}f} %"  # signed: a lift
     return env
