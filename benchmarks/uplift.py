@@ -55,8 +55,11 @@ def hillstrom() -> tuple[pd.DataFrame, ...]:
     t = (data["segment"] == "Womens E-Mail").astype(int)
     y = data["visit"]
     X = data.drop(columns=["segment", "visit", "conversion", "spend"])
-    return tuple(train_test_split(X, t, y, test_size=0.5, random_state=42,
-                                  stratify=pd.concat([t, y], axis=1)))
+    return tuple(
+        train_test_split(
+            X, t, y, test_size=0.5, random_state=42, stratify=pd.concat([t, y], axis=1)
+        )
+    )
 
 
 def _categorical(X: pd.DataFrame, like: pd.DataFrame) -> pd.DataFrame:
@@ -84,27 +87,41 @@ def peers(X_tr: pd.DataFrame, X_te: pd.DataFrame, t_tr: Any, y_tr: Any) -> dict[
     oh_te = _one_hot(X_te, oh_tr.columns)
     started = time.perf_counter()
     m1 = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(
-        oh_tr[t_tr.to_numpy() == 1], y_tr[t_tr.to_numpy() == 1])
+        oh_tr[t_tr.to_numpy() == 1], y_tr[t_tr.to_numpy() == 1]
+    )
     m0 = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(
-        oh_tr[t_tr.to_numpy() == 0], y_tr[t_tr.to_numpy() == 0])
+        oh_tr[t_tr.to_numpy() == 0], y_tr[t_tr.to_numpy() == 0]
+    )
     out["two logistic regressions (scikit-learn)"] = (
         m1.predict_proba(oh_te)[:, 1] - m0.predict_proba(oh_te)[:, 1],
-        time.perf_counter() - started)
+        time.perf_counter() - started,
+    )
     try:
         from sklift.models import ClassTransformation, TwoModels
     except ImportError:
-        print("scikit-uplift is not installed (pip install 'onetoone[bench]'): its rows are "
-              "left out.", file=sys.stderr)
+        print(
+            "scikit-uplift is not installed (pip install 'onetoone[bench]'): its rows are "
+            "left out.",
+            file=sys.stderr,
+        )
         return out
     cat_tr, cat_te = _categorical(X_tr, X_tr), _categorical(X_te, X_tr)
 
     def lgbm() -> Any:
-        return LGBMClassifier(n_estimators=200, learning_rate=0.05, num_leaves=15,
-                              min_child_samples=100, random_state=0, verbose=-1)
+        return LGBMClassifier(
+            n_estimators=200,
+            learning_rate=0.05,
+            num_leaves=15,
+            min_child_samples=100,
+            random_state=0,
+            verbose=-1,
+        )
 
     for name, model in (
-        ("scikit-uplift TwoModels (LightGBM)",
-         TwoModels(estimator_trmnt=lgbm(), estimator_ctrl=lgbm(), method="vanilla")),
+        (
+            "scikit-uplift TwoModels (LightGBM)",
+            TwoModels(estimator_trmnt=lgbm(), estimator_ctrl=lgbm(), method="vanilla"),
+        ),
         ("scikit-uplift ClassTransformation (LightGBM)", ClassTransformation(estimator=lgbm())),
     ):
         started = time.perf_counter()
@@ -127,22 +144,40 @@ def demo_test(people: int, seed: int = 42) -> pd.DataFrame:
     from onetoone.report._truth import person_of_customers
 
     root = Path(tempfile.mkdtemp(prefix="onetoone-uplift-")) / "ws"
-    subprocess.run([sys.executable, "-m", "onetoone.cli", "demo", "--customers", str(people),
-                    "--seed", str(seed), "--workspace", str(root)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "onetoone.cli",
+            "demo",
+            "--customers",
+            str(people),
+            "--seed",
+            str(seed),
+            "--workspace",
+            str(root),
+        ],
+        check=True,
+        capture_output=True,
+    )
     with Workspace(root, read_only=True) as ws:
         person = person_of_customers(ws.store, root / "truth")
         ids = ws.store.execute("SELECT customer_id FROM customers").df()
         features = customer_features(ws.store.con, ids.assign(day=pd.Timestamp.max))
     features["person_id"] = person.reindex(features.index)
-    features = (features.dropna(subset=["person_id"])
-                .sort_values("record_count", ascending=False)
-                .drop_duplicates("person_id").set_index("person_id"))
-    truth = pd.read_parquet(root / "truth" / "people.parquet",
-                            columns=["person_id", "uplift_type", "p_response_control",
-                                     "p_response_treated"]).set_index("person_id")
-    test = pd.read_parquet(root / "truth" / "holdout.parquet",
-                           columns=["person_id", "treated", "responded"]).set_index("person_id")
+    features = (
+        features.dropna(subset=["person_id"])
+        .sort_values("record_count", ascending=False)
+        .drop_duplicates("person_id")
+        .set_index("person_id")
+    )
+    truth = pd.read_parquet(
+        root / "truth" / "people.parquet",
+        columns=["person_id", "uplift_type", "p_response_control", "p_response_treated"],
+    ).set_index("person_id")
+    test = pd.read_parquet(
+        root / "truth" / "holdout.parquet", columns=["person_id", "treated", "responded"]
+    ).set_index("person_id")
     return features.join(truth, how="inner").join(test, how="inner")
 
 
@@ -151,35 +186,49 @@ def demo(people: int) -> int:
     t = data["treated"].astype(int)
     y = data["responded"].astype(int)
     true_effect = (data["p_response_treated"] - data["p_response_control"]).to_numpy()
-    X = data.drop(columns=["uplift_type", "p_response_control", "p_response_treated",
-                           "treated", "responded"])
-    idx_tr, idx_te = train_test_split(np.arange(len(data)), test_size=0.5, random_state=42,
-                                      stratify=pd.concat([t, y], axis=1))
+    X = data.drop(
+        columns=["uplift_type", "p_response_control", "p_response_treated", "treated", "responded"]
+    )
+    idx_tr, idx_te = train_test_split(
+        np.arange(len(data)), test_size=0.5, random_state=42, stratify=pd.concat([t, y], axis=1)
+    )
     kind = data["uplift_type"].to_numpy()
     measured = y[t == 1].mean() - y[t == 0].mean()
-    print(f"Demo company, {people:,} people: {len(data):,} in the test ({t.mean():.0%} "
-          f"treated); measured lift {measured:+.4f} against the true average effect "
-          f"{true_effect.mean():+.4f}")
+    print(
+        f"Demo company, {people:,} people: {len(data):,} in the test ({t.mean():.0%} "
+        f"treated); measured lift {measured:+.4f} against the true average effect "
+        f"{true_effect.mean():+.4f}"
+    )
     te = idx_te
     base = {k: float((kind[te] == k).mean()) for k in ("persuadable", "do_not_disturb")}
-    print(f"Held out: {len(te):,} people, {base['persuadable']:.1%} persuadables, "
-          f"{base['do_not_disturb']:.1%} do-not-disturbs")
-    print("| model | uplift@30 % | Qini AUC | persuadables in top 30 % | do-not-disturbs in "
-          "top 30 % | true incremental responses, top 30 % vs random 30 % |")
+    print(
+        f"Held out: {len(te):,} people, {base['persuadable']:.1%} persuadables, "
+        f"{base['do_not_disturb']:.1%} do-not-disturbs"
+    )
+    print(
+        "| model | uplift@30 % | Qini AUC | persuadables in top 30 % | do-not-disturbs in "
+        "top 30 % | true incremental responses, top 30 % vs random 30 % |"
+    )
     print("|---|---|---|---|---|---|")
     n_top = int(0.3 * len(te))
     random_gain = true_effect[te].mean() * n_top
-    for method, learner in (("t_learner", "lightgbm"), ("class_transformation", "lightgbm"),
-                            ("x_learner", "lightgbm"), ("t_learner", "logistic")):
+    for method, learner in (
+        ("t_learner", "lightgbm"),
+        ("class_transformation", "lightgbm"),
+        ("x_learner", "lightgbm"),
+        ("t_learner", "logistic"),
+    ):
         model = UpliftModel(method=method, learner=learner, min_child_samples=50)
         uplift = model.fit(X.iloc[idx_tr], t.iloc[idx_tr], y.iloc[idx_tr]).predict(X.iloc[te])
         top = te[np.argsort(-uplift, kind="stable")[:n_top]]
-        print(f"| onetoone {method} ({learner}) | "
-              f"{uplift_at_k(y.iloc[te], uplift, t.iloc[te], strategy='by_group', k=0.3):.4f}"
-              f" | {qini_auc_score(y.iloc[te], uplift, t.iloc[te]):.4f} | "
-              f"{(kind[top] == 'persuadable').mean():.1%} | "
-              f"{(kind[top] == 'do_not_disturb').mean():.1%} | "
-              f"{true_effect[top].sum():.0f} vs {random_gain:.0f} |")
+        print(
+            f"| onetoone {method} ({learner}) | "
+            f"{uplift_at_k(y.iloc[te], uplift, t.iloc[te], strategy='by_group', k=0.3):.4f}"
+            f" | {qini_auc_score(y.iloc[te], uplift, t.iloc[te]):.4f} | "
+            f"{(kind[top] == 'persuadable').mean():.1%} | "
+            f"{(kind[top] == 'do_not_disturb').mean():.1%} | "
+            f"{true_effect[top].sum():.0f} vs {random_gain:.0f} |"
+        )
     return 0
 
 
@@ -192,20 +241,38 @@ def main() -> int:
     X_tr, X_te, t_tr, t_te, y_tr, y_te = hillstrom()
     rows: list[tuple[str, float, float, float]] = []
     ours: dict[str, np.ndarray] = {}
-    for method, learner in (("t_learner", "lightgbm"), ("class_transformation", "lightgbm"),
-                            ("x_learner", "lightgbm"), ("t_learner", "logistic")):
+    for method, learner in (
+        ("t_learner", "lightgbm"),
+        ("class_transformation", "lightgbm"),
+        ("x_learner", "lightgbm"),
+        ("t_learner", "logistic"),
+    ):
         started = time.perf_counter()
         uplift = UpliftModel(method=method, learner=learner).fit(X_tr, t_tr, y_tr).predict(X_te)
         seconds = time.perf_counter() - started
         name = f"onetoone {method} ({learner})"
         ours[name] = uplift
-        rows.append((name, uplift_at_k(y_te, uplift, t_te, strategy="by_group", k=0.3),
-                     qini_auc_score(y_te, uplift, t_te), seconds))
+        rows.append(
+            (
+                name,
+                uplift_at_k(y_te, uplift, t_te, strategy="by_group", k=0.3),
+                qini_auc_score(y_te, uplift, t_te),
+                seconds,
+            )
+        )
     for name, (uplift, seconds) in peers(X_tr, X_te, t_tr, y_tr).items():
-        rows.append((name, uplift_at_k(y_te, uplift, t_te, strategy="by_group", k=0.3),
-                     qini_auc_score(y_te, uplift, t_te), seconds))
-    print(f"Hillstrom, Womens E-Mail vs No E-Mail, target visit: {len(y_tr):,} rows to fit, "
-          f"{len(y_te):,} held out (published uplift@30 %: {PUBLISHED})")
+        rows.append(
+            (
+                name,
+                uplift_at_k(y_te, uplift, t_te, strategy="by_group", k=0.3),
+                qini_auc_score(y_te, uplift, t_te),
+                seconds,
+            )
+        )
+    print(
+        f"Hillstrom, Womens E-Mail vs No E-Mail, target visit: {len(y_tr):,} rows to fit, "
+        f"{len(y_te):,} held out (published uplift@30 %: {PUBLISHED})"
+    )
     print("| model | uplift@30 % | Qini AUC | seconds |")
     print("|---|---|---|---|")
     for name, at30, qini, seconds in rows:
@@ -220,8 +287,10 @@ def main() -> int:
         a = uplift_at_k(y_te, uplift, t_te, strategy="by_group", k=0.3)
         b = sk_at_k(y_te, uplift, t_te, strategy="by_group", k=0.3)
         c, d = qini_auc_score(y_te, uplift, t_te), sk_qini(y_te, uplift, t_te)
-        print(f"metrics agree with scikit-uplift on {name}: uplift@30 % {a:.6f} vs {b:.6f}, "
-              f"Qini {c:.6f} vs {d:.6f}")
+        print(
+            f"metrics agree with scikit-uplift on {name}: uplift@30 % {a:.6f} vs {b:.6f}, "
+            f"Qini {c:.6f} vs {d:.6f}"
+        )
     return 0
 
 

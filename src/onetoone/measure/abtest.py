@@ -31,15 +31,17 @@ from onetoone.measure.lift import outcomes_sql, wilson_interval
 PLANNED_CUSTOMERS = 10_000
 
 
-def confidence_sequence_half_width(se: Any, t: Any, alpha: float,
-                                   planned: int = PLANNED_CUSTOMERS) -> Any:
+def confidence_sequence_half_width(
+    se: Any, t: Any, alpha: float, planned: int = PLANNED_CUSTOMERS
+) -> Any:
     """Half-width of the asymptotic confidence sequence at ``t`` observations with standard
     error ``se`` (arrays broadcast)."""
     log_a = -2 * math.log(alpha)
     rho2 = (log_a + math.log(log_a + 1)) / planned
     tr = np.asarray(t, dtype=float) * rho2
-    return np.asarray(se, dtype=float) * np.sqrt(2 * (tr + 1) / tr * np.log(np.sqrt(tr + 1)
-                                                                               / alpha))
+    return np.asarray(se, dtype=float) * np.sqrt(
+        2 * (tr + 1) / tr * np.log(np.sqrt(tr + 1) / alpha)
+    )
 
 
 @dataclass
@@ -75,25 +77,44 @@ class ABTestResult:
         return "no arm can be declared better yet: keep testing"
 
     def as_dict(self) -> dict[str, Any]:
-        arms = [{k: None if isinstance(v, float) and not math.isfinite(v) else v
-                 for k, v in asdict(a).items()} for a in self.arms]
-        return {"test": self.test, "alpha": self.alpha,
-                "started_at": self.started_at.isoformat() if self.started_at else None,
-                "verdict": self.verdict, "arms": arms}
+        arms = [
+            {
+                k: None if isinstance(v, float) and not math.isfinite(v) else v
+                for k, v in asdict(a).items()
+            }
+            for a in self.arms
+        ]
+        return {
+            "test": self.test,
+            "alpha": self.alpha,
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "verdict": self.verdict,
+            "arms": arms,
+        }
 
 
-def ab_test_results(con: Any, test: str, arms: list[str], *, window_days: int,
-                    alpha: float = 0.05, started_at: datetime | None = None) -> ABTestResult:
+def ab_test_results(
+    con: Any,
+    test: str,
+    arms: list[str],
+    *,
+    window_days: int,
+    alpha: float = 0.05,
+    started_at: datetime | None = None,
+) -> ABTestResult:
     """Every arm's customers (those it was given, since ``started_at``), their conversion within
     ``window_days``, and each arm against the first with its confidence sequence."""
     result = ABTestResult(test, alpha, started_at)
     where = "d.action_id = ? AND d.control_group IS NULL" + (
-        " AND d.decided_at >= ?" if started_at else "")
+        " AND d.decided_at >= ?" if started_at else ""
+    )
     for action in arms:
         params = [action, *([started_at] if started_at else []), window_days, window_days]
         n, k, value = con.execute(
             f"SELECT count(*), coalesce(sum(converted::INTEGER), 0), coalesce(avg(value), 0) "
-            f"FROM ({outcomes_sql(where)})", params).fetchall()[0]
+            f"FROM ({outcomes_sql(where)})",
+            params,
+        ).fetchall()[0]
         rate = k / n if n else math.nan
         low, high = wilson_interval(rate, n, _z(alpha)) if n else (math.nan, math.nan)
         result.arms.append(Arm(action, int(n), int(k), rate, low, high, float(value)))
@@ -104,13 +125,19 @@ def ab_test_results(con: Any, test: str, arms: list[str], *, window_days: int,
             arm.verdict = "no customer yet"
             continue
         arm.difference = arm.rate - reference.rate
-        se = math.sqrt(arm.rate * (1 - arm.rate) / arm.customers
-                       + reference.rate * (1 - reference.rate) / reference.customers)
-        half = float(confidence_sequence_half_width(se, arm.customers + reference.customers,
-                                                    share))
+        se = math.sqrt(
+            arm.rate * (1 - arm.rate) / arm.customers
+            + reference.rate * (1 - reference.rate) / reference.customers
+        )
+        half = float(confidence_sequence_half_width(se, arm.customers + reference.customers, share))
         arm.difference_low, arm.difference_high = arm.difference - half, arm.difference + half
-        arm.verdict = ("better" if arm.difference_low > 0 else
-                       "worse" if arm.difference_high < 0 else "no difference yet")
+        arm.verdict = (
+            "better"
+            if arm.difference_low > 0
+            else "worse"
+            if arm.difference_high < 0
+            else "no difference yet"
+        )
     return result
 
 

@@ -27,8 +27,16 @@ from typing import Any
 
 import pandas as pd
 
-KPIS = ("active_customers", "new_customers", "buyers", "repeat_rate", "retention_12m",
-        "defection_rate", "top_tier_value_share", "nps")
+KPIS = (
+    "active_customers",
+    "new_customers",
+    "buyers",
+    "repeat_rate",
+    "retention_12m",
+    "defection_rate",
+    "top_tier_value_share",
+    "nps",
+)
 
 
 def kpis_sql(exclude_statuses: Sequence[str]) -> str:
@@ -131,8 +139,7 @@ def write_kpis(con: Any, frame: pd.DataFrame) -> int:
     con.register("_kpi_rows", rows)
     try:
         con.execute("DELETE FROM kpis")
-        con.execute("INSERT INTO kpis SELECT month, kpi, value, base, computed_at "
-                    "FROM _kpi_rows")
+        con.execute("INSERT INTO kpis SELECT month, kpi, value, base, computed_at FROM _kpi_rows")
     finally:
         con.unregister("_kpi_rows")
     return len(rows)

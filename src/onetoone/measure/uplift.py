@@ -44,9 +44,17 @@ LEARNERS = ("lightgbm", "logistic")
 class UpliftModel:
     """Uplift of a treatment (or of each arm) over a control group, per customer."""
 
-    def __init__(self, method: str = "t_learner", learner: str = "lightgbm", control: Any = 0,
-                 n_estimators: int = 200, learning_rate: float = 0.05, num_leaves: int = 15,
-                 min_child_samples: int = 100, random_state: int = 0) -> None:
+    def __init__(
+        self,
+        method: str = "t_learner",
+        learner: str = "lightgbm",
+        control: Any = 0,
+        n_estimators: int = 200,
+        learning_rate: float = 0.05,
+        num_leaves: int = 15,
+        min_child_samples: int = 100,
+        random_state: int = 0,
+    ) -> None:
         self.method = method
         self.learner = learner
         self.control = control
@@ -61,39 +69,51 @@ class UpliftModel:
         """Learn from a randomised test: features ``X``, ``treatment`` (0/1, or arm labels with
         the ``control`` arm), outcome ``y`` (binary, or a value such as spend)."""
         if self.method not in METHODS:
-            raise ModelError(f"Unknown uplift method {self.method!r}.",
-                             hint=f"Use one of: {', '.join(METHODS)}.")
+            raise ModelError(
+                f"Unknown uplift method {self.method!r}.", hint=f"Use one of: {', '.join(METHODS)}."
+            )
         if self.learner not in LEARNERS:
-            raise ModelError(f"Unknown learner {self.learner!r}.",
-                             hint=f"Use one of: {', '.join(LEARNERS)}.")
+            raise ModelError(
+                f"Unknown learner {self.learner!r}.", hint=f"Use one of: {', '.join(LEARNERS)}."
+            )
         frame = _frame(X)
         arms = pd.Series(np.asarray(treatment, dtype=object)).reset_index(drop=True)
         target = pd.to_numeric(pd.Series(np.asarray(y)), errors="coerce").to_numpy(float)
         if not len(frame) == len(arms) == len(target):
-            raise ModelError(f"X has {len(frame)} rows, treatment {len(arms)} and y "
-                             f"{len(target)}: they must be the same rows.")
+            raise ModelError(
+                f"X has {len(frame)} rows, treatment {len(arms)} and y "
+                f"{len(target)}: they must be the same rows."
+            )
         if arms.isna().any() or np.isnan(target).any():
-            raise ModelError("treatment and y must have no missing value.",
-                             hint="Drop the rows without a treatment or an outcome first.")
+            raise ModelError(
+                "treatment and y must have no missing value.",
+                hint="Drop the rows without a treatment or an outcome first.",
+            )
         keys = arms.map(str).to_numpy()  # arms compared by their text: 1 and "1" are one arm
         labels = {str(a): a for a in pd.unique(arms)}
         if str(self.control) not in labels:
-            raise ModelError(f"There is no control arm {self.control!r} in the treatment "
-                             f"(arms: {', '.join(sorted(labels))}).",
-                             hint="Name the control arm with UpliftModel(control=...).")
+            raise ModelError(
+                f"There is no control arm {self.control!r} in the treatment "
+                f"(arms: {', '.join(sorted(labels))}).",
+                hint="Name the control arm with UpliftModel(control=...).",
+            )
         self.arms_ = [labels[k] for k in sorted(labels) if k != str(self.control)]
         if not self.arms_:
-            raise ModelError("Every row is in the control arm: there is no treatment to "
-                             "measure.")
+            raise ModelError("Every row is in the control arm: there is no treatment to measure.")
         values = np.unique(target)
         self.binary_ = bool(np.isin(values, (0.0, 1.0)).all())
         if self.method == "class_transformation" and not self.binary_:
-            raise ModelError("The class transformation needs a binary outcome (0/1).",
-                             hint="Use method='t_learner' or 'x_learner' for a value.")
+            raise ModelError(
+                "The class transformation needs a binary outcome (0/1).",
+                hint="Use method='t_learner' or 'x_learner' for a value.",
+            )
         if len(values) < 2:
             raise ModelError("The outcome has a single value: there is nothing to learn.")
-        self.categories_ = {c: pd.Index(frame[c].dropna().unique()) for c in frame.columns
-                            if not pd.api.types.is_numeric_dtype(frame[c])}
+        self.categories_ = {
+            c: pd.Index(frame[c].dropna().unique())
+            for c in frame.columns
+            if not pd.api.types.is_numeric_dtype(frame[c])
+        }
         self.columns_ = list(frame.columns)
         is_control = keys == str(self.control)
         self.models_: list[dict[str, Any]] = []
@@ -101,10 +121,13 @@ class UpliftModel:
             treated = keys == str(arm)
             keep = treated | is_control
             Xa, ya, ta = frame[keep].reset_index(drop=True), target[keep], treated[keep]
-            if min(ta.sum(), (~ta).sum()) < 2 or (any(
-                    len(np.unique(ya[side])) < 2 for side in (ta, ~ta)) and self.binary_):
-                raise ModelError(f"Arm {arm!r} or the control group has too few rows, or a "
-                                 "single outcome: its uplift cannot be learned.")
+            if min(ta.sum(), (~ta).sum()) < 2 or (
+                any(len(np.unique(ya[side])) < 2 for side in (ta, ~ta)) and self.binary_
+            ):
+                raise ModelError(
+                    f"Arm {arm!r} or the control group has too few rows, or a "
+                    "single outcome: its uplift cannot be learned."
+                )
             self.models_.append(self._fit_arm(Xa, ta, ya))
         return self
 
@@ -133,8 +156,9 @@ class UpliftModel:
         frame = _frame(X)
         missing = [c for c in self.columns_ if c not in frame.columns]
         if missing:
-            raise ModelError(f"X lacks the columns the model was fitted on: "
-                             f"{', '.join(map(str, missing))}.")
+            raise ModelError(
+                f"X lacks the columns the model was fitted on: {', '.join(map(str, missing))}."
+            )
         frame = frame[self.columns_]
         out = np.column_stack([self._uplift(m, frame) for m in self.models_])
         return out[:, 0] if out.shape[1] == 1 else out
@@ -148,15 +172,22 @@ class UpliftModel:
         return self._predict(m["mu1"], X) - self._predict(m["mu0"], X)
 
     # -- learners -----------------------------------------------------------------------------
-    def _model(self, X: pd.DataFrame, y: np.ndarray, *, classify: bool,
-               weight: np.ndarray | None = None) -> Any:
+    def _model(
+        self, X: pd.DataFrame, y: np.ndarray, *, classify: bool, weight: np.ndarray | None = None
+    ) -> Any:
         if self.learner == "logistic":
             return _linear(X, y, classify, weight, self.categories_)
         lgb = _lightgbm()
-        params = {"objective": "binary" if classify else "regression",
-                  "learning_rate": self.learning_rate, "num_leaves": self.num_leaves,
-                  "min_child_samples": self.min_child_samples, "seed": self.random_state,
-                  "deterministic": True, "verbosity": -1, "num_threads": 0}
+        params = {
+            "objective": "binary" if classify else "regression",
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
+            "min_child_samples": self.min_child_samples,
+            "seed": self.random_state,
+            "deterministic": True,
+            "verbosity": -1,
+            "num_threads": 0,
+        }
         data = lgb.Dataset(self._encode(X), y, weight=weight, free_raw_data=True)
         return ("lightgbm", lgb.train(params, data, num_boost_round=self.n_estimators))
 
@@ -177,8 +208,13 @@ class UpliftModel:
         return out
 
 
-def _linear(X: pd.DataFrame, y: np.ndarray, classify: bool, weight: np.ndarray | None,
-            categories: dict[str, pd.Index]) -> tuple[str, tuple[Any, bool]]:
+def _linear(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    classify: bool,
+    weight: np.ndarray | None,
+    categories: dict[str, pd.Index],
+) -> tuple[str, tuple[Any, bool]]:
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LinearRegression, LogisticRegression
@@ -188,11 +224,18 @@ def _linear(X: pd.DataFrame, y: np.ndarray, classify: bool, weight: np.ndarray |
     text = [c for c in X.columns if c in categories and len(categories[c])]
     # columns never filled (text or numbers) say nothing: left out
     numbers = [c for c in X.columns if c not in categories and X[c].notna().any()]
-    prepare = ColumnTransformer([
-        ("numbers", make_pipeline(SimpleImputer(), StandardScaler()), numbers),
-        ("text", OneHotEncoder(categories=[list(categories[c]) for c in text],
-                               handle_unknown="ignore"), text),
-    ])
+    prepare = ColumnTransformer(
+        [
+            ("numbers", make_pipeline(SimpleImputer(), StandardScaler()), numbers),
+            (
+                "text",
+                OneHotEncoder(
+                    categories=[list(categories[c]) for c in text], handle_unknown="ignore"
+                ),
+                text,
+            ),
+        ]
+    )
     estimator = LogisticRegression(max_iter=1000) if classify else LinearRegression()
     pipeline = make_pipeline(prepare, estimator)
     name = pipeline.steps[-1][0]
@@ -205,8 +248,10 @@ def _lightgbm() -> Any:
     try:
         import lightgbm
     except ImportError:  # pragma: no cover - depends on the environment
-        raise ModelError("Uplift models with learner='lightgbm' need LightGBM.",
-                         hint="pip install 'onetoone[models]', or learner='logistic'.") from None
+        raise ModelError(
+            "Uplift models with learner='lightgbm' need LightGBM.",
+            hint="pip install 'onetoone[models]', or learner='logistic'.",
+        ) from None
     return lightgbm
 
 
@@ -214,8 +259,10 @@ def _frame(X: Any) -> pd.DataFrame:
     frame = X.copy() if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X))
     frame.columns = [str(c) for c in frame.columns]
     for column in frame.columns:
-        if not (pd.api.types.is_numeric_dtype(frame[column])
-                or pd.api.types.is_bool_dtype(frame[column])):
+        if not (
+            pd.api.types.is_numeric_dtype(frame[column])
+            or pd.api.types.is_bool_dtype(frame[column])
+        ):
             frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
         elif pd.api.types.is_bool_dtype(frame[column]):
             frame[column] = frame[column].astype(float)
@@ -244,8 +291,9 @@ def _arrays(y_true: Any, uplift: Any, treatment: Any) -> tuple[np.ndarray, ...]:
     return y, u, t
 
 
-def uplift_at_k(y_true: Any, uplift: Any, treatment: Any, strategy: str = "overall",
-                k: float | int = 0.3) -> float:
+def uplift_at_k(
+    y_true: Any, uplift: Any, treatment: Any, strategy: str = "overall", k: float | int = 0.3
+) -> float:
     """Response rate of the treated minus that of the controls among the top ``k`` by uplift.
 
     ``strategy="overall"``: the top k of all customers; ``"by_group"``: the top k of the
@@ -285,16 +333,16 @@ def qini_curve(y_true: Any, uplift: Any, treatment: Any) -> tuple[np.ndarray, np
     return np.r_[0.0, n_all], np.r_[0.0, curve]
 
 
-def _perfect_qini(y: np.ndarray, t: np.ndarray, negative_effect: bool
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def _perfect_qini(
+    y: np.ndarray, t: np.ndarray, negative_effect: bool
+) -> tuple[np.ndarray, np.ndarray]:
     if negative_effect:  # responders treated first, responders in control last
         return qini_curve(y, y * t - y * (1 - t), t)
     gain = y[t == 1].sum() - (t == 1).sum() * y[t == 0].sum() / (t == 0).sum()
     return np.array([0.0, gain, len(y)]), np.array([0.0, gain, gain])
 
 
-def qini_auc_score(y_true: Any, uplift: Any, treatment: Any,
-                   negative_effect: bool = True) -> float:
+def qini_auc_score(y_true: Any, uplift: Any, treatment: Any, negative_effect: bool = True) -> float:
     """Area between the Qini curve and the random line, over that of the perfect model."""
     y, u, t = _arrays(y_true, uplift, treatment)
     x_a, q_a = qini_curve(y, u, t)
@@ -306,8 +354,9 @@ def qini_auc_score(y_true: Any, uplift: Any, treatment: Any,
     return (float(_trapezoid(q_a, x_a)) - baseline) / perfect
 
 
-def uplift_by_percentile(y_true: Any, uplift: Any, treatment: Any, strategy: str = "overall",
-                         bins: int = 10) -> pd.DataFrame:
+def uplift_by_percentile(
+    y_true: Any, uplift: Any, treatment: Any, strategy: str = "overall", bins: int = 10
+) -> pd.DataFrame:
     """Per tenth (``bins``) of customers by decreasing uplift: counts, response rates of the
     treated and of the controls, and their difference. ``"by_group"`` ranks each group on
     its own."""
@@ -320,18 +369,23 @@ def uplift_by_percentile(y_true: Any, uplift: Any, treatment: Any, strategy: str
     if strategy == "overall":
         parts = zip(np.array_split(y, bins), np.array_split(t, bins), strict=True)
         for by, bt in parts:
-            rows.append((int(bt.sum()), int((1 - bt).sum()),
-                         _mean(by[bt == 1]), _mean(by[bt == 0])))
+            rows.append(
+                (int(bt.sum()), int((1 - bt).sum()), _mean(by[bt == 1]), _mean(by[bt == 0]))
+            )
     else:
         treated = np.array_split(y[t == 1], bins)
         control = np.array_split(y[t == 0], bins)
         for yt, yc in zip(treated, control, strict=True):
             rows.append((len(yt), len(yc), _mean(yt), _mean(yc)))
-    out = pd.DataFrame(rows, columns=["n_treatment", "n_control", "response_rate_treatment",
-                                      "response_rate_control"])
+    out = pd.DataFrame(
+        rows,
+        columns=["n_treatment", "n_control", "response_rate_treatment", "response_rate_control"],
+    )
     out["uplift"] = out["response_rate_treatment"] - out["response_rate_control"]
-    out.index = pd.Index([f"{round(100 * i / bins)}-{round(100 * (i + 1) / bins)}"
-                          for i in range(bins)], name="percentile")
+    out.index = pd.Index(
+        [f"{round(100 * i / bins)}-{round(100 * (i + 1) / bins)}" for i in range(bins)],
+        name="percentile",
+    )
     return out
 
 
@@ -376,10 +430,12 @@ class UpliftRun:
     not_offered: int  # customers whose uplift is at or below the action's min_uplift
 
     def __str__(self) -> str:
-        return (f"{self.action}: {self.method} on {self.treated:,} treated and {self.control:,} "
-                f"withheld customers; held-out uplift@30 % {self.uplift_at_30:+.4f}, Qini "
-                f"{self.qini:.4f}; {self.scored:,} customers scored, {self.not_offered:,} of "
-                "them will not be offered it")
+        return (
+            f"{self.action}: {self.method} on {self.treated:,} treated and {self.control:,} "
+            f"withheld customers; held-out uplift@30 % {self.uplift_at_30:+.4f}, Qini "
+            f"{self.qini:.4f}; {self.scored:,} customers scored, {self.not_offered:,} of "
+            "them will not be offered it"
+        )
 
 
 def customer_features(con: Any, units: pd.DataFrame) -> pd.DataFrame:
@@ -387,15 +443,21 @@ def customer_features(con: Any, units: pd.DataFrame) -> pd.DataFrame:
     before ``day``: golden record and latest scores, indexed by customer_id, in order."""
     con.register("_uplift_units", units[["customer_id", "day"]])
     try:
-        return con.execute(FEATURES_SQL).df().set_index("customer_id").reindex(
-            units["customer_id"])
+        return con.execute(FEATURES_SQL).df().set_index("customer_id").reindex(units["customer_id"])
     finally:
         con.unregister("_uplift_units")
 
 
-def score_action_uplift(con: Any, action: str, *, window_days: int, min_uplift: float = 0.0,
-                        method: str = "t_learner", learner: str = "lightgbm",
-                        seed: int = 0) -> UpliftRun:
+def score_action_uplift(
+    con: Any,
+    action: str,
+    *,
+    window_days: int,
+    min_uplift: float = 0.0,
+    method: str = "t_learner",
+    learner: str = "lightgbm",
+    seed: int = 0,
+) -> UpliftRun:
     """Learn an action's uplift from its decisions and write it for every scored customer.
 
     Units: the customers the action was decided for, treated (given) or withheld (its holdout
@@ -412,8 +474,10 @@ def score_action_uplift(con: Any, action: str, *, window_days: int, min_uplift: 
 
     units = action_outcomes(con, action, window_days)
     if units.empty:
-        raise ModelError(f"Action '{action}' has no decision yet: no uplift to learn.",
-                         hint="Decide with it first (onetoone decide, or the API).")
+        raise ModelError(
+            f"Action '{action}' has no decision yet: no uplift to learn.",
+            hint="Decide with it first (onetoone decide, or the API).",
+        )
     t = units["treated"].astype(int).to_numpy()
     y = units["converted"].astype(int).to_numpy()
     counts = {"treated": int(t.sum()), "withheld": int((1 - t).sum())}
@@ -422,13 +486,15 @@ def score_action_uplift(con: Any, action: str, *, window_days: int, min_uplift: 
             f"Action '{action}' has {counts['treated']:,} treated and {counts['withheld']:,} "
             f"withheld customers, {int(y.sum()):,} conversions: too few to learn its uplift "
             f"(at least {MIN_PER_GROUP} in each group and conversions are needed).",
-            hint="Give it a holdout_share, or wait for more decisions and responses.")
+            hint="Give it a holdout_share, or wait for more decisions and responses.",
+        )
     units = units.assign(day=pd.to_datetime(units["t0"]).dt.normalize())
     X = customer_features(con, units).reset_index(drop=True)
     strata = t * 2 + y
     stratify = strata if np.bincount(strata).min() >= 2 else None
-    fit_idx, test_idx = train_test_split(np.arange(len(t)), test_size=0.5, random_state=seed,
-                                         stratify=stratify)
+    fit_idx, test_idx = train_test_split(
+        np.arange(len(t)), test_size=0.5, random_state=seed, stratify=stratify
+    )
     model = UpliftModel(method=method, learner=learner, random_state=seed)
     held_out = model.fit(X.iloc[fit_idx], t[fit_idx], y[fit_idx]).predict(X.iloc[test_idx])
     at_30 = uplift_at_k(y[test_idx], held_out, t[test_idx], strategy="by_group", k=0.3)
@@ -438,20 +504,37 @@ def score_action_uplift(con: Any, action: str, *, window_days: int, min_uplift: 
         "SELECT customer_id, max(as_of) AS as_of FROM customer_scores GROUP BY customer_id"
     ).df()
     if everyone.empty:
-        raise ModelError("No customer is scored yet: there is nothing to write the uplift to.",
-                         hint="Run 'onetoone score' first.")
+        raise ModelError(
+            "No customer is scored yet: there is nothing to write the uplift to.",
+            hint="Run 'onetoone score' first.",
+        )
     scoring = everyone.assign(day=pd.Timestamp.max.normalize())
     uplift = model.predict(customer_features(con, scoring).reset_index(drop=True))
-    frame = pd.DataFrame({"customer_id": everyone["customer_id"], "as_of": everyone["as_of"],
-                          "uplift": np.round(uplift, 6)})
+    frame = pd.DataFrame(
+        {
+            "customer_id": everyone["customer_id"],
+            "as_of": everyone["as_of"],
+            "uplift": np.round(uplift, 6),
+        }
+    )
     con.register("_uplift_rows", frame)
     try:
         con.execute(
             "UPDATE customer_scores SET scores = json_merge_patch(coalesce(scores, '{}'), "
             "json_object(?, u.uplift)) FROM _uplift_rows u "
             "WHERE customer_scores.customer_id = u.customer_id "
-            "AND customer_scores.as_of = u.as_of", [uplift_key(action)])
+            "AND customer_scores.as_of = u.as_of",
+            [uplift_key(action)],
+        )
     finally:
         con.unregister("_uplift_rows")
-    return UpliftRun(action, method, counts["treated"], counts["withheld"], at_30, qini,
-                     len(frame), int((uplift <= min_uplift).sum()))
+    return UpliftRun(
+        action,
+        method,
+        counts["treated"],
+        counts["withheld"],
+        at_30,
+        qini,
+        len(frame),
+        int((uplift <= min_uplift).sum()),
+    )

@@ -28,8 +28,14 @@ def get_lift(
 ) -> dict[str, Any]:
     """Lift of all marketing, then of each action (or one), with confidence intervals, the
     sample size needed and a status; figures that cannot be computed are null."""
-    results = service.workspace.lift(action=action, channel=channel, campaign=campaign,
-                                     window_days=window_days, since=since, detect=detect)
+    results = service.workspace.lift(
+        action=action,
+        channel=channel,
+        campaign=campaign,
+        window_days=window_days,
+        since=since,
+        detect=detect,
+    )
     return {
         "window_days": window_days or service.config.control_groups.window_days,
         "lifts": [r.as_dict() for r in results],
@@ -52,10 +58,12 @@ def get_kpis(
     finally:
         cur.close()
     wide = kpi_table(frame, months)
-    return {"kpis": [
-        {"month": f"{month:%Y-%m-%d}", **{k: float(v) for k, v in row.items() if v == v}}
-        for month, row in wide.iterrows()
-    ]}
+    return {
+        "kpis": [
+            {"month": f"{month:%Y-%m-%d}", **{k: float(v) for k, v in row.items() if v == v}}
+            for month, row in wide.iterrows()
+        ]
+    }
 
 
 @router.get("/ab-tests/{name}")
