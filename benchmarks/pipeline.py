@@ -184,14 +184,19 @@ def _wait(proc: subprocess.Popen[bytes]) -> tuple[int, int]:
     return proc.returncode, usage.ru_maxrss * 1024
 
 
-def run_step(step: str, argv: list[str], stats: Path | None, log: Path) -> StepResult:
+def _start(command: list[str], log: Path, title: str) -> tuple[subprocess.Popen[bytes], float]:
+    """A child process writing to ``log`` after a ``$ title`` line, and when it started."""
     with log.open("ab") as out:
-        out.write(f"\n$ onetoone {' '.join(argv)}\n".encode())
+        out.write(f"\n$ {title}\n".encode())
         out.flush()
-        started = time.perf_counter()
-        proc = subprocess.Popen(_command(argv, stats), stdout=out, stderr=subprocess.STDOUT)
-        status, peak = _wait(proc)
-        seconds = time.perf_counter() - started
+        return (subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT),
+                time.perf_counter())
+
+
+def run_step(step: str, argv: list[str], stats: Path | None, log: Path) -> StepResult:
+    proc, started = _start(_command(argv, stats), log, f"onetoone {' '.join(argv)}")
+    status, peak = _wait(proc)
+    seconds = time.perf_counter() - started
     hot = hot_functions(stats) if stats is not None and stats.exists() else []
     return StepResult(step, seconds, peak, status, hot)
 
@@ -199,12 +204,9 @@ def run_step(step: str, argv: list[str], stats: Path | None, log: Path) -> StepR
 def run_peer(step: str, workspace: Path, log: Path) -> StepResult:
     code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
             f"import pipeline; pipeline._duckdb_read(pipeline.Path({str(workspace)!r}))")
-    with log.open("ab") as out:
-        out.write(f"\n$ (peer) DuckDB read_csv / read_json of {workspace}/exports\n".encode())
-        out.flush()
-        started = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-c", code], stdout=out, stderr=subprocess.STDOUT)
-        status, peak = _wait(proc)
+    proc, started = _start([sys.executable, "-c", code], log,
+                           f"(peer) DuckDB read_csv / read_json of {workspace}/exports")
+    status, peak = _wait(proc)
     return StepResult(step, time.perf_counter() - started, peak, status, [],
                       "DuckDB read_csv / read_json of the same exports")
 
@@ -264,33 +266,29 @@ def run_serve(workspace: Path, stats: Path | None, log: Path, timeout: float = 6
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     argv = ["serve", "--workspace", str(workspace), "--port", str(port)]
-    with log.open("ab") as out:
-        out.write(f"\n$ onetoone {' '.join(argv)}\n".encode())
-        out.flush()
-        started = time.perf_counter()
-        proc = subprocess.Popen(_command(argv, stats), stdout=out, stderr=subprocess.STDOUT)
-        ready, peak, detail = float("nan"), 0, ""
-        try:
-            while time.perf_counter() - started < timeout and proc.poll() is None:
-                try:
-                    answer = _post(
-                        f"{base}/v1/decisions",
-                        key,
-                        {"customer": {"customer_id": customer}, "channel": "web"},
-                    )
-                except OSError:
-                    time.sleep(0.1)
-                    continue
-                ready = time.perf_counter() - started
-                peak = _vm_hwm(proc.pid)
-                detail = (
-                    f"decision {answer.get('decision_id', '?')} for one of every customer loaded"
+    proc, started = _start(_command(argv, stats), log, f"onetoone {' '.join(argv)}")
+    ready, peak, detail = float("nan"), 0, ""
+    try:
+        while time.perf_counter() - started < timeout and proc.poll() is None:
+            try:
+                answer = _post(
+                    f"{base}/v1/decisions",
+                    key,
+                    {"customer": {"customer_id": customer}, "channel": "web"},
                 )
-                break
-        finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-            status, _ = _wait(proc) if proc.returncode is None else (proc.returncode, 0)
+            except OSError:
+                time.sleep(0.1)
+                continue
+            ready = time.perf_counter() - started
+            peak = _vm_hwm(proc.pid)
+            detail = (
+                f"decision {answer.get('decision_id', '?')} for one of every customer loaded"
+            )
+            break
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        status, _ = _wait(proc) if proc.returncode is None else (proc.returncode, 0)
     hot = hot_functions(stats) if stats is not None and stats.exists() else []
     ok = (status or 1) if math.isnan(ready) else 0
     return StepResult("serve", ready, peak, ok, hot, detail)

@@ -30,8 +30,8 @@ if TYPE_CHECKING:
     from onetoone.measure.lift import Lift
     from onetoone.measure.uplift import UpliftRun
 
-#: Share of ``Workspace.score``'s time taken by value scoring, the rest by needs, defection and
-#: the monitor (measured on the demo company at 1 M people), for the progress estimate.
+#: Share of ``Workspace.score``'s time taken by value scoring, the rest by needs, defection, the
+#: monitor and the KPIs (measured on the demo company at 1 M people), for the progress estimate.
 _SCORE_SHARES = {"value": 0.34}
 
 
@@ -261,7 +261,7 @@ class Workspace:
         the tables and, with ``write``, stored in ``kpis``; see docs/measurement.md."""
         from onetoone.measure.kpis import compute_kpis, write_kpis
 
-        frame = compute_kpis(self.store.con.cursor(), self.config.value.exclude_statuses,
+        frame = compute_kpis(self.store.con, self.config.value.exclude_statuses,
                              self.config.workspace.timezone)
         if write:
             with self.store.transaction() as con:

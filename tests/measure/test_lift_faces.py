@@ -7,30 +7,35 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from onetoone.cli import app
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "service"))
 from _service_server import Server, make_workspace
+from _tables import insert
 
 
 def _decisions(root: Path) -> None:
     """400 treated customers of whom 100 buy within 14 days; 200 controls of whom 30 buy."""
     t0 = datetime(2026, 11, 1)
-    with duckdb.connect(str(root / "onetoone.duckdb")) as con:
-        for i in range(600):
-            treated = i < 400
-            con.execute("INSERT INTO decisions (decision_id, customer_id, channel, decided_at, "
-                        "action_id, rank, control_group, context) VALUES "
-                        "(?, ?, ?, ?, 'winback', 1, ?, ?)",
-                        [f"d{i}", f"C{i}", "email" if i % 2 else "sms", t0,
-                         None if treated else "universal",
-                         '{"context": {"campaign": "run-%s"}}' % ("B" if i % 2 else "A")])
-            if (i < 100) if treated else (i < 430):
-                con.execute("INSERT INTO transactions (customer_id, occurred_at, amount) "
-                            "VALUES (?, ?, 50)", [f"C{i}", t0 + timedelta(days=3)])
+    i = np.arange(600)
+    treated = i < 400
+    bought = np.where(treated, i < 100, i < 430)
+    insert(root,
+           decisions=pd.DataFrame({
+               "decision_id": [f"d{k}" for k in i], "customer_id": [f"C{k}" for k in i],
+               "channel": np.where(i % 2, "email", "sms"), "decided_at": t0,
+               "action_id": "winback", "rank": 1,
+               "control_group": np.where(treated, None, "universal"),
+               "context": np.where(i % 2, '{"context": {"campaign": "run-B"}}',
+                                   '{"context": {"campaign": "run-A"}}')}),
+           transactions=pd.DataFrame({"customer_id": [f"C{k}" for k in i[bought]],
+                                      "occurred_at": t0 + timedelta(days=3), "amount": 50.0}))
 
 
 @pytest.fixture

@@ -28,13 +28,13 @@ perfect model; Radcliffe 2007), :func:`uplift_by_percentile`.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from onetoone._lightgbm import lightgbm
 from onetoone.errors import ModelError
 
 METHODS = ("t_learner", "class_transformation", "x_learner")
@@ -177,7 +177,7 @@ class UpliftModel:
     ) -> Any:
         if self.learner == "logistic":
             return _linear(X, y, classify, weight, self.categories_)
-        lgb = _lightgbm()
+        lgb = lightgbm("The uplift model's learner 'lightgbm'")
         params = {
             "objective": "binary" if classify else "regression",
             "learning_rate": self.learning_rate,
@@ -241,18 +241,6 @@ def _linear(
     name = pipeline.steps[-1][0]
     pipeline.fit(X, y, **({f"{name}__sample_weight": weight} if weight is not None else {}))
     return ("logistic", (pipeline, classify))
-
-
-def _lightgbm() -> Any:
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the defection model does
-    try:
-        import lightgbm
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise ModelError(
-            "Uplift models with learner='lightgbm' need LightGBM.",
-            hint="pip install 'onetoone[models]', or learner='logistic'.",
-        ) from None
-    return lightgbm
 
 
 def _frame(X: Any) -> pd.DataFrame:

@@ -129,12 +129,13 @@ def score_defection(store: Any, as_of: Any = None, config: Any = None, *,
 
 
 #: each step of defection scoring, what the progress bar says of it, and the share of the
-#: scoring's time spent up to its end (the demo company at 1 M people)
+#: scoring's time spent up to its end (the demo company at 1 M people: 28.3, 20.2, 14.8, 8.9
+#: and 13.6 s)
 _STEPS = {
-    "training_set": ("defection: training set", 0.45),
-    "fit": ("defection: fitting", 0.7),
-    "scoring_features": ("defection: current features", 0.85),
-    "predict": ("defection: risk", 0.9),
+    "training_set": ("defection: training set", 0.33),
+    "fit": ("defection: fitting", 0.57),
+    "scoring_features": ("defection: current features", 0.74),
+    "predict": ("defection: risk", 0.84),
     "reasons": ("defection: reasons", 1.0),
 }
 
