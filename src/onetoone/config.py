@@ -10,9 +10,8 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, ValidationError
 
 from onetoone.customize.settings import (
     ABTestConfig,
@@ -20,227 +19,38 @@ from onetoone.customize.settings import (
     ControlGroupSettings,
     DecisioningSettings,
 )
+from onetoone.differentiate.settings import DefectionSettings, NeedsSettings, ValueSettings
 from onetoone.errors import ConfigError
+from onetoone.identify.settings import IdentifySettings
+from onetoone.ingest.settings import SourceConfig
 from onetoone.interact.settings import ApiSettings, ContactPolicySettings
 from onetoone.schema import ENTITIES
+from onetoone.settings import Section, WorkspaceSettings
 
 CONFIG_FILE = "onetoone.toml"
 
-
-ValueModelName = Literal["bgnbd", "paretonbd", "mbgnbd"]
-_VALUE_MODELS: tuple[ValueModelName, ...] = get_args(ValueModelName)
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-class WorkspaceSettings(_Section):
-    """[workspace]: what applies to the whole customer base."""
-
-    name: str = "onetoone"
-    #: ISO country for phone numbers written without +country.
-    default_country: str = "FR"
-    #: Time zone of times written without offset.
-    timezone: str = "Europe/Paris"
-    currency: str = "EUR"
-    language: str = "fr"
-
-    @field_validator("default_country")
-    @classmethod
-    def _upper_country(cls, value: str) -> str:
-        if not re.fullmatch(r"[A-Za-z]{2}", value):
-            raise ValueError("must be a two-letter ISO country code such as FR")
-        return value.upper()
+__all__ = [
+    "CONFIG_FILE",
+    "ABTestConfig",
+    "ActionConfig",
+    "ApiSettings",
+    "Config",
+    "ContactPolicySettings",
+    "ControlGroupSettings",
+    "DecisioningSettings",
+    "DefectionSettings",
+    "IdentifySettings",
+    "NeedsSettings",
+    "SourceConfig",
+    "ValueSettings",
+    "WorkspaceSettings",
+    "default_config_text",
+    "load_config",
+    "parse_config",
+]
 
 
-class SourceConfig(_Section):
-    """[sources.NAME]: one silo export and how its columns map to the canonical model."""
-
-    entity: str
-    path: str
-    format: Literal["csv", "tsv", "parquet", "json", "jsonl"] | None = None
-    delimiter: str | None = None
-    decimal: Literal[".", ","] = "."
-    encoding: str = "auto"
-    date_format: str | list[str] | None = None
-    datetime_format: str | list[str] | None = None
-    quote: str = '"'
-    header: bool = True
-    skip_rows: int = Field(0, ge=0)
-    null_values: list[str] = Field(
-        default_factory=lambda: ["", "NULL", "null", "None", "N/A", "n/a", "#N/A"]
-    )
-    customer_source: str | None = None
-    explode: str | None = None
-    country: str | None = None
-    timezone: str | None = None
-    columns: dict[str, str] = Field(default_factory=dict)
-    identifiers: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("entity")
-    @classmethod
-    def _known_entity(cls, value: str) -> str:
-        if value not in ENTITIES:
-            raise ValueError(f"unknown entity '{value}'; use one of {', '.join(ENTITIES)}")
-        return value
-
-    @field_validator("delimiter", "quote")
-    @classmethod
-    def _one_char(cls, value: str | None, info: ValidationInfo) -> str | None:
-        if info.field_name == "delimiter" and value == "whitespace":
-            return value
-        if value is not None and value != "\\t" and len(value) != 1:
-            raise ValueError("must be a single character")
-        return "\t" if value == "\\t" else value
-
-    @field_validator("identifiers")
-    @classmethod
-    def _identifier_types(cls, value: dict[str, str]) -> dict[str, str]:
-        for name in value:
-            if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
-                raise ValueError(
-                    f"identifier type '{name}' must be lower-case letters, digits and _"
-                )
-        return value
-
-    def date_formats(self) -> list[str]:
-        return _as_list(self.date_format)
-
-    def datetime_formats(self) -> list[str]:
-        return _as_list(self.datetime_format)
-
-
-def _as_list(value: str | list[str] | None) -> list[str]:
-    if value is None:
-        return []
-    return [value] if isinstance(value, str) else list(value)
-
-
-Survivorship = Literal["most_recent", "most_frequent", "source_priority", "longest", "non_empty"]
-
-
-class IdentifySettings(_Section):
-    """[identify]: how records are stitched into customers (see docs/identity.md)."""
-
-    identifier_priority: list[str] = Field(
-        default_factory=lambda: ["customer_number", "loyalty_card", "email", "phone",
-                                 "social_handle", "device_id"],
-        description="Identifier types from strongest to weakest; unlisted types come last",
-    )
-    ignore_types: list[str] = Field(default_factory=list)
-    unique_per_person: list[str] = Field(default_factory=list)
-    garbage_values: list[str] = Field(
-        default_factory=lambda: ["test@test.com", "n/a", "na", "none", "null", "unknown",
-                                 "inconnu", "nobody@nowhere.com", "noemail@noemail.com",
-                                 "0123456789", "123456789", "1234567890"]
-    )
-    garbage_email_domains: list[str] = Field(
-        default_factory=lambda: ["example.com", "example.org", "example.net", "example.fr",
-                                 "test.com", "test.fr", "localhost", "invalid", "mailinator.com"]
-    )
-    generic_email_local_parts: list[str] = Field(
-        default_factory=lambda: ["contact", "info", "noreply", "no-reply", "admin", "test",
-                                 "sales", "support", "service", "hello", "bonjour", "accueil",
-                                 "commande", "webmaster", "postmaster"]
-    )
-    min_length: int = Field(default=2, ge=1)
-    shared_min_records: int = Field(default=2, ge=2)
-    max_records_per_value: int = Field(default=50, ge=2)
-    max_emails_per_customer: int = Field(default=5, ge=1)
-    max_birth_dates_per_customer: int = Field(default=2, ge=1)
-    household_types: list[str] = Field(
-        default_factory=lambda: ["email", "phone", "device_id"],
-        description="Identifier types a household may share; their values only join "
-        "compatible records")
-    nicknames: dict[str, str] = Field(
-        default_factory=dict, description="Nickname -> first name, added to the built-in list")
-    compare: list[str] = Field(
-        default_factory=list,
-        description="Identifier types or attribute keys the probabilistic model also compares")
-    probabilistic: bool = True
-    probabilistic_vetoes: bool = Field(
-        default=True, description="No probabilistic link between clearly different first "
-        "names or birth dates")
-    match_threshold: float = Field(default=0.95, gt=0, lt=1)
-    review_threshold: float = Field(default=0.80, gt=0, lt=1)
-    max_pairs_for_u: float = Field(default=1e6, gt=0)
-    address_change_share: float = Field(
-        default=0.05, ge=0, lt=1,
-        description="Least share of one person's record pairs whose postcode, city or address "
-        "disagree (people move): the model's m of those disagreements never falls below it")
-    max_block_size: int = Field(
-        default=50, ge=2, description="Probabilistic candidates: a blocking key held by more "
-        "records is skipped (candidate pairs stay linear in the base)")
-    survivorship: dict[str, Survivorship] = Field(default_factory=dict)
-    source_priority: list[str] = Field(default_factory=list)
-
-
-class ValueSettings(_Section):
-    """[value]: lifetime value, model choice and value tiers (see docs/value-models.md)."""
-
-    time_unit: Literal["day", "week", "month"] = "week"
-    holdout_weeks: int = Field(default=26, ge=1)
-    models: list[ValueModelName] = Field(
-        default_factory=lambda: list(_VALUE_MODELS), min_length=1
-    )
-    min_customers: int = Field(default=30, ge=2)
-    min_repeat_customers: int = Field(default=10, ge=2)
-    horizon_months: int = Field(default=12, ge=1)
-    monthly_discount_rate: float = Field(default=0.01, ge=0, lt=1)
-    default_margin: float = Field(default=0.3, ge=-1, le=1)
-    cost_to_serve_per_year: float = Field(default=0.0, ge=0)
-    exclude_statuses: list[str] = Field(default_factory=lambda: ["cancelled", "canceled"])
-    top_share: float = Field(default=0.2, gt=0, lt=1)
-    growable_min_purchases_quantile: float = Field(default=0.5, ge=0, le=1)
-    growable_max_spend_quantile: float = Field(default=0.5, ge=0, le=1)
-
-
-class DefectionSettings(_Section):
-    """[defection]: defection risk, reasons and the mass-defection monitor
-    (see docs/defection-and-needs.md)."""
-
-    enabled: bool = True
-    kind: Literal["auto", "purchase", "contract"] = "auto"
-    horizon_days: int | None = Field(default=None, ge=7)
-    horizon_percentile: float = Field(default=0.9, ge=0.5, lt=1)
-    min_horizon_days: int = Field(default=30, ge=7)
-    max_horizon_days: int = Field(default=365, ge=7)
-    cutoffs: int = Field(default=4, ge=1)
-    cutoff_step_days: int | None = Field(default=None, ge=7)
-    min_training_rows: int = Field(default=50_000, ge=0)
-    max_cutoffs: int = Field(default=12, ge=1)
-    min_history_days: int = Field(default=90, ge=0)
-    exclude_statuses: list[str] = Field(default_factory=lambda: ["cancelled", "canceled"])
-    n_estimators: int = Field(default=400, ge=10)
-    learning_rate: float = Field(default=0.05, gt=0, le=1)
-    num_leaves: int = Field(default=31, ge=2)
-    max_training_rows: int = Field(default=400_000, ge=100)
-    reasons: int = Field(default=3, ge=1)
-    reasons_min_risk: float = Field(default=0.3, ge=0, le=1)
-    reasons_exact_max_rows: int = Field(default=20_000, ge=0)
-    sentiment_words: dict[str, float] = Field(default_factory=dict)
-    alert_threshold: float = Field(default=0.5, gt=0, lt=1)
-    monitor_margin: float = Field(default=0.05, ge=0, lt=1)
-    seed: int = 0
-
-
-class NeedsSettings(_Section):
-    """[needs]: needs-based segments (see docs/defection-and-needs.md)."""
-
-    enabled: bool = True
-    lookback_days: int = Field(default=365, ge=7)
-    min_segments: int = Field(default=3, ge=2)
-    max_segments: int = Field(default=8, ge=2)
-    max_categories: int = Field(default=12, ge=1)
-    min_customers: int = Field(default=50, ge=10)
-    sample_size: int = Field(default=20_000, ge=100)
-    match_distance: float = Field(default=1.0, gt=0)
-    exclude_statuses: list[str] = Field(default_factory=lambda: ["cancelled", "canceled"])
-    seed: int = 0
-
-
-class Config(_Section):
+class Config(Section):
     """The whole ``onetoone.toml``."""
 
     workspace: WorkspaceSettings = Field(default_factory=lambda: WorkspaceSettings())

@@ -11,10 +11,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from onetoone.config import CONFIG_FILE, Config, SourceConfig, default_config_text, load_config
+from onetoone.config import CONFIG_FILE, Config, default_config_text, load_config
 from onetoone.errors import ConfigError, NotFoundError, WorkspaceError
 from onetoone.ingest import SourceLoader, SourceResult
 from onetoone.ingest._loader import Progress
+from onetoone.ingest.settings import SourceConfig
 from onetoone.schema import ENTITIES, TABLES
 from onetoone.store import Store
 from onetoone.store.duckdb import DATABASE_FILE

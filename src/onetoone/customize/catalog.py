@@ -15,12 +15,12 @@ from datetime import UTC, date, datetime, time
 from functools import cache
 from typing import Any
 
-import duckdb
 from jinja2 import ChainableUndefined, Template
 from jinja2.sandbox import SandboxedEnvironment
 
 from onetoone.customize.rules import Rule, compile_rules
 from onetoone.customize.settings import ActionConfig
+from onetoone.store import Connection
 
 LANGUAGES = ("fr", "en")
 
@@ -145,7 +145,7 @@ class Catalog:
         return len(self.actions)
 
 
-def save_catalog(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
+def save_catalog(con: Connection, catalog: Catalog) -> None:
     """Mirror the catalog into the ``actions`` table (replaces its rows)."""
     con.execute("DELETE FROM actions")
     rows = []

@@ -13,9 +13,10 @@ from datetime import date, datetime
 from typing import Literal
 
 from jinja2 import TemplateSyntaxError
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from onetoone.customize.rules import RuleError, compile_rules
+from onetoone.settings import Section
 
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 
@@ -28,15 +29,11 @@ def _check_rules(rules: str | list[str]) -> None:
         raise ValueError(str(exc)) from None
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
 #: A channel's treatment: field -> template, or language -> (field -> template).
 Treatment = dict[str, str | dict[str, str]]
 
 
-class ActionConfig(_Section):
+class ActionConfig(Section):
     """[actions.NAME]: one offer, message or service gesture of the catalog."""
 
     issue: str = "general"
@@ -117,7 +114,7 @@ class ActionConfig(_Section):
         return self
 
 
-class ABTestConfig(_Section):
+class ABTestConfig(Section):
     """[ab_tests.NAME]: treatments tried against each other, each an action of the catalog.
 
     Each customer is given one arm for good (a salted hash of the test and the customer), so the
@@ -136,7 +133,7 @@ class ABTestConfig(_Section):
         return value
 
 
-class DecisioningSettings(_Section):
+class DecisioningSettings(Section):
     """[decisioning]: arbitration."""
 
     min_priority: float = 0.0
@@ -147,7 +144,7 @@ class DecisioningSettings(_Section):
     draw_period_minutes: int = Field(60, ge=1)
 
 
-class ControlGroupSettings(_Section):
+class ControlGroupSettings(Section):
     """[control_groups]: universal control group and measurement."""
 
     universal_share: float = Field(0.05, ge=0, lt=1)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from onetoone.config import ValueSettings
+from onetoone.differentiate.settings import ValueSettings
 from onetoone.differentiate.value import ScoringError, ValueResult
 from onetoone.store import Store
 

@@ -220,7 +220,7 @@ def assign_needs_segments(store: Any, as_of: Any, config: Any = None, *,
     """Segment every customer who bought in the look-back window; store the centroids."""
     from sklearn.preprocessing import StandardScaler
 
-    from onetoone.config import NeedsSettings
+    from onetoone.differentiate.settings import NeedsSettings
 
     settings = getattr(config, "needs", config) or NeedsSettings()
     con = connection(store)

@@ -25,11 +25,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from onetoone.config import ValueSettings
 from onetoone.differentiate import tiers as tiering
 from onetoone.differentiate.btyd import BGNBD, GammaGamma, ModifiedBGNBD, ParetoNBD
 from onetoone.differentiate.btyd import summary_from_transactions as summarise
 from onetoone.differentiate.btyd._summary import unit_days
+from onetoone.differentiate.settings import ValueSettings
 from onetoone.errors import ModelError, OneToOneError
 
 MODELS: dict[str, type[BGNBD] | type[ParetoNBD]] = {

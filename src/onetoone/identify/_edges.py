@@ -21,13 +21,13 @@ Everything is set-based SQL; the result is an integer-coded edge list for the co
 
 from __future__ import annotations
 
-import duckdb
 import numpy as np
 import pandas as pd
 
-from onetoone.config import IdentifySettings
 from onetoone.identify._components import BIRTH_DAYS, item_components
+from onetoone.identify.settings import IdentifySettings
 from onetoone.ingest._normalize import q
+from onetoone.store import Connection
 from onetoone.store.duckdb import duckdb_settings
 
 #: Common first-name nicknames (normalized: lower case, no accents, letters only) that are not a
@@ -158,7 +158,7 @@ def first_name_sql(table: str = "") -> str:
     return norm_name(f"coalesce({t}first_name, split_part(trim({t}full_name), ' ', 1))")
 
 
-def build_records(con: duckdb.DuckDBPyConnection, only: str | None = None) -> None:
+def build_records(con: Connection, only: str | None = None) -> None:
     """``_rec``: every customer record (with ``only``, those listed in that table's
     ``record_key``) with an integer index and its discriminators."""
     first = first_name_sql()
@@ -184,7 +184,7 @@ def build_records(con: duckdb.DuckDBPyConnection, only: str | None = None) -> No
     con.execute("DROP TABLE _rec_sorted")
 
 
-def _nicknames(con: duckdb.DuckDBPyConnection, settings: IdentifySettings) -> None:
+def _nicknames(con: Connection, settings: IdentifySettings) -> None:
     pairs = {**NICKNAMES, **settings.nicknames}
     rows = ", ".join(f"({q(k)}, {q(v)})" for k, v in sorted(pairs.items())) or "('', '')"
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _nick AS
@@ -192,7 +192,7 @@ def _nicknames(con: duckdb.DuckDBPyConnection, settings: IdentifySettings) -> No
         FROM (VALUES {rows}) t(nick, name)""")
 
 
-def build_identifier_edges(con: duckdb.DuckDBPyConnection, settings: IdentifySettings,
+def build_identifier_edges(con: Connection, settings: IdentifySettings,
                            scoped: bool = False) -> int:
     """``_id_edges(idx, type, value, node, rank, guess, nid)``: record → (guarded) value
     node, numbered ``nid`` below the number returned; ``guess`` marks a record without a

@@ -16,11 +16,10 @@ Reference records (customers known only from an event) take part in linking but 
 
 from __future__ import annotations
 
-import duckdb
-
-from onetoone.config import IdentifySettings
+from onetoone.identify.settings import IdentifySettings
 from onetoone.ingest._normalize import ident, q
 from onetoone.schema import ENTITIES
+from onetoone.store import Connection
 
 DEFAULT_RULES = {
     "first_name": "most_frequent",
@@ -60,7 +59,7 @@ def _order(field: str, rule: str, n_sources: int) -> str:
 PART_RECORDS = 500_000
 
 
-def rebuild_golden(con: duckdb.DuckDBPyConnection, settings: IdentifySettings,
+def rebuild_golden(con: Connection, settings: IdentifySettings,
                    customer_ids_table: str | None, links: str) -> None:
     """Replace the ``customers`` rows of the customers listed in ``customer_ids_table``
     (``None``: every customer's) by those of the customers in ``links`` (``record_key``,
@@ -87,7 +86,7 @@ def rebuild_golden(con: duckdb.DuckDBPyConnection, settings: IdentifySettings,
         con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
-def _golden_input(con: duckdb.DuckDBPyConnection, settings: IdentifySettings,
+def _golden_input(con: Connection, settings: IdentifySettings,
                   rules: dict[str, str], links: str) -> int:
     """Write ``_golden_input``: the profile records, ranked, with their rules' criteria."""
     extra = []
@@ -112,7 +111,7 @@ def _golden_input(con: duckdb.DuckDBPyConnection, settings: IdentifySettings,
     return int(con.execute("SELECT count(*) FROM _golden_input").fetchall()[0][0])
 
 
-def _golden_base(con: duckdb.DuckDBPyConnection, parts: int, links: str) -> None:
+def _golden_base(con: Connection, parts: int, links: str) -> None:
     """Write ``_golden_base``: what every record of a customer gives (counts, dates, sources)."""
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _golden_base AS
@@ -127,7 +126,7 @@ def _golden_base(con: duckdb.DuckDBPyConnection, parts: int, links: str) -> None
     """)
 
 
-def _most_frequent(con: duckdb.DuckDBPyConnection, rules: dict[str, str], parts: int) -> None:
+def _most_frequent(con: Connection, rules: dict[str, str], parts: int) -> None:
     """Write ``_golden_frequent``: per customer, the order of each ``most_frequent`` winner.
 
     A value's order is its count, then the rank of its most recent record (that record is the
@@ -148,7 +147,7 @@ def _most_frequent(con: duckdb.DuckDBPyConnection, rules: dict[str, str], parts:
     """)
 
 
-def _insert_golden(con: duckdb.DuckDBPyConnection, settings: IdentifySettings,
+def _insert_golden(con: Connection, settings: IdentifySettings,
                    rules: dict[str, str], parts: int, part: int) -> None:
     """Insert the ``customers`` rows of the customers whose id hashes to ``part``.
 

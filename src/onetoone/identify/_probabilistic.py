@@ -41,12 +41,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from onetoone.config import IdentifySettings
 from onetoone.identify._components import BIRTH_DAYS, components
 from onetoone.identify._edges import (
     births_compatible,
@@ -55,8 +53,9 @@ from onetoone.identify._edges import (
     names_differ,
     norm_name,
 )
+from onetoone.identify.settings import IdentifySettings
 from onetoone.ingest._normalize import ident, q
-from onetoone.store import Store
+from onetoone.store import ENGINE_VERSION, Store, scratch
 
 #: Canonical field → name in the Splink input (the data model's, except ``surname``).
 FIELDS = {"first_name": "first_name", "last_name": "surname", "birth_date": "birth_date",
@@ -301,7 +300,7 @@ def raw_block_keys(frame: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFram
     names, hashed, fields = block_key_sql(columns)
     if not names:
         return frame, names
-    con = duckdb.connect()
+    con = scratch()
     con.execute("SET enable_progress_bar = false")
     con.register("_frame", frame[fields].assign(_row=np.arange(len(frame), dtype=np.int64)))
     keys = con.execute(f"SELECT {hashed} FROM _frame ORDER BY _row").df()
@@ -326,7 +325,7 @@ def cut_blocks(frame: pd.DataFrame, names: list[str], max_block_size: int) -> pd
     and would make the candidate pairs grow with the square of the base."""
     if not names:
         return frame
-    con = duckdb.connect()
+    con = scratch()
     con.execute("SET enable_progress_bar = false")
     con.register("_keys", frame[names].assign(_row=np.arange(len(frame), dtype=np.int64)))
     keys = con.execute(f"SELECT {kept_keys_sql(names, '_keys', max_block_size)} "
@@ -570,7 +569,7 @@ def _splink_api() -> Any:
     """A DuckDB connection for Splink: no progress bars, bounded memory (spills beyond)."""
     from splink import DuckDBAPI
 
-    connection = duckdb.connect()
+    connection = scratch()
     connection.execute("SET enable_progress_bar = false")  # no bars in the CLI's output
     connection.execute(f"SET memory_limit = '{SPLINK_MEMORY_LIMIT}'")
     spill = Path(tempfile.gettempdir()) / f"onetoone-splink-{os.getpid()}"
@@ -599,7 +598,7 @@ def make_linker(frame: pd.DataFrame, settings: IdentifySettings,
     columns = columns if columns is not None else model_columns(frame)
     derived = derived_columns_sql(columns, [])
     extra = [d.rsplit(" AS ", 1)[-1] for d in derived]
-    con = duckdb.connect()
+    con = scratch()
     con.register("_frame", frame.drop(columns=[c for c in extra if c in frame.columns]))
     frame = con.execute(f"SELECT *, {', '.join(derived)} FROM _frame").df() if derived \
         else frame
@@ -1009,7 +1008,7 @@ def score_new_pairs(store: Store, settings: IdentifySettings,
     new, keys = raw_block_keys(new, columns)
     stored_columns = {str(r[0]) for r in store.fetchall(
         "SELECT column_name FROM duckdb_columns() WHERE table_name = ?", [INPUT_TABLE])}
-    if model.get("duckdb") != duckdb.__version__ or set(new.columns) != stored_columns \
+    if model.get("duckdb") != ENGINE_VERSION or set(new.columns) != stored_columns \
             or set(model_columns(new)) - set(columns):
         return None
     con = store.con
@@ -1100,7 +1099,7 @@ def match_pairs(store: Store, settings: IdentifySettings,
         _pair_records(store, scored)
         odds = home_odds(store, "_pair_rec")
         store.execute("INSERT OR REPLACE INTO onetoone_meta VALUES (?, ?)", [_MODEL_KEY, json.dumps(
-            {**trained, "home_odds": odds, "duckdb": duckdb.__version__})])
+            {**trained, "home_odds": odds, "duckdb": ENGINE_VERSION})])
     else:
         model = _saved_model(store) or {}
         odds = float(model.get("home_odds", 0.0))  # measured on the base, with the model

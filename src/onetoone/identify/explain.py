@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from onetoone.config import IdentifySettings
 from onetoone.errors import NotFoundError
 from onetoone.identify._edges import first_name_sql, garbage_predicate
+from onetoone.identify.settings import IdentifySettings
 from onetoone.store import Store
 
 _WORDS = {

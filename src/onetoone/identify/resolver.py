@@ -24,11 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import duckdb
 import numpy as np
 import pandas as pd
 
-from onetoone.config import IdentifySettings
 from onetoone.errors import NotFoundError, OneToOneError
 from onetoone.identify._components import components, guarded_components
 from onetoone.identify._edges import (
@@ -40,9 +38,10 @@ from onetoone.identify._edges import (
     names_differ,
 )
 from onetoone.identify._golden import rebuild_golden
+from onetoone.identify.settings import IdentifySettings
 from onetoone.ingest._normalize import ident, q
 from onetoone.schema import ENTITIES
-from onetoone.store import Store
+from onetoone.store import Connection, Store
 from onetoone.store.duckdb import duckdb_settings
 
 Progress = Callable[[str], None]
@@ -101,7 +100,7 @@ class IdentityResolver:
     def __init__(self, store: Store, settings: IdentifySettings) -> None:
         self._every_comp = True  # a full run rewrites every component (:meth:`_run`)
         self.store = store
-        self.con: duckdb.DuckDBPyConnection = store.con
+        self.con: Connection = store.con
         self.settings = settings
 
     # -- the run ------------------------------------------------------------------------

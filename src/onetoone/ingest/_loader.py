@@ -17,15 +17,15 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 
-from onetoone.config import SourceConfig, WorkspaceSettings
 from onetoone.errors import IngestError
 from onetoone.ingest._normalize import Normalizer, ident, q, register_lookups
 from onetoone.ingest._readers import SourceFile, open_source_file
+from onetoone.ingest.settings import SourceConfig
 from onetoone.schema import ENTITIES, STRICT_KINDS, TABLES, Entity
-from onetoone.store import Store
+from onetoone.settings import WorkspaceSettings
+from onetoone.store import DatabaseError, Store
 
 Progress = Callable[[str, int], None]
 
@@ -239,7 +239,7 @@ class SourceLoader:
             if plan.insert_identifiers:
                 con.execute(plan.insert_identifiers, [ingestion_id])
         finally:
-            with suppress(duckdb.Error):
+            with suppress(DatabaseError):
                 con.unregister("_batch")
 
     _current_path: Path = Path()

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from phonenumbers import PhoneMetadata
 
-from onetoone.config import SourceConfig, WorkspaceSettings
+from onetoone.ingest.settings import SourceConfig
+from onetoone.settings import WorkspaceSettings
 
 _TRUE = ("true", "t", "yes", "y", "1", "oui", "o", "vrai", "x", "on", "opt-in", "optin")
 _FALSE = ("false", "f", "no", "n", "0", "non", "faux", "off", "opt-out", "optout")

@@ -27,8 +27,8 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from onetoone.config import SourceConfig
 from onetoone.errors import IngestError
+from onetoone.ingest.settings import SourceConfig
 
 BATCH_ROWS = 200_000
 _BLOCK_BYTES = 32 << 20

@@ -19,14 +19,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import duckdb
-
-from onetoone.config import Config, SourceConfig
+from onetoone.config import Config
 from onetoone.errors import InvalidInputError, NotFoundError
 from onetoone.identify.resolver import customer_id_sql
 from onetoone.ingest._normalize import Normalizer
+from onetoone.ingest.settings import SourceConfig
+from onetoone.store import Connection
 
-Cursor = Callable[[], duckdb.DuckDBPyConnection]
+Cursor = Callable[[], Connection]
 Submit = Callable[[Callable[[Any], Any]], Any]
 
 

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from onetoone.store import Connection, OutOfMemory
 from onetoone.store.duckdb import duckdb_settings
 
 _SCORE_COLUMNS = (
@@ -177,7 +177,7 @@ def _attributes(values: dict[str, Any], today: date) -> dict[str, Any]:
     return attrs
 
 
-def _scores_structure(cur: duckdb.DuckDBPyConnection) -> str | None:
+def _scores_structure(cur: Connection) -> str | None:
     """The keys and types of every ``scores`` JSON, when each key has one type (else None:
     the scores are then held as text).
 
@@ -233,7 +233,7 @@ def _null_as_text(structure: Any) -> Any:
     return structure
 
 
-def _arrow(cur: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> pa.Table:
+def _arrow(cur: Connection, sql: str, params: list[Any]) -> pa.Table:
     return cur.sql(sql, params=params).to_arrow_table()
 
 
@@ -249,7 +249,7 @@ def _fill(profile: Profile, part: str, row: tuple[Any, ...]) -> None:
 
 
 def load_profiles(
-    cur: duckdb.DuckDBPyConnection,
+    cur: Connection,
     ids: list[str] | None,
     now: datetime,
     contact_days: int,
@@ -304,7 +304,7 @@ class ProfileStore:
     @classmethod
     def load(
         cls,
-        cur: duckdb.DuckDBPyConnection,
+        cur: Connection,
         now: datetime,
         contact_days: int,
         outbound: Iterable[str],
@@ -320,11 +320,11 @@ class ProfileStore:
         try:
             with duckdb_settings(cur, memory_limit=LOAD_MEMORY_LIMIT):
                 store._read(cur, now, contact_days, outbound)
-        except duckdb.OutOfMemoryException:
+        except OutOfMemory:
             store._read(cur, now, contact_days, outbound)
         return store
 
-    def _read(self, cur: duckdb.DuckDBPyConnection, now: datetime, contact_days: int,
+    def _read(self, cur: Connection, now: datetime, contact_days: int,
               outbound: Iterable[str]) -> None:
         queries = _profile_queries(None, now, contact_days, outbound, _scores_structure(cur))
         base = _arrow(cur, *queries["customers"])

@@ -22,8 +22,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import duckdb
-
 from onetoone.api.keys import KeyRing
 from onetoone.customize.catalog import Catalog, save_catalog
 from onetoone.customize.engine import Decision, DecisionEngine
@@ -35,6 +33,7 @@ from onetoone.interact.policy import ContactPolicy
 from onetoone.interact.profiles import Profile, ProfileStore, load_profiles
 from onetoone.interact.writer import GroupCommitWriter, Txn
 from onetoone.schema import TABLES
+from onetoone.store import Connection
 
 if TYPE_CHECKING:
     from onetoone.workspace import Workspace
@@ -136,7 +135,7 @@ class DecisionService:
         self.writer.close()
 
     # -- plumbing -----------------------------------------------------------------------
-    def cursor(self) -> duckdb.DuckDBPyConnection:
+    def cursor(self) -> Connection:
         """This thread's cursor on the service's database."""
         cur = getattr(self._local, "cursor", None)
         if cur is None:

@@ -6,16 +6,14 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from onetoone.settings import Section
 
 SCOPES = ("events:write", "customers:read", "decisions", "admin")
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-class Cap(_Section):
+class Cap(Section):
     """[[contact_policy.caps]]: at most ``max`` contacts on ``channel`` over ``days``."""
 
     channel: str = "all"
@@ -31,7 +29,7 @@ def _default_caps() -> list[Cap]:
     ]
 
 
-class ContactPolicySettings(_Section):
+class ContactPolicySettings(Section):
     """[contact_policy]: consent, frequency caps, ignores and quiet hours."""
 
     outbound_channels: list[str] = Field(
@@ -68,7 +66,7 @@ class ContactPolicySettings(_Section):
         return value
 
 
-class ApiKeyConfig(_Section):
+class ApiKeyConfig(Section):
     """[api.keys.NAME]: a key given by its SHA-256 (never the key itself)."""
 
     sha256: str
@@ -82,7 +80,7 @@ class ApiKeyConfig(_Section):
         return value.lower()
 
 
-class ApiSettings(_Section):
+class ApiSettings(Section):
     """[api]: the REST service."""
 
     max_body_bytes: int = Field(2_000_000, ge=1024)

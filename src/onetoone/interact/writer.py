@@ -29,10 +29,10 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 
 from onetoone.schema import TABLES
+from onetoone.store import Connection, DatabaseError
 
 log = logging.getLogger("onetoone.writer")
 
@@ -62,7 +62,7 @@ def arrow_table(table: str, rows: list[dict[str, Any]]) -> pa.Table:
 class Txn:
     """What one group of works writes: buffered rows, replacements, claimed event ids."""
 
-    def __init__(self, cur: duckdb.DuckDBPyConnection, seen: set[str]) -> None:
+    def __init__(self, cur: Connection, seen: set[str]) -> None:
         self.cur = cur
         self.rows: dict[str, list[dict[str, Any]]] = {}
         self.replace: dict[tuple[str, tuple[str, ...]], dict[tuple[Any, ...], dict[str, Any]]] = {}
@@ -116,7 +116,7 @@ class GroupCommitWriter:
 
     def __init__(
         self,
-        con: duckdb.DuckDBPyConnection,
+        con: Connection,
         *,
         group_commit_ms: float = 2.0,
         deferred_ms: float = 0.0,
@@ -247,7 +247,7 @@ class GroupCommitWriter:
             txn.flush()
             self.cur.execute("COMMIT")
         except BaseException:
-            with contextlib.suppress(duckdb.Error):
+            with contextlib.suppress(DatabaseError):
                 self.cur.execute("ROLLBACK")
             raise
         self.seen.update(txn.claimed)

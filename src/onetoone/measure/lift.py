@@ -27,9 +27,8 @@ from datetime import datetime
 from statistics import NormalDist
 from typing import Any
 
-import duckdb
-
 from onetoone.errors import InvalidInputError
+from onetoone.store import Connection
 
 
 @dataclass
@@ -101,7 +100,7 @@ class Lift:
 
 
 def lift(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     *,
     action: str | None = None,
     since: datetime | None = None,
@@ -187,13 +186,13 @@ def outcomes_sql(where: str) -> str:
     """
 
 
-def action_outcomes(con: duckdb.DuckDBPyConnection, action: str, window_days: int) -> Any:
+def action_outcomes(con: Connection, action: str, window_days: int) -> Any:
     """The customers one action was decided for, treated or withheld, with their outcome
     (a DataFrame of :func:`outcomes_sql`'s columns): the training set of its uplift."""
     return con.execute(outcomes_sql("d.action_id = ?"), [action, window_days, window_days]).df()
 
 
-def actions_with_decisions(con: duckdb.DuckDBPyConnection, channel: str | None = None,
+def actions_with_decisions(con: Connection, channel: str | None = None,
                            campaign: str | None = None) -> list[str]:
     """The actions decided at least once (on ``channel``, in ``campaign``), by name."""
     where = ""

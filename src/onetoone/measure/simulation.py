@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import duckdb
 import numpy as np
 
 from onetoone.config import parse_config
@@ -36,6 +35,7 @@ from onetoone.interact.profiles import Profile
 from onetoone.interact.settings import Cap
 from onetoone.measure.lift import Lift, lift
 from onetoone.schema import TABLES
+from onetoone.store import Connection, scratch
 
 UPLIFT_TYPES = ("persuadable", "sure_thing", "lost_cause", "do_not_disturb")
 TIERS = ("top", "middle", "low")
@@ -323,11 +323,11 @@ def _measure(
 
 
 def _tables(decisions: list[dict[str, Any]], transactions: list[dict[str, Any]]
-            ) -> duckdb.DuckDBPyConnection:
+            ) -> Connection:
     """An in-memory database holding the run's decisions and transactions."""
     from onetoone.interact.writer import arrow_table
 
-    con = duckdb.connect()
+    con = scratch()
     for name in ("decisions", "transactions", "responses", "actions"):
         con.execute(TABLES[name].ddl())
     for table, rows in (("decisions", decisions), ("transactions", transactions)):

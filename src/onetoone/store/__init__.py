@@ -1,5 +1,28 @@
-"""Storage backends. Only this package knows SQL dialects and connection details."""
+"""Storage: the only package that imports the database engine.
 
-from onetoone.store.duckdb import Store
+Domain code receives a :data:`Connection` (or the :class:`Store` that holds it), runs DuckDB SQL
+on it, and names the engine's errors through this package; :mod:`onetoone.store.dialect` turns
+that SQL into another engine's dialect.
+"""
 
-__all__ = ["Store"]
+from onetoone.store.duckdb import (
+    DATABASE_FILE,
+    ENGINE_VERSION,
+    Connection,
+    DatabaseError,
+    OutOfMemory,
+    Store,
+    duckdb_settings,
+    scratch,
+)
+
+__all__ = [
+    "DATABASE_FILE",
+    "ENGINE_VERSION",
+    "Connection",
+    "DatabaseError",
+    "OutOfMemory",
+    "Store",
+    "duckdb_settings",
+    "scratch",
+]

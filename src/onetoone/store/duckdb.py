@@ -14,6 +14,22 @@ from onetoone.schema import SCHEMA_VERSION, TABLES
 
 DATABASE_FILE = "onetoone.duckdb"
 
+#: A connection to the engine; domain code types its arguments with it and never imports the
+#: engine itself.
+Connection = duckdb.DuckDBPyConnection
+#: The engine's own errors: any failed statement, and a statement that ran out of memory.
+DatabaseError = duckdb.Error
+OutOfMemory = duckdb.OutOfMemoryException
+#: The engine's version, kept beside trained models that depend on its numerics.
+ENGINE_VERSION: str = duckdb.__version__
+
+
+def scratch() -> Connection:
+    """A private in-memory database, for working tables that never reach the workspace."""
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    return con
+
 
 def _create_tables(con: duckdb.DuckDBPyConnection) -> None:
     for table in TABLES.values():

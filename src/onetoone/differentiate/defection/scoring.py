@@ -75,7 +75,7 @@ def score_defection(store: Any, as_of: Any = None, config: Any = None, *,
     ``as_of`` defaults to the last transaction (or contract) day. ``progress`` is told each
     part and the fraction of this step done.
     """
-    from onetoone.config import DefectionSettings
+    from onetoone.differentiate.settings import DefectionSettings
 
     settings = getattr(config, "defection", config) or DefectionSettings()
     score_cutoff = None if as_of is None else pd.Timestamp(as_of).normalize() + pd.Timedelta(
