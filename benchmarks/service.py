@@ -39,7 +39,6 @@ import httpx
 import numpy as np
 
 from onetoone import Workspace
-from onetoone.api.keys import create_key
 
 CONFIG = """
 [workspace]
@@ -307,7 +306,7 @@ def main() -> None:
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="onetoone-bench-"))
     with Workspace.init(root, config_text=CONFIG) as ws:
-        key = create_key(ws.store, "bench", ["admin"])
+        key = ws.keys.create("bench", ["admin"])
     port = _port()
     log = (root / "server.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "onetoone.cli", "serve", "--workspace",

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from onetoone.measure.simulation import compare, figure_svg
+from onetoone.demo.simulation import compare, figure_svg
 
 
 def main() -> int:
@@ -46,7 +46,7 @@ def main() -> int:
 
 
 def uplift_against_propensity(customers: int, weeks: int, seeds: int) -> int:
-    from onetoone.measure.simulation import simulate
+    from onetoone.demo.simulation import simulate
 
     half = weeks // 2
     print(f"{customers:,} customers, {weeks} weeks; weeks {half + 1}-{weeks}, after the uplift "

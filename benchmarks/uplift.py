@@ -140,8 +140,8 @@ def demo_test(people: int, seed: int = 42) -> pd.DataFrame:
     import tempfile
 
     from onetoone import Workspace
+    from onetoone.demo.truth import person_of_customers
     from onetoone.measure.uplift import customer_features
-    from onetoone.report._truth import person_of_customers
 
     root = Path(tempfile.mkdtemp(prefix="onetoone-uplift-")) / "ws"
     subprocess.run(

@@ -236,11 +236,7 @@ def demo(
         with _progress("generating") as progress:
             company = generate_demo(root, customers=customers, seed=seed)
             progress("demo company", customers)
-        config = (
-            f'[workspace]\nname = "demo"\ndefault_country = "FR"\ntimezone = "Europe/Paris"\n'
-            f'currency = "EUR"\nlanguage = "fr"\n\n{company.sources_toml}'
-        )
-        with Workspace.init(root, config_text=config) as ws:
+        with Workspace.init(root, config_text=company.config_text()) as ws:
             if generate_only:
                 console.print(f"Demo company of {customers:,} people written to {root} "
                               f"({time.perf_counter() - started:.1f} s); run 'onetoone ingest "
@@ -250,7 +246,7 @@ def demo(
                 results = ws.ingest(progress=progress)
             console.print(_ingest_table(results))
             _identify_summary(ws.identify())
-            if ws.store.scalar("SELECT count(*) FROM customers"):  # identified: score value
+            if ws.summary()["customers"]:  # identified: score value
                 with _parts("scoring") as tell:
                     result = ws.score(progress=tell)
                 _value_summary(result)
@@ -445,12 +441,12 @@ def serve(
                                 hint="pip install 'onetoone[service]'.") from None
         ws = Workspace(workspace)
         application = create_app(ws)
-        service = application.state.service
+        service, keys = ws.decisions, len(ws.keys.ring)
         level = ws.config.api.log_level.upper()
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
         console.print(f"Serving {ws.root} on http://{host}:{port} (OpenAPI at /docs): "
-                      f"{len(service.catalog)} actions, {len(service.keys)} API keys."
-                      + ("" if len(service.keys) else
+                      f"{len(service.catalog)} actions, {keys} API keys."
+                      + ("" if keys else
                          " Create a key with 'onetoone apikey create NAME --scopes admin'."),
                       markup=False, highlight=False)
         uvicorn.run(application, host=host, port=port, access_log=False,
@@ -466,14 +462,8 @@ def decide(
         "--output", "-o", help="CSV file (default: outbound/<run>.csv in the workspace).")] = None,
 ) -> None:
     """Decide for every customer on a channel: the outbound list (CSV + table 'outbound')."""
-    from onetoone.interact.service import DecisionService
-
     with _friendly(), Workspace(workspace) as ws:
-        service = DecisionService(ws)
-        try:
-            result = service.campaign(channel, output=output)
-        finally:
-            service.close()
+        result = ws.decisions.campaign(channel, output=output)
         table = Table(title=f"Campaign {result.run_id} on {channel}", title_justify="left")
         table.add_column("outcome")
         table.add_column("customers", justify="right")
@@ -644,10 +634,8 @@ def apikey_create(
     workspace: WorkspaceOpt = Path("."),
 ) -> None:
     """Create a key; it is printed once, on the last line."""
-    from onetoone.api.keys import create_key
-
     with _friendly(), Workspace(workspace) as ws:
-        key = create_key(ws.store, name, scopes.split(","))
+        key = ws.keys.create(name, scopes.split(","))
         console.print(f"API key '{name}' created with scopes {scopes}. Keep it secret; it is "
                       "shown only once:", markup=False, highlight=False)
         print(key)
@@ -659,11 +647,24 @@ def apikey_revoke(
     workspace: WorkspaceOpt = Path("."),
 ) -> None:
     """Revoke every valid key of that name."""
-    from onetoone.api.keys import revoke_key
-
     with _friendly(), Workspace(workspace) as ws:
-        count = revoke_key(ws.store, name)
+        count = ws.keys.revoke(name)
         console.print(f"{count} key(s) named '{name}' revoked.", markup=False, highlight=False)
+
+
+@apikey_app.command("list")
+def apikey_list(workspace: WorkspaceOpt = Path(".")) -> None:
+    """The stored keys (names, scopes, dates; never the keys themselves)."""
+    with _friendly(), Workspace(workspace, read_only=True) as ws:
+        table = Table(title="API keys", title_justify="left")
+        for col in ("name", "scopes", "created", "revoked"):
+            table.add_column(col)
+        for key in ws.keys.list():
+            revoked = key["revoked_at"]
+            table.add_row(key["name"], ", ".join(key["scopes"]),
+                          f"{key['created_at']:%Y-%m-%d %H:%M}",
+                          "" if revoked is None else f"{revoked:%Y-%m-%d %H:%M}")
+        console.print(table)
 
 
 def main() -> None:

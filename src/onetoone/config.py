@@ -16,6 +16,7 @@ from pydantic import Field, ValidationError
 from onetoone.customize.settings import (
     ABTestConfig,
     ActionConfig,
+    ContactPolicySettings,
     ControlGroupSettings,
     DecisioningSettings,
 )
@@ -23,7 +24,7 @@ from onetoone.differentiate.settings import DefectionSettings, NeedsSettings, Va
 from onetoone.errors import ConfigError
 from onetoone.identify.settings import IdentifySettings
 from onetoone.ingest.settings import SourceConfig
-from onetoone.interact.settings import ApiSettings, ContactPolicySettings
+from onetoone.interact.settings import ApiSettings
 from onetoone.schema import ENTITIES
 from onetoone.settings import Section, WorkspaceSettings
 

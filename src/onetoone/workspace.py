@@ -1,6 +1,10 @@
 """The Workspace: one customer base, a folder with ``onetoone.toml`` and ``onetoone.duckdb``.
 
-Every interface (Python, CLI, REST API, dashboard) is a thin adapter over this object.
+The one entry object: every face (Python, CLI, REST API, jobs, dashboard) is a thin adapter over
+it. It reads the configuration, opens the store and hands each domain package its own settings;
+its parts carry the domain's words: ``ws.ingest()``, ``ws.identity`` (run, merge, unmerge,
+review, explain), ``ws.score()``, ``ws.decisions`` (decide, respond, consents, outbound lists),
+``ws.keys``, ``ws.lift()``, ``ws.kpis()``, ``ws.report()``. See docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from onetoone.errors import ConfigError, NotFoundError, WorkspaceError
 from onetoone.ingest import SourceLoader, SourceResult
 from onetoone.ingest._loader import Progress
 from onetoone.ingest.settings import SourceConfig
-from onetoone.schema import ENTITIES, TABLES
+from onetoone.schema import ENTITIES
 from onetoone.store import Store
 from onetoone.store.duckdb import DATABASE_FILE
 
@@ -27,6 +31,8 @@ if TYPE_CHECKING:
     from onetoone.differentiate.defection import DifferentiateRun
     from onetoone.differentiate.value import ValueResult
     from onetoone.identify import IdentifyResult, IdentityResolver
+    from onetoone.interact.keys import ApiKeys
+    from onetoone.interact.service import DecisionService
     from onetoone.measure.abtest import ABTestResult
     from onetoone.measure.lift import Lift
     from onetoone.measure.uplift import UpliftRun
@@ -53,6 +59,8 @@ class Workspace:
             )
         self.config: Config = load_config(config_path)
         self.store = Store(self.root / DATABASE_FILE, read_only=read_only)
+        self._keys: ApiKeys | None = None
+        self._decisions: DecisionService | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
     @classmethod
@@ -72,6 +80,9 @@ class Workspace:
         return cls(directory)
 
     def close(self) -> None:
+        if self._decisions is not None:
+            self._decisions.close()
+            self._decisions = None
         self.store.close()
 
     def __enter__(self) -> Workspace:
@@ -153,9 +164,6 @@ class Workspace:
     def summary(self) -> dict[str, int]:
         """Rows per table of the open data model."""
         return self.store.table_counts()
-
-    def tables(self) -> list[str]:
-        return list(TABLES)
 
     # -- identify -----------------------------------------------------------------------
     @property
@@ -269,6 +277,17 @@ class Workspace:
                 write_kpis(con, frame)
         return frame
 
+    def key_figures(self, months: int | None = 12) -> pd.DataFrame:
+        """The KPIs stored by the last ``onetoone score``: months as rows (the last ``months``,
+        latest last), KPIs as columns."""
+        from onetoone.measure.kpis import kpi_table, stored_kpis
+
+        cur = self.store.con.cursor()  # callers may be threads of the service
+        try:
+            return kpi_table(stored_kpis(cur), months)
+        finally:
+            cur.close()
+
     def lift(self, *, action: str | None = None, channel: str | None = None,
              campaign: str | None = None, window_days: int | None = None, since: Any = None,
              until: Any = None, detect: float | None = None) -> list[Lift]:
@@ -299,11 +318,58 @@ class Workspace:
         finally:
             cur.close()
 
-    def report(self, output: Path | str | None = None) -> Path:
-        """Write the HTML report (and its PNG plots next to it); returns its path."""
-        from onetoone.report import write_report
+    # -- interact -----------------------------------------------------------------------
+    @property
+    def keys(self) -> ApiKeys:
+        """The API keys of this base: ``create``, ``revoke``, ``list``, ``principal``."""
+        if self._keys is None:
+            from onetoone.interact.keys import ApiKeys
 
-        return write_report(self, output)
+            self._keys = ApiKeys(self.store, self.config.api)
+        return self._keys
+
+    @property
+    def decisions(self) -> DecisionService:
+        """The decision service of this base (``decide``, ``respond``, ``set_consent``,
+        ``ingest_events``, ``customer_view``, ``campaign``): started at first use, with the
+        catalog saved and the propensities loaded; closed with the workspace."""
+        if self._decisions is None:
+            from onetoone.interact.service import DecisionService, ServiceSettings
+
+            self._decisions = DecisionService(
+                self.store, ServiceSettings.of(self.config), self.keys,
+                outbound=self.root / "outbound")
+        return self._decisions
+
+    # -- report -------------------------------------------------------------------------
+    def report(self, output: Path | str | None = None) -> Path:
+        """Write the HTML report (default ``report/index.html`` in the workspace, PNG plots next
+        to it); returns its path.
+
+        The value section describes the as-of date scored last in ``customer_scores`` (or the
+        last transaction day when nothing was scored yet), recomputed with the same code as
+        ``onetoone score``."""
+        from onetoone.demo.truth import find_truth, truth_comparison
+        from onetoone.differentiate._value_io import latest_as_of
+        from onetoone.differentiate.defection import check_alert, monitor_history
+        from onetoone.report import ReportData, write_report
+
+        stored = latest_as_of(self.store)
+        value = self.score(as_of=stored, write=False)
+        monitor = monitor_history(self.store)
+        truth_folder = find_truth(self.root)
+        data = ReportData(
+            name=self.config.workspace.name, currency=self.config.workspace.currency,
+            value=value, stored=stored is not None, value_settings=self.config.value,
+            defection_settings=self.config.defection, monitor=monitor,
+            alert=None if monitor.empty else check_alert(
+                self.store, None, self.config.defection.monitor_margin),
+            lifts=self.lift(), lift_window=self.config.control_groups.window_days,
+            kpis=self.kpis(write=False),
+            truth=None if truth_folder is None else truth_comparison(self.store, value,
+                                                                     truth_folder))
+        return write_report(data, Path(output) if output is not None
+                            else self.root / "report" / "index.html")
 
 
 def _timestamp(value: Any, name: str) -> Any:

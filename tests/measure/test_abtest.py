@@ -16,17 +16,18 @@ from onetoone.cli import app
 from onetoone.config import parse_config
 from onetoone.customize.catalog import Catalog
 from onetoone.customize.engine import DecisionEngine
+from onetoone.customize.policy import ContactPolicy
+from onetoone.customize.profile import Profile
 from onetoone.customize.propensity import AdaptivePropensities
 from onetoone.errors import ConfigError
-from onetoone.interact.policy import ContactPolicy
-from onetoone.interact.profiles import Profile
 from onetoone.measure.abtest import confidence_sequence_half_width
 from onetoone.measure.control import ab_arm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "service"))
-from _service_server import CONFIG, make_workspace
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _tables import insert
+
+from _service_server import CONFIG, make_workspace
 
 TEST = """
 [actions.subject_a]

@@ -15,9 +15,10 @@ from typer.testing import CliRunner
 from onetoone.cli import app
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "service"))
-from _service_server import Server, make_workspace
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _tables import insert
+
+from _service_server import Server, make_workspace
 
 
 def _decisions(root: Path) -> None:

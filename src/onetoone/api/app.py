@@ -23,7 +23,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from onetoone import __version__
 from onetoone.api.routes import customers, decisions, events, health, keys, measure
 from onetoone.errors import OneToOneError, PayloadTooLargeError
-from onetoone.interact.service import DecisionService
 from onetoone.workspace import Workspace
 
 log = logging.getLogger("onetoone.api")
@@ -134,7 +133,7 @@ def _noise(part: object) -> bool:
 def build_app(workspace: Workspace | Path | str) -> FastAPI:
     """The application owning ``workspace`` (opened here when given as a folder)."""
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
-    service = DecisionService(ws)
+    _ = ws.decisions  # started now: the catalog saved, the propensities and profiles loaded
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -144,7 +143,6 @@ def build_app(workspace: Workspace | Path | str) -> FastAPI:
         gc.collect()
         gc.freeze()
         yield
-        service.close()
         ws.close()
 
     app = FastAPI(
@@ -154,7 +152,7 @@ def build_app(workspace: Workspace | Path | str) -> FastAPI:
         description="Events in, next best action out: the one-to-one decision service. "
         "Authenticate with `Authorization: Bearer KEY`.",
     )
-    app.state.service = service
+    app.state.workspace = ws
     for module in (events, customers, decisions, keys, measure, health):
         app.include_router(module.router)
 

@@ -1,4 +1,5 @@
-"""Dependencies of the routes, as ``Annotated`` aliases: the service and the caller's scopes.
+"""Dependencies of the routes, as ``Annotated`` aliases: the workspace, its decision service and
+the caller's scopes.
 
 They are ``async`` (they only read memory): FastAPI runs a plain ``def`` dependency in the
 thread pool, a hop per dependency and per request.
@@ -12,16 +13,21 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from onetoone.api.keys import Principal
 from onetoone.errors import AuthenticationError, PermissionDeniedError
+from onetoone.interact.keys import Principal
 from onetoone.interact.service import DecisionService
+from onetoone.workspace import Workspace
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer KEY`.")
 
 
+async def get_workspace(request: Request) -> Workspace:
+    workspace: Workspace = request.app.state.workspace
+    return workspace
+
+
 async def get_service(request: Request) -> DecisionService:
-    service: DecisionService = request.app.state.service
-    return service
+    return (await get_workspace(request)).decisions
 
 
 async def get_principal(
@@ -31,7 +37,7 @@ async def get_principal(
         raise AuthenticationError(
             "An API key is required.", hint="Send 'Authorization: Bearer KEY'."
         )
-    principal = (await get_service(request)).keys.principal(credentials.credentials)
+    principal = (await get_workspace(request)).keys.principal(credentials.credentials)
     if principal is None:
         raise AuthenticationError(
             "This API key is not valid.", hint="Create one with 'onetoone apikey create'."
@@ -48,6 +54,7 @@ def require(scope: str) -> Callable[[Principal], Awaitable[Principal]]:
     return check
 
 
+WorkspaceDep = Annotated[Workspace, Depends(get_workspace)]
 ServiceDep = Annotated[DecisionService, Depends(get_service)]
 AnyKey = Annotated[Principal, Depends(get_principal)]
 EventsWriter = Annotated[Principal, Depends(require("events:write"))]

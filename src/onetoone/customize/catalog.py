@@ -12,25 +12,16 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
-from functools import cache
 from typing import Any
 
-from jinja2 import ChainableUndefined, Template
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import Template
 
 from onetoone.customize.rules import Rule, compile_rules
 from onetoone.customize.settings import ActionConfig
+from onetoone.customize.templates import template_environment
 from onetoone.store import Connection
 
 LANGUAGES = ("fr", "en")
-
-
-@cache
-def template_environment() -> SandboxedEnvironment:
-    """Sandboxed Jinja2: templates read the profile but cannot reach Python internals."""
-    return SandboxedEnvironment(
-        undefined=ChainableUndefined, autoescape=False, keep_trailing_newline=False
-    )
 
 
 def _utc(value: datetime | date | None, end: bool = False) -> datetime | None:

@@ -6,7 +6,7 @@
    adaptive model (:mod:`.propensity`); actions at or below ``min_priority`` drop out.
 2. *Filter* to the actions the asking channel can carry: the same customer gets the same
    ranking on the web site and in the call centre, each channel shows what it can.
-3. *Contact policy* (:class:`~onetoone.interact.policy.ContactPolicy`): quiet hours and caps for
+3. *Contact policy* (:class:`~onetoone.customize.policy.ContactPolicy`): quiet hours and caps for
    the channel, consent and ignore-suppression per action.
 4. *Control groups*: marketing actions are withheld from the universal control group, and an
    action from its holdout (the customer then gets the next action); withheld actions are logged
@@ -30,11 +30,11 @@ from typing import Any
 import numpy as np
 
 from onetoone.customize.catalog import Action, Catalog
-from onetoone.customize.propensity import AdaptivePropensities, uniform
+from onetoone.customize.policy import ContactPolicy
+from onetoone.customize.profile import Profile
+from onetoone.customize.propensity import AdaptivePropensities
 from onetoone.customize.settings import ABTestConfig, ControlGroupSettings, DecisioningSettings
-from onetoone.interact.policy import ContactPolicy
-from onetoone.interact.profiles import Profile
-from onetoone.measure.control import ab_arm, in_holdout, in_universal_control
+from onetoone.measure.control import ab_arm, in_holdout, in_universal_control, uniform
 from onetoone.measure.uplift import uplift_key
 
 

@@ -15,7 +15,6 @@ the mean of a batch score over the segment's customers.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -46,12 +45,6 @@ class Posterior:
     @property
     def mean(self) -> float:
         return self.alpha / (self.alpha + self.beta)
-
-
-def uniform(*parts: str) -> float:
-    """A uniform in (0, 1) from a stable hash of the parts."""
-    digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).digest()
-    return (int.from_bytes(digest, "big") + 0.5) / 2.0**64
 
 
 class AdaptivePropensities:

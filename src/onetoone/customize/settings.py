@@ -1,5 +1,5 @@
 """Configuration sections of decisioning: ``[actions.NAME]``, ``[decisioning]``,
-``[control_groups]`` (documented in docs/service.md).
+``[control_groups]``, ``[contact_policy]`` (documented in docs/service.md).
 
 Kept apart from :mod:`onetoone.config` so that the core configuration stays short; rules and
 templates are compiled here, so a wrong one is reported with its key and line when the file is
@@ -91,7 +91,7 @@ class ActionConfig(Section):
     @field_validator("treatments")
     @classmethod
     def _templates(cls, value: dict[str, Treatment]) -> dict[str, Treatment]:
-        from onetoone.customize.catalog import template_environment
+        from onetoone.customize.templates import template_environment
 
         env = template_environment()
         for channel, treatment in value.items():
@@ -150,3 +150,56 @@ class ControlGroupSettings(Section):
     universal_share: float = Field(0.05, ge=0, lt=1)
     salt: str = "onetoone"
     window_days: int = Field(14, ge=1)
+
+
+class Cap(Section):
+    """[[contact_policy.caps]]: at most ``max`` contacts on ``channel`` over ``days``."""
+
+    channel: str = "all"
+    max: int = Field(ge=0)
+    days: int = Field(ge=1, le=366)
+
+
+def _default_caps() -> list[Cap]:
+    return [
+        Cap(channel="email", max=2, days=7),
+        Cap(channel="sms", max=1, days=7),
+        Cap(channel="all", max=4, days=30),
+    ]
+
+
+class ContactPolicySettings(Section):
+    """[contact_policy]: consent, frequency caps, ignores and quiet hours."""
+
+    outbound_channels: list[str] = Field(
+        default_factory=lambda: ["email", "sms", "phone", "push", "post"]
+    )
+    consent_defaults: dict[str, bool] = Field(
+        default_factory=lambda: {"marketing": False, "service": True}
+    )
+    caps: list[Cap] = Field(default_factory=_default_caps)
+    suppress_after_ignores: int = Field(3, ge=1)
+    suppress_days: int = Field(90, ge=1)
+    quiet_hours_start: str = "21:00"
+    quiet_hours_end: str = "08:00"
+    quiet_channels: list[str] = Field(default_factory=lambda: ["email", "sms", "phone", "push"])
+    country_timezones: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("quiet_hours_start", "quiet_hours_end")
+    @classmethod
+    def _clock(cls, value: str) -> str:
+        if value and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+            raise ValueError("must be a time HH:MM such as 21:00, or empty")
+        return value
+
+    @field_validator("country_timezones")
+    @classmethod
+    def _zones(cls, value: dict[str, str]) -> dict[str, str]:
+        from zoneinfo import ZoneInfo
+
+        for country, zone in value.items():
+            try:
+                ZoneInfo(zone)
+            except Exception:
+                raise ValueError(f"'{zone}' (for {country}) is not a time zone") from None
+        return value

@@ -84,6 +84,11 @@ class DemoCompany:
     counts: dict[str, int]
     malformed: dict[str, int] = field(default_factory=dict)
 
+    def config_text(self) -> str:
+        """The whole ``onetoone.toml`` of the demo company's workspace."""
+        return ('[workspace]\nname = "demo"\ndefault_country = "FR"\ntimezone = "Europe/Paris"\n'
+                f'currency = "EUR"\nlanguage = "fr"\n\n{self.sources_toml}')
+
 
 Progress = Callable[[str, float], None]
 

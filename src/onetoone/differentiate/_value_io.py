@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from onetoone.clock import utcnow
 from onetoone.differentiate.settings import ValueSettings
 from onetoone.differentiate.value import ScoringError, ValueResult
 from onetoone.store import Store
@@ -75,7 +75,7 @@ def write_scores(store: Store, result: ValueResult) -> int:
         columns[f"_k{i}"] = _json_ready(s[key])
     pairs = ", ".join(f"'{key}', n._k{i}" for i, key in enumerate(keys))
     frame = pa.table(columns)
-    now = datetime.now(UTC).replace(tzinfo=None)
+    now = utcnow()
     as_of = result.as_of.date()
     with store.transaction() as con:
         con.register("_new_scores", frame)

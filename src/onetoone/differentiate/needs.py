@@ -21,12 +21,12 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from onetoone.clock import utcnow
 from onetoone.differentiate.defection._features import connection, present_silos
 from onetoone.errors import ModelError
 from onetoone.schema import TABLES
@@ -286,7 +286,7 @@ def assign_needs_segments(store: Any, as_of: Any, config: Any = None, *,
     notes.append(f"Needs segments: {k} chosen by silhouette ({silhouette:.2f}) over "
                  f"{len(feats):,} customers with a purchase in {settings.lookback_days} days.")
     if write:
-        now = datetime.now(UTC).replace(tzinfo=None)
+        now = utcnow()
         rows = segments.assign(as_of=as_of_ts.date(), silhouette=silhouette, created_at=now)
         store.register("_needs_rows", rows)
         con.execute("DELETE FROM needs_segments WHERE as_of = ?", [as_of_ts.date()])

@@ -13,12 +13,12 @@ import hashlib
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 
 import pyarrow as pa
 
+from onetoone.clock import utcnow
 from onetoone.errors import IngestError
 from onetoone.ingest._normalize import Normalizer, ident, q, register_lookups
 from onetoone.ingest._readers import SourceFile, open_source_file
@@ -140,7 +140,7 @@ class SourceLoader:
             return FileResult(self.name, display, "unchanged")
         ingestion_id = int(store.scalar("SELECT coalesce(max(ingestion_id), 0) + 1 "
                                         "FROM ingestions"))
-        started = datetime.now(UTC).replace(tzinfo=None)
+        started = utcnow()
         self._current_path = path
         result = FileResult(self.name, display, "loaded", ingestion_id=ingestion_id)
         if size == 0:
@@ -156,7 +156,7 @@ class SourceLoader:
             "INSERT INTO ingestions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 ingestion_id, self.name, self.entity.name, display, digest, size,
-                result.encoding, started, datetime.now(UTC).replace(tzinfo=None), result.status,
+                result.encoding, started, utcnow(), result.status,
                 result.rows_read, result.rows_loaded, result.rows_quarantined, result.rows_new,
                 result.rows_changed, result.rows_unchanged, result.values_invalid,
             ],

@@ -16,14 +16,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from onetoone.config import Config
+from onetoone.clock import utcnow
 from onetoone.errors import InvalidInputError, NotFoundError
 from onetoone.identify.resolver import customer_id_sql
+from onetoone.identify.settings import IdentifySettings
 from onetoone.ingest._normalize import Normalizer
 from onetoone.ingest.settings import SourceConfig
+from onetoone.settings import WorkspaceSettings
 from onetoone.store import Connection
 
 Cursor = Callable[[], Connection]
@@ -38,9 +40,6 @@ class Resolved:
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
-
 
 class CustomerResolver:
     """Finds (or creates) the customer of an API reference; caches what it learns.
@@ -48,12 +47,13 @@ class CustomerResolver:
     The service owns the database, so the caches are exact: nothing else writes meanwhile.
     """
 
-    def __init__(self, config: Config, cursor: Cursor) -> None:
+    def __init__(self, workspace: WorkspaceSettings, identify: IdentifySettings,
+                 cursor: Cursor) -> None:
         self.cursor = cursor
         self.normalizer = Normalizer(
-            SourceConfig.model_validate({"entity": "customers", "path": "api"}), config.workspace
+            SourceConfig.model_validate({"entity": "customers", "path": "api"}), workspace
         )
-        priority = config.identify.identifier_priority
+        priority = identify.identifier_priority
         self.rank = {t: i for i, t in enumerate(priority)}
         self._norm: dict[tuple[str, str], str | None] = {}
         self._index: dict[str, tuple[str, str] | None] = {}
@@ -206,7 +206,7 @@ class CustomerResolver:
                     ids = idents[i]
                     new.setdefault(f"api~{ids[0][0]}:{ids[0][1]}", ids)
             if new:
-                now = _now()
+                now = utcnow()
                 ids_of = self._new_ids(list(new))
                 created = {
                     record_key: self._reference_rows(record_key, ids_of[record_key], ids, now)

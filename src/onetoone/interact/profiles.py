@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -20,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from onetoone.customize.profile import Profile
 from onetoone.store import Connection, OutOfMemory
 from onetoone.store.duckdb import duckdb_settings
 
@@ -34,33 +34,6 @@ _SCORE_COLUMNS = (
     "value_tier",
 )
 _GOLDEN_SKIP = {"field_sources", "resolved_at"}
-
-
-@dataclass
-class Profile:
-    """What the decision engine knows of one customer."""
-
-    customer_id: str
-    attributes: dict[str, Any] = field(default_factory=dict)
-    #: (channel, purpose) -> (granted, when)
-    consents: dict[tuple[str, str], tuple[bool, datetime]] = field(default_factory=dict)
-    #: outbound contacts in the longest cap window: (when, channel)
-    contacts: list[tuple[datetime, str]] = field(default_factory=list)
-    #: action -> (consecutive ignores, last ignore)
-    ignores: dict[str, tuple[int, datetime | None]] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-
-    def set_consent(self, channel: str, purpose: str, granted: bool, when: datetime) -> None:
-        current = self.consents.get((channel, purpose))
-        if current is None or when >= current[1]:
-            self.consents[(channel, purpose)] = (granted, when)
-
-    def record_response(self, action_id: str, response: str, when: datetime) -> None:
-        count, _last = self.ignores.get(action_id, (0, None))
-        if response == "ignore":
-            self.ignores[action_id] = (count + 1, when)
-        elif response in ("click", "accept", "conversion"):
-            self.ignores.pop(action_id, None)
 
 
 def _filter(column: str, ids: list[str] | None) -> tuple[str, list[Any]]:

@@ -1,10 +1,9 @@
 """The decision service: events in, next best action out, over one workspace.
 
-One object owns the workspace while ``onetoone serve`` runs (one process, one DuckDB database):
-it resolves customers, keeps their profiles in memory, decides with the engine, learns from
-responses and writes everything through the group-commit writer. The REST API is a thin layer
-over it, and ``onetoone decide`` (a campaign run) uses the same object, so real-time and batch
-decisions follow the same rules.
+A part of the workspace (``Workspace.decisions``): it resolves customers, keeps their profiles in
+memory, decides with the engine, learns from responses and writes everything through the
+group-commit writer. The REST API is a thin layer over it, and ``onetoone decide`` (a campaign
+run) uses the same object, so real-time and batch decisions follow the same rules.
 """
 
 from __future__ import annotations
@@ -17,34 +16,42 @@ import uuid
 from collections import Counter, OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from onetoone.api.keys import KeyRing
+from onetoone.clock import utcnow
 from onetoone.customize.catalog import Catalog, save_catalog
 from onetoone.customize.engine import Decision, DecisionEngine
+from onetoone.customize.policy import ContactPolicy
+from onetoone.customize.profile import Profile
 from onetoone.customize.propensity import AdaptivePropensities
 from onetoone.errors import InvalidInputError, NotFoundError
 from onetoone.interact.events import Consent, Event, event_row, utc_naive
 from onetoone.interact.identity import CustomerResolver, Resolved
-from onetoone.interact.policy import ContactPolicy
-from onetoone.interact.profiles import Profile, ProfileStore, load_profiles
+from onetoone.interact.keys import ApiKeys
+from onetoone.interact.profiles import ProfileStore, load_profiles
 from onetoone.interact.writer import GroupCommitWriter, Txn
 from onetoone.schema import TABLES
-from onetoone.store import Connection
+from onetoone.store import Connection, Store
 
 if TYPE_CHECKING:
-    from onetoone.workspace import Workspace
+    from onetoone.customize.settings import (
+        ABTestConfig,
+        ActionConfig,
+        ContactPolicySettings,
+        ControlGroupSettings,
+        DecisioningSettings,
+    )
+    from onetoone.identify.settings import IdentifySettings
+    from onetoone.interact.settings import ApiSettings
+    from onetoone.settings import WorkspaceSettings
 
 _SCORE_COLUMNS = {c.name for c in TABLES["customer_scores"].columns}
 ADDRESS_OF = {"email": "email", "sms": "phone", "phone": "phone"}
 RECENT_DECISIONS = 200_000
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _jsonable(value: Any) -> Any:
@@ -82,16 +89,40 @@ class CampaignResult:
     seconds: float = 0.0
 
 
-class DecisionService:
-    """Real-time decisions and events over an open :class:`~onetoone.workspace.Workspace`."""
+@dataclass(frozen=True)
+class ServiceSettings:
+    """The sections of ``onetoone.toml`` the decision service reads."""
 
-    def __init__(self, workspace: Workspace) -> None:
-        self.workspace = workspace
-        self.config = workspace.config
-        self.con = workspace.store.con
+    workspace: WorkspaceSettings
+    identify: IdentifySettings
+    actions: dict[str, ActionConfig]
+    ab_tests: dict[str, ABTestConfig]
+    decisioning: DecisioningSettings
+    contact_policy: ContactPolicySettings
+    control_groups: ControlGroupSettings
+    api: ApiSettings
+
+    @classmethod
+    def of(cls, config: Any) -> ServiceSettings:
+        """Those sections of a whole configuration."""
+        return cls(**{name: getattr(config, name) for name in cls.__dataclass_fields__})
+
+
+class DecisionService:
+    """Real-time decisions and events over one store; ``Workspace.decisions`` makes it.
+
+    ``keys`` are the workspace's API keys: while the service runs, their writes go through its
+    writer. Campaign lists are written under ``outbound``.
+    """
+
+    def __init__(self, store: Store, settings: ServiceSettings, keys: ApiKeys,
+                 outbound: Path) -> None:
+        self.config = settings
+        self.con = store.con
+        self.outbound = outbound
         self._local = threading.local()
         self.catalog = Catalog(self.config.actions)
-        with workspace.store.transaction():
+        with store.transaction():
             save_catalog(self.con, self.catalog)
         self.propensities = AdaptivePropensities(
             {
@@ -121,8 +152,10 @@ class DecisionService:
             deferred_ms=0.0 if self.config.api.durable_decisions
             else self.config.api.decision_log_ms,
         )
-        self.resolver = CustomerResolver(self.config, self.cursor)
-        self.keys = KeyRing(workspace.store, self.config.api)
+        self.resolver = CustomerResolver(self.config.workspace, self.config.identify,
+                                         self.cursor)
+        self.keys = keys
+        keys.route(lambda work: self.writer.write(lambda txn: work(txn.cur)))
         self._profiles = ProfileStore()
         self._profile_lock = threading.Lock()
         self._decisions: OrderedDict[str, _DecisionRef] = OrderedDict()
@@ -132,6 +165,7 @@ class DecisionService:
             )
 
     def close(self) -> None:
+        self.keys.route(None)
         self.writer.close()
 
     # -- plumbing -----------------------------------------------------------------------
@@ -599,7 +633,7 @@ class DecisionService:
             txn.insert("outbound", table_rows)
 
         self.writer.write(work, timeout=None)
-        output = output or self.workspace.root / "outbound" / f"{result.run_id}.csv"
+        output = output or self.outbound / f"{result.run_id}.csv"
         self._write_csv(output, outbound)
         result.output = output
         result.seconds = time.perf_counter() - started

@@ -8,7 +8,13 @@ per-action holdout withholds only that action; an A/B/n test gives each customer
 
 from __future__ import annotations
 
-from onetoone.customize.propensity import uniform
+import hashlib
+
+
+def uniform(*parts: str) -> float:
+    """A uniform in (0, 1) from a stable hash of the parts."""
+    digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).digest()
+    return (int.from_bytes(digest, "big") + 0.5) / 2.0**64
 
 
 def in_universal_control(customer_id: str, share: float, salt: str) -> bool:

@@ -22,10 +22,12 @@ transaction get no active-customer figures (they would be undercounted).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
+
+from onetoone.clock import utcnow
+from onetoone.store import Connection
 
 KPIS = (
     "active_customers",
@@ -135,7 +137,7 @@ def compute_kpis(con: Any, exclude_statuses: Sequence[str], timezone: str) -> pd
 
 def write_kpis(con: Any, frame: pd.DataFrame) -> int:
     """Replace the ``kpis`` table's rows with ``frame`` (every month is recomputed)."""
-    rows = frame.assign(computed_at=datetime.now(UTC).replace(tzinfo=None))
+    rows = frame.assign(computed_at=utcnow())
     con.register("_kpi_rows", rows)
     try:
         con.execute("DELETE FROM kpis")
@@ -143,6 +145,11 @@ def write_kpis(con: Any, frame: pd.DataFrame) -> int:
     finally:
         con.unregister("_kpi_rows")
     return len(rows)
+
+
+def stored_kpis(con: Connection) -> pd.DataFrame:
+    """The ``kpis`` table as written by the last ``onetoone score``."""
+    return con.execute("SELECT month, kpi, value, base FROM kpis").df()
 
 
 def kpi_table(frame: pd.DataFrame, months: int | None = None) -> pd.DataFrame:

@@ -1,10 +1,11 @@
 """The HTML report of a workspace: one self-contained page a board can read.
 
-Rendered with Jinja2; plots are drawn with matplotlib (the ``report`` extra, imported lazily) and
-both inlined as PNG (no CDN, no script) and saved next to the page. Without matplotlib the page
-has the tables and says how to get the plots. See docs/report.md.
+The report receives its data (:class:`ReportData`, gathered by ``Workspace.report``) and only
+lays it out: rendered with Jinja2; plots are drawn with matplotlib (the ``report`` extra,
+imported lazily) and both inlined as PNG (no CDN, no script) and saved next to the page. Without
+matplotlib the page has the tables and says how to get the plots. See docs/report.md.
 """
 
-from onetoone.report._html import write_report
+from onetoone.report._html import ReportData, write_report
 
-__all__ = ["write_report"]
+__all__ = ["ReportData", "write_report"]

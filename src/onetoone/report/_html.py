@@ -3,48 +3,66 @@
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import jinja2
 
+from onetoone.clock import utcnow
 from onetoone.differentiate import tiers as tiering
-from onetoone.differentiate._value_io import latest_as_of
 from onetoone.differentiate.value import MODEL_LABELS, ValueResult
 from onetoone.measure.kpis import kpi_table
 from onetoone.report import _plots as plots
-from onetoone.report._truth import find_truth, truth_comparison
 
 if TYPE_CHECKING:
-    from onetoone.workspace import Workspace
+    import pandas as pd
+
+    from onetoone.differentiate.defection.monitor import MonitorResult
+    from onetoone.differentiate.settings import DefectionSettings, ValueSettings
+    from onetoone.measure.lift import Lift
 
 
-def write_report(ws: Workspace, output: Path | str | None = None) -> Path:
-    """Write the report of ``ws`` to ``output`` (default ``<workspace>/report/index.html``).
+@dataclass
+class ReportData:
+    """Everything the report shows, gathered by the workspace (``Workspace.report``)."""
 
-    The value section describes the as-of date scored last in ``customer_scores`` (or the last
-    transaction day when nothing was scored yet), recomputed with the same code as
-    ``onetoone score``. PNG plots are saved next to the page as ``<page stem>-<plot>.png``.
-    """
-    path = Path(output) if output is not None else ws.root / "report" / "index.html"
-    path = path.resolve()
+    name: str
+    currency: str
+    value: ValueResult
+    #: whether ``value`` describes the as-of date scored last (else the last transaction day)
+    stored: bool
+    value_settings: ValueSettings
+    defection_settings: DefectionSettings
+    #: the defection monitor's history and the mass-defection check at the latest date
+    monitor: pd.DataFrame
+    alert: MonitorResult | None
+    lifts: list[Lift]
+    lift_window: int
+    kpis: pd.DataFrame
+    #: predicted against true value, when the base has a known truth (the demo company)
+    truth: dict[str, Any] | None = None
+
+
+def write_report(data: ReportData, output: Path) -> Path:
+    """Write the report to ``output``; PNG plots are saved next to the page as
+    ``<page stem>-<plot>.png``."""
+    path = Path(output).resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
-    stored = latest_as_of(ws.store)
-    result = ws.score(as_of=stored, write=False)
-    context = value_context(ws, result, path, stored is not None)
-    context["defection"] = defection_context(ws, path, context)
-    context["lifts"] = [r.as_dict() for r in ws.lift()]
-    context["lift_window"] = ws.config.control_groups.window_days
-    context["kpis"] = kpi_table(ws.kpis(write=False), 12)
+    context = value_context(data, path)
+    context["defection"] = defection_context(data, path, context)
+    context["lifts"] = [r.as_dict() for r in data.lifts]
+    context["lift_window"] = data.lift_window
+    context["kpis"] = kpi_table(data.kpis, 12)
     template = (Path(__file__).parent / "report.html.j2").read_text(encoding="utf-8")
     html = _environment().from_string(template).render(**context)
     path.write_text(html, encoding="utf-8")
     return path
 
 
-def value_context(ws: Workspace, result: ValueResult, path: Path, stored: bool) -> dict[str, Any]:
+def value_context(data: ReportData, path: Path) -> dict[str, Any]:
     """Everything the value section shows; plots are drawn and saved when matplotlib is there."""
+    result = data.value
     draw = plots.matplotlib_available()
     images: dict[str, str] = {}
     files: list[str] = []
@@ -90,18 +108,15 @@ def value_context(ws: Workspace, result: ValueResult, path: Path, stored: bool) 
                 keep("calibration-holdout", plots.calibration(calibration_table, label))
                 keep("tracking", plots.tracking(tracking_table, first_week - 1, label))
 
-    truth = None
-    folder = find_truth(ws.root)
-    if folder is not None:
-        truth = truth_comparison(ws.store, result, folder)
-        if truth is not None and "joined" in truth and draw:
-            keep("predicted-vs-true", plots.truth_scatter(truth["joined"], truth["deciles"]))
+    truth = data.truth
+    if truth is not None and "joined" in truth and draw:
+        keep("predicted-vs-true", plots.truth_scatter(truth["joined"], truth["deciles"]))
     final_params = result.model.params_ if result.model is not None else {}
     return {
-        "title": f"{ws.config.workspace.name}: customer value report",
-        "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "currency": ws.config.workspace.currency,
-        "result": result, "stored": stored, "model_label": MODEL_LABELS.get(result.model_name,
+        "title": f"{data.name}: customer value report",
+        "generated": utcnow().strftime("%Y-%m-%d %H:%M UTC"),
+        "currency": data.currency,
+        "result": result, "stored": data.stored, "model_label": MODEL_LABELS.get(result.model_name,
                                                                             result.model_name),
         "final_params": final_params, "spend_params": (result.spend_model.params_
                                                        if result.spend_model else {}),
@@ -109,25 +124,22 @@ def value_context(ws: Workspace, result: ValueResult, path: Path, stored: bool) 
         "n_buyers": len(buyers), "models": models, "holdout": holdout,
         "calibration_table": calibration_table, "tracking_table": tracking_table,
         "truth": truth, "images": images, "files": files, "draw": draw,
-        "settings": ws.config.value,
+        "settings": data.value_settings,
     }
 
 
-def defection_context(ws: Workspace, path: Path, context: dict[str, Any],
+def defection_context(data: ReportData, path: Path, context: dict[str, Any],
                       dates: int = 6) -> dict[str, Any] | None:
     """The defection monitor (docs/defection-and-needs.md): the mass-defection alert, the
     at-risk share of each value tier over time, the at-risk value of each needs segment over
     the last ``dates`` as-of dates, and tier x segment at the latest; None before any run."""
     import pandas as pd
 
-    from onetoone.differentiate.defection import check_alert, monitor_history
-
-    history = monitor_history(ws.store)
-    if history.empty:
+    history, check = data.monitor.copy(), data.alert
+    if history.empty or check is None:
         return None
     history["as_of"] = pd.to_datetime(history["as_of"]).dt.date
-    settings = ws.config.defection
-    check = check_alert(ws.store, None, settings.monitor_margin)
+    settings = data.defection_settings
     tiers = history[history["needs_segment"] == "all"]
     shares = tiers.pivot_table(index="as_of", columns="value_tier", values="at_risk_share")
     values = tiers.pivot_table(index="as_of", columns="value_tier", values="at_risk_value")

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
-from onetoone.api.deps import CustomersReader, ServiceDep
+from onetoone.api.deps import CustomersReader, WorkspaceDep
 from onetoone.api.models import ERROR_RESPONSES
 
 router = APIRouter(prefix="/v1", tags=["measure"], responses=ERROR_RESPONSES)
@@ -17,7 +17,7 @@ Name = Annotated[str | None, Query(min_length=1, max_length=64, pattern=r"^[\w.:
 
 @router.get("/lift")
 def get_lift(
-    service: ServiceDep,
+    ws: WorkspaceDep,
     _: CustomersReader,
     action: Name = None,
     channel: Name = None,
@@ -28,7 +28,7 @@ def get_lift(
 ) -> dict[str, Any]:
     """Lift of all marketing, then of each action (or one), with confidence intervals, the
     sample size needed and a status; figures that cannot be computed are null."""
-    results = service.workspace.lift(
+    results = ws.lift(
         action=action,
         channel=channel,
         campaign=campaign,
@@ -37,27 +37,20 @@ def get_lift(
         detect=detect,
     )
     return {
-        "window_days": window_days or service.config.control_groups.window_days,
+        "window_days": window_days or ws.config.control_groups.window_days,
         "lifts": [r.as_dict() for r in results],
     }
 
 
 @router.get("/kpis")
 def get_kpis(
-    service: ServiceDep,
+    ws: WorkspaceDep,
     _: CustomersReader,
     months: Annotated[int, Query(ge=1, le=240)] = 12,
 ) -> dict[str, Any]:
     """The key figures of the last ``months`` months as stored by the last ``onetoone score``
     (one object per month; a figure that cannot be computed is absent)."""
-    from onetoone.measure.kpis import kpi_table
-
-    cur = service.workspace.store.con.cursor()
-    try:
-        frame = cur.execute("SELECT month, kpi, value, base FROM kpis").df()
-    finally:
-        cur.close()
-    wide = kpi_table(frame, months)
+    wide = ws.key_figures(months)
     return {
         "kpis": [
             {"month": f"{month:%Y-%m-%d}", **{k: float(v) for k, v in row.items() if v == v}}
@@ -68,10 +61,10 @@ def get_kpis(
 
 @router.get("/ab-tests/{name}")
 def get_ab_test(
-    service: ServiceDep,
+    ws: WorkspaceDep,
     _: CustomersReader,
     name: Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[\w.-]+$")],
 ) -> dict[str, Any]:
     """An A/B/n test's arms, each against the first with a confidence sequence valid at every
     look, and the verdict."""
-    return service.workspace.ab_test(name).as_dict()
+    return ws.ab_test(name).as_dict()

@@ -10,11 +10,11 @@ or above ``alert_threshold``. One set of rows per as-of date in ``defection_moni
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
 
+from onetoone.clock import utcnow
 from onetoone.differentiate.defection._features import connection
 from onetoone.schema import TABLES
 
@@ -55,7 +55,7 @@ def update_monitor(store: Any, as_of: Any, settings: Any) -> MonitorResult:
     table["needs_segment"] = table["needs_segment"].fillna("all")
     table["at_risk_share"] = (table["at_risk_value"] / table["value"].where(table["value"] > 0)
                               ).fillna(0.0)
-    now = datetime.now(UTC).replace(tzinfo=None)
+    now = utcnow()
     rows = table.assign(as_of=day, computed_at=now)
     store.register("_dfx_monitor", rows)
     con.execute("DELETE FROM defection_monitor WHERE as_of = ?", [day])

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import time as time_module
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from onetoone.clock import utcnow
 from onetoone.differentiate import ScoreProgress, silent
 from onetoone.differentiate.defection._features import connection
 from onetoone.differentiate.defection._reasons import reasons as say_reasons
@@ -203,7 +203,7 @@ def write_defection(store: Any, result: DefectionResult, *,
             pairs.append(f"'{name}', p._x{i}")
     frame = pa.table(columns)
     patch = f"SELECT p.customer_id, json_object({', '.join(pairs)}) AS patch FROM _dfx_rows p"
-    now = datetime.now(UTC).replace(tzinfo=None)
+    now = utcnow()
     as_of = result.as_of.date()
     con.execute("BEGIN TRANSACTION")
     try:

@@ -11,11 +11,11 @@ import pytest
 from onetoone.config import parse_config
 from onetoone.customize.catalog import Catalog
 from onetoone.customize.engine import DecisionEngine
+from onetoone.customize.policy import ContactPolicy
+from onetoone.customize.profile import Profile
 from onetoone.customize.propensity import AdaptivePropensities
 from onetoone.customize.rules import Rule, RuleError
 from onetoone.errors import ConfigError
-from onetoone.interact.policy import ContactPolicy
-from onetoone.interact.profiles import Profile
 from onetoone.measure.lift import lift
 from onetoone.schema import TABLES
 

@@ -29,10 +29,10 @@ import numpy as np
 from onetoone.config import parse_config
 from onetoone.customize.catalog import Catalog
 from onetoone.customize.engine import DecisionEngine
+from onetoone.customize.policy import ContactPolicy
+from onetoone.customize.profile import Profile
 from onetoone.customize.propensity import AdaptivePropensities
-from onetoone.interact.policy import ContactPolicy
-from onetoone.interact.profiles import Profile
-from onetoone.interact.settings import Cap
+from onetoone.customize.settings import Cap
 from onetoone.measure.lift import Lift, lift
 from onetoone.schema import TABLES
 from onetoone.store import Connection, scratch

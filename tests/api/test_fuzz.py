@@ -6,8 +6,9 @@ Bounded (a few dozen examples per operation), marked slow.
 from __future__ import annotations
 
 import pytest
-from _service_server import Server
 from hypothesis import HealthCheck, settings
+
+from _service_server import Server
 
 schemathesis = pytest.importorskip("schemathesis")
 from schemathesis.checks import not_a_server_error  # noqa: E402

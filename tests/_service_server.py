@@ -13,7 +13,6 @@ from pathlib import Path
 import httpx
 
 from onetoone import Workspace
-from onetoone.api.keys import create_key
 
 CONFIG = """
 [workspace]
@@ -72,7 +71,7 @@ SCOPE_SETS = {
 def make_workspace(root: Path, config: str = CONFIG) -> dict[str, str]:
     """A workspace with the test catalog and one key per scope set."""
     with Workspace.init(root, config_text=config) as ws:
-        return {name: create_key(ws.store, name, scopes) for name, scopes in SCOPE_SETS.items()}
+        return {name: ws.keys.create(name, scopes) for name, scopes in SCOPE_SETS.items()}
 
 
 def free_port() -> int:

@@ -1,4 +1,6 @@
-"""API keys: created by ``onetoone apikey create``, stored as SHA-256 hashes with scopes.
+"""API keys: created by ``onetoone apikey create`` or ``POST /v1/apikeys``, stored as SHA-256
+hashes with scopes; :class:`ApiKeys` (``Workspace.keys``) is the one place that creates and
+revokes them.
 
 Keys can also come from the configuration (``[api.keys.NAME] sha256 = ..., scopes = [...]``:
 hashes only, so the file holds no secret) or from the environment variable
@@ -13,15 +15,20 @@ import json
 import os
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from typing import Any, TypeVar
 
+from onetoone.clock import utcnow
 from onetoone.errors import ConfigError, InvalidInputError, NotFoundError
 from onetoone.interact.settings import SCOPES, ApiSettings
-from onetoone.store import Store
+from onetoone.store import Connection, Store
 
 ENV_VAR = "ONETOONE_API_KEYS"
 PREFIX = "oto_"
+T = TypeVar("T")
+#: Runs a write on a connection inside a transaction and returns its result.
+Writer = Callable[[Callable[[Connection], Any]], Any]
 
 
 def hash_key(key: str) -> str:
@@ -48,32 +55,6 @@ def check_scopes(scopes: list[str]) -> list[str]:
             hint=f"Use one or more of: {', '.join(SCOPES)}.",
         )
     return list(dict.fromkeys(cleaned))
-
-
-def create_key(store: Store, name: str, scopes: list[str]) -> str:
-    """A new key (returned once, never stored in clear)."""
-    scopes = check_scopes(scopes)
-    if not name.strip():
-        raise InvalidInputError("A key needs a name.")
-    key = PREFIX + secrets.token_urlsafe(32)
-    store.execute(
-        "INSERT INTO api_keys VALUES (?, ?, ?, ?, NULL)",
-        [name, hash_key(key), scopes, datetime.now(UTC).replace(tzinfo=None)],
-    )
-    return key
-
-
-def revoke_key(store: Store, name: str) -> int:
-    count = store.scalar(
-        "SELECT count(*) FROM api_keys WHERE name = ? AND revoked_at IS NULL", [name]
-    )
-    if not count:
-        raise NotFoundError(f"No valid API key named '{name}'.")
-    store.execute(
-        "UPDATE api_keys SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
-        [datetime.now(UTC).replace(tzinfo=None), name],
-    )
-    return int(count)
 
 
 class KeyRing:
@@ -121,3 +102,69 @@ class KeyRing:
             for h in hashes:
                 del self._keys[h]
         return len(hashes)
+
+
+class ApiKeys:
+    """The keys of one workspace: create, revoke, list, and who a key belongs to.
+
+    Writes go through a transaction of the store, or through the decision service's writer
+    while it runs (:meth:`route`), so a key created or revoked is valid or refused at once.
+    """
+
+    def __init__(self, store: Store, settings: ApiSettings, env: str | None = None) -> None:
+        self._store = store
+        self._settings = settings
+        self._env = env
+        self._ring: KeyRing | None = None
+        self._writer: Writer | None = None
+
+    @property
+    def ring(self) -> KeyRing:
+        if self._ring is None:
+            self._ring = KeyRing(self._store, self._settings, self._env)
+        return self._ring
+
+    def route(self, writer: Writer | None) -> None:
+        """Send writes through ``writer`` (None: back to the store's own transactions)."""
+        self._writer = writer
+
+    def _write(self, work: Callable[[Connection], T]) -> T:
+        if self._writer is not None:
+            result: T = self._writer(work)
+            return result
+        with self._store.transaction() as con:
+            return work(con)
+
+    def principal(self, key: str) -> Principal | None:
+        """Who holds ``key``, or None for an unknown or revoked key."""
+        return self.ring.principal(key)
+
+    def create(self, name: str, scopes: list[str]) -> str:
+        """A new key for ``scopes``: returned once, stored only as its hash."""
+        scopes = check_scopes(scopes)
+        if not name.strip():
+            raise InvalidInputError("A key needs a name.")
+        key = PREFIX + secrets.token_urlsafe(32)
+        digest = hash_key(key)
+        self._write(lambda con: con.execute(
+            "INSERT INTO api_keys VALUES (?, ?, ?, ?, NULL)", [name, digest, scopes, utcnow()]))
+        self.ring.add(digest, Principal(name, frozenset(scopes)))
+        return key
+
+    def revoke(self, name: str) -> int:
+        """Revoke every valid key named ``name``; returns how many."""
+        now = utcnow()
+        revoked = self._write(lambda con: len(con.execute(
+            "UPDATE api_keys SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL "
+            "RETURNING 1", [now, name]).fetchall()))
+        removed = self.ring.remove(name)
+        if not revoked and not removed:
+            raise NotFoundError(f"No valid API key named '{name}'.")
+        return max(revoked, removed)
+
+    def list(self) -> list[dict[str, Any]]:
+        """Every stored key (never the key itself): name, scopes, created and revoked times."""
+        rows = self._store.fetchall(
+            "SELECT name, scopes, created_at, revoked_at FROM api_keys ORDER BY created_at")
+        return [{"name": n, "scopes": list(s), "created_at": c, "revoked_at": r}
+                for n, s, c, r in rows]

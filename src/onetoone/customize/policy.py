@@ -12,8 +12,8 @@ from datetime import datetime, time, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo
 
-from onetoone.interact.profiles import Profile
-from onetoone.interact.settings import ContactPolicySettings
+from onetoone.customize.profile import Profile
+from onetoone.customize.settings import ContactPolicySettings
 
 #: The main time zone of a country (first listed by the IANA database); others use the
 #: workspace's unless ``[contact_policy] country_timezones`` says otherwise.

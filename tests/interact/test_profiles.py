@@ -7,13 +7,14 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from _service_server import CONFIG
 
+from _service_server import CONFIG
 from onetoone import Workspace
 from onetoone.cli import app
+from onetoone.clock import utcnow
+from onetoone.customize.profile import Profile
 from onetoone.interact.events import Consent
-from onetoone.interact.profiles import Profile, ProfileStore, load_profiles
-from onetoone.interact.service import DecisionService, utcnow
+from onetoone.interact.profiles import ProfileStore, load_profiles
 
 pytestmark = pytest.mark.slow
 
@@ -40,21 +41,18 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
         config + "\n[actions.retention_offer]" + actions, encoding="utf-8"
     )
     with Workspace(root) as ws:
-        service = DecisionService(ws)
-        try:
-            ids = [
-                r[0]
-                for r in ws.store.fetchall(
-                    "SELECT customer_id FROM customers ORDER BY customer_id LIMIT 40"
-                )
-            ]
-            for i, cid in enumerate(ids):
-                service.set_consent(cid, Consent(channel="email", granted=i % 3 != 0))
-                payload = service.decide({"customer_id": cid}, "email", {})
-                if payload["actions"] and i % 2 == 0:
-                    service.respond(payload["decision_id"], "ignore")
-        finally:
-            service.close()
+        service = ws.decisions
+        ids = [
+            r[0]
+            for r in ws.store.fetchall(
+                "SELECT customer_id FROM customers ORDER BY customer_id LIMIT 40"
+            )
+        ]
+        for i, cid in enumerate(ids):
+            service.set_consent(cid, Consent(channel="email", granted=i % 3 != 0))
+            payload = service.decide({"customer_id": cid}, "email", {})
+            if payload["actions"] and i % 2 == 0:
+                service.respond(payload["decision_id"], "ignore")
     return root
 
 

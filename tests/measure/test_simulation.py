@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from onetoone.interact.settings import Cap
-from onetoone.measure.simulation import _Customer, check_contacts, compare
+from onetoone.customize.settings import Cap
+from onetoone.demo.simulation import _Customer, check_contacts, compare
 
 pytestmark = pytest.mark.slow
 

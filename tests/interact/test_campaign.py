@@ -7,9 +7,9 @@ import hashlib
 from pathlib import Path
 
 import duckdb
-from _service_server import CONFIG
 from typer.testing import CliRunner
 
+from _service_server import CONFIG
 from onetoone import Workspace
 from onetoone.cli import app
 
