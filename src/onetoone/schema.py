@@ -79,10 +79,6 @@ class Entity:
     def has_source_id(self) -> bool:
         return self.field("source_id") is not None
 
-    @property
-    def references_customer(self) -> bool:
-        return self.field("customer_source_id") is not None
-
 
 def _f(name: str, kind: str, description: str, required: bool = False) -> Field:
     return Field(name, kind, description, required)

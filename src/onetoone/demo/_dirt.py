@@ -11,7 +11,6 @@ Two kinds of dirt:
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -93,11 +92,6 @@ class DirtLog:
     def malformed_rows(self) -> np.ndarray:
         parts = [r for r, m in zip(self.rows, self.malformed, strict=True) if m]
         return np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
-
-
-def strip_accents(s: str) -> str:
-    t = unicodedata.normalize("NFD", s)
-    return unicodedata.normalize("NFC", "".join(c for c in t if not unicodedata.combining(c)))
 
 
 def typo(s: str, variant: int) -> str:

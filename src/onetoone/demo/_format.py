@@ -159,12 +159,6 @@ def _re_escape(ch: str) -> str:
     return "\\" + ch if ch in "\\^]-[" else ch
 
 
-def csv_lines(columns: Sequence[pa.Array], delimiter: str, eol: str) -> pa.Array:
-    """Join already-quoted fields into lines ending with ``eol``."""
-    filled = [pc.fill_null(c, "") for c in columns]
-    return cat(pc.binary_join_element_wise(*filled, delimiter), eol)
-
-
 def write_lines(handle: IO[bytes], lines: pa.Array, encoding: str = "utf-8") -> None:
     """Write a string array of complete lines, fast (one buffer copy)."""
     if len(lines) == 0:

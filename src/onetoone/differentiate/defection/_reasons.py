@@ -217,11 +217,6 @@ def family_contributions(contrib: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(matrix, index=contrib.index, columns=names)
 
 
-def family_map(features: Any) -> dict[str, str]:
-    """Feature -> family, for the features that belong to one."""
-    return {f: _FAMILY_OF[f] for f in features if f in _FAMILY_OF}
-
-
 def reasons(contrib: pd.DataFrame, values: pd.DataFrame, limit: int = 3) -> list[list[str]]:
     """The reasons of each row: phrases of the families that raise its risk most.
 

@@ -63,7 +63,6 @@ class DefectionModel:
         balance_classes: bool = False,
         random_state: int = 0,
         n_jobs: int = 0,
-        baseline: tuple[str, ...] | None = None,
         linear: bool = True,
         validation_share: float = 0.3,
         refit_max_rows: int = 300_000,
@@ -79,7 +78,6 @@ class DefectionModel:
         self.min_isotonic = min_isotonic
         self.balance_classes = balance_classes
         self.random_state = random_state
-        self.baseline = baseline
         self.n_jobs = n_jobs
         self.linear = linear
         self.validation_share = validation_share
@@ -106,7 +104,6 @@ class DefectionModel:
         fit_idx, cal_idx, self.validation_ = self._split(target, time, groups)
         cal_two = bool(len(cal_idx)) and len(np.unique(target[cal_idx])) == 2
         # 1. both learners on the training part, chosen and weighted on the held-out fold
-        self._fit_baseline(frame.iloc[fit_idx], target[fit_idx])
         self.linear_ = None
         linear_cal = None
         if self.linear:
@@ -141,7 +138,6 @@ class DefectionModel:
         self.refitted_ = bool(cal_two and len(frame) <= self.refit_max_rows)
         if self.refitted_:
             every_row = np.arange(len(frame))
-            self._fit_baseline(frame, target)
             if self.linear_ is not None:
                 self.linear_, _ = self._fit_linear(frame, target, None, c=self.linear_[-1])
             self.booster_ = self._fit_booster(frame, target, every_row, None,
@@ -191,16 +187,17 @@ class DefectionModel:
         if self.monotone:
             params["monotone_constraints"] = [int(self.monotone.get(c, 0))
                                               for c in self.feature_names_in_]
-        base = self._base_margin(frame)
-        train = lgb.Dataset(frame.iloc[fit_idx], target[fit_idx], init_score=base[fit_idx],
-                            free_raw_data=True)
+        # trees start from log-odds 0 (not the base rate): the class weights and the prior
+        # shift removed at prediction assume it
+        train = lgb.Dataset(frame.iloc[fit_idx], target[fit_idx],
+                            init_score=np.zeros(len(fit_idx)), free_raw_data=True)
         if rounds is not None:
             return lgb.train(params, train, num_boost_round=max(rounds, 1))
         callbacks: list[Any] = []
         valid_sets = []
         if cal_idx is not None:
             valid_sets = [lgb.Dataset(frame.iloc[cal_idx], target[cal_idx], reference=train,
-                                      init_score=base[cal_idx])]
+                                      init_score=np.zeros(len(cal_idx)))]
             callbacks.append(lgb.early_stopping(self.early_stopping_rounds, verbose=False))
         booster = lgb.train(params, train, num_boost_round=self.n_estimators,
                             valid_sets=valid_sets, callbacks=callbacks)
@@ -341,35 +338,10 @@ class DefectionModel:
         if not hasattr(self, "booster_"):
             raise ModelError("This DefectionModel is not fitted yet.", hint="Call fit first.")
 
-    def _fit_baseline(self, frame: pd.DataFrame, y: np.ndarray) -> None:
-        """Logistic regression on log1p of the ``baseline`` columns: the boosting starts from
-        its log-odds (``init_score``) and learns what it misses."""
-        self.baseline_ = None
-        cols = [c for c in (self.baseline or ()) if c in frame.columns]
-        if not cols:
-            return
-        from sklearn.linear_model import LogisticRegression
-
-        Z = self._baseline_inputs(frame, cols)
-        self.baseline_ = (cols, np.nanmean(Z, axis=0),
-                          LogisticRegression(max_iter=1000).fit(
-                              np.nan_to_num(Z - np.nanmean(Z, axis=0)), y))
-
-    @staticmethod
-    def _baseline_inputs(frame: pd.DataFrame, cols: list[str]) -> np.ndarray:
-        return np.log1p(np.clip(frame[cols].to_numpy(dtype=float), 0, None))
-
-    def _base_margin(self, frame: pd.DataFrame) -> np.ndarray:
-        if self.baseline_ is None:
-            return np.zeros(len(frame))
-        cols, mean, model = self.baseline_
-        Z = np.nan_to_num(self._baseline_inputs(frame, cols) - mean)
-        return np.asarray(model.decision_function(Z), dtype=float)
-
     def _trees(self, frame: pd.DataFrame) -> np.ndarray:
-        """The boosting's log-odds (from the baseline, prior shift of class weights removed)."""
+        """The boosting's log-odds (prior shift of class weights removed)."""
         trees = self.booster_.predict(frame, num_iteration=self._rounds(), raw_score=True)
-        return np.asarray(trees, dtype=float) + self._base_margin(frame) - self.prior_shift_
+        return np.asarray(trees, dtype=float) - self.prior_shift_
 
     def _rounds(self) -> int | None:
         return None if getattr(self, "refitted_", False) else self.best_iteration_
@@ -421,11 +393,6 @@ class DefectionModel:
                                  hint="Use 'treeshap' or 'path'.")
         cols = [*self.feature_names_in_, "_bias"]
         out = pd.DataFrame(np.asarray(values), index=frame.index, columns=cols)
-        if self.baseline_ is not None:  # the linear baseline's exact per-feature terms
-            names, mean, model = self.baseline_
-            Z = np.nan_to_num(self._baseline_inputs(frame, names) - mean)
-            out[names] = out[names].to_numpy() + Z * model.coef_[0]
-            out["_bias"] += float(model.intercept_[0])
         out["_bias"] -= self.prior_shift_
         w = self.blend_weight_
         if self.linear_ is not None and w < 1:

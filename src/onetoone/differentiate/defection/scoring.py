@@ -47,10 +47,6 @@ class DefectionResult:
     notes: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)  # wall time of each step
 
-    @property
-    def validation_auc(self) -> float:
-        return float(self.model.validation_auc_)
-
 
 def model_from_settings(settings: Any) -> DefectionModel:
     return DefectionModel(n_estimators=settings.n_estimators,
