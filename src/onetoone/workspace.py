@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from onetoone.differentiate import ScoreProgress
     from onetoone.differentiate.defection import DifferentiateRun
+    from onetoone.differentiate.scores import Scores
     from onetoone.differentiate.value import ValueResult
     from onetoone.identify import IdentifyResult, IdentityResolver
     from onetoone.interact.keys import ApiKeys
@@ -36,11 +37,6 @@ if TYPE_CHECKING:
     from onetoone.measure.abtest import ABTestResult
     from onetoone.measure.lift import Lift
     from onetoone.measure.uplift import UpliftRun
-
-#: Share of ``Workspace.score``'s time taken by value scoring, the rest by needs, defection, the
-#: monitor and the KPIs (measured on the demo company at 1 M people), for the progress estimate.
-_SCORE_SHARES = {"value": 0.34}
-
 
 class Workspace:
     """A customer base on disk.
@@ -185,51 +181,40 @@ class Workspace:
         return customer_view(self.store, self.config.identify, customer_id, why=why)
 
     # -- differentiate -------------------------------------------------------------------
+    @property
+    def scores(self) -> Scores:
+        """Value, needs and defection scores of this base (``run``, ``defection``,
+        ``latest_as_of``); :meth:`score` is ``onetoone score``."""
+        from onetoone.differentiate.scores import Scores
+
+        c = self.config
+        return Scores(self.store, c.value, c.defection, c.needs, c.workspace.timezone)
+
     def score(self, as_of: Any = None, *, calibration_end: Any = None,
               write: bool = True, progress: ScoreProgress | None = None) -> ValueResult:
         """Value of every customer as of ``as_of`` (default: the last transaction day).
 
         Fills ``customer_scores`` (one row per customer and as-of date; re-scoring replaces);
         see docs/value-models.md for the model choice, the fallbacks and the tiers. With
-        ``write``, needs segments, defection risk and the monitor follow
-        (:meth:`score_defection`). ``progress`` is told each part and the fraction done.
+        ``write``, needs segments, defection risk, the monitor and the monthly KPIs follow.
+        ``progress`` is told each part and the fraction done.
         """
         from onetoone.differentiate import silent, within
-        from onetoone.differentiate._value_io import (
-            load_customers,
-            load_transactions,
-            write_scores,
-        )
-        from onetoone.differentiate.value import ScoringError, score_value
 
         tell = progress or silent
-        value_share = _SCORE_SHARES["value"] if write else 1.0
-        settings = self.config.value
-        tell("value: reading transactions", 0.0)
-        customers = load_customers(self.store)
-        if not customers:
-            raise ScoringError("There is no customer to score.",
-                               hint="Run 'onetoone identify' after ingesting.")
-        tx = load_transactions(self.store, settings, self.config.workspace.timezone)
-        tell("value: fitting and scoring", 0.3 * value_share)
-        result = score_value(tx, customers, settings, as_of, calibration_end=calibration_end)
+        result = self.scores.run(as_of, calibration_end=calibration_end, write=write,
+                                 progress=within(tell, 0.0, 0.99) if write else tell)
         if write:
-            tell("value: writing scores", 0.85 * value_share)
-            write_scores(self.store, result)
-            run = self.score_defection(result.as_of, progress=within(tell, value_share, 0.99))
-            result.notes.extend(run.notes)
             tell("KPIs", 0.99)
             self.kpis()
-        tell("done", 1.0)
+            tell("done", 1.0)
         return result
 
     def score_defection(self, as_of: Any = None, *,
                         progress: ScoreProgress | None = None) -> DifferentiateRun:
         """Needs segments, defection risk with reasons and the mass-defection monitor, merged
         into ``customer_scores`` (see docs/defection-and-needs.md); ``score()`` runs it."""
-        from onetoone.differentiate.defection import score_defection_and_needs
-
-        return score_defection_and_needs(self.store, as_of, self.config, progress=progress)
+        return self.scores.defection(as_of, progress=progress)
 
     # -- measure ------------------------------------------------------------------------
     def ab_test(self, name: str) -> ABTestResult:
@@ -350,11 +335,10 @@ class Workspace:
         last transaction day when nothing was scored yet), recomputed with the same code as
         ``onetoone score``."""
         from onetoone.demo.truth import find_truth, truth_comparison
-        from onetoone.differentiate._value_io import latest_as_of
         from onetoone.differentiate.defection import check_alert, monitor_history
         from onetoone.report import ReportData, write_report
 
-        stored = latest_as_of(self.store)
+        stored = self.scores.latest_as_of()
         value = self.score(as_of=stored, write=False)
         monitor = monitor_history(self.store)
         truth_folder = find_truth(self.root)

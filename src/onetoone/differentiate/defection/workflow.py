@@ -1,8 +1,9 @@
 """The scoring step's defection part: needs segments, defection risk, monitor, in one call.
 
-``Workspace.score()`` calls :func:`score_defection_and_needs` after value scoring, so the
-monitor sees CLV and value tiers. A step that cannot run (too little history, one class, too
-few customers for segments) is reported in ``notes`` and leaves the value scores intact.
+:class:`~onetoone.differentiate.scores.Scores` (``onetoone score``) calls
+:func:`score_defection_and_needs` after value scoring, so the monitor sees CLV and value tiers.
+A step that cannot run (too little history, one class, too few customers for segments) is
+reported in ``notes`` and leaves the value scores intact.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from onetoone.differentiate.defection.scoring import (
     score_defection,
     write_defection,
 )
+from onetoone.differentiate.settings import DefectionSettings, NeedsSettings
 from onetoone.errors import ModelError
 
 UNSEGMENTED = "unsegmented"
@@ -41,7 +43,8 @@ class DifferentiateRun:
 _SHARES = {"needs": 0.08, "defection": 0.79, "writing": 0.12}
 
 
-def score_defection_and_needs(store: Any, as_of: Any, config: Any,
+def score_defection_and_needs(store: Any, as_of: Any, needs: NeedsSettings,
+                              defection: DefectionSettings,
                               progress: ScoreProgress | None = None) -> DifferentiateRun:
     """Needs segments, then defection risk, both merged into customer_scores; then the monitor.
 
@@ -54,19 +57,19 @@ def score_defection_and_needs(store: Any, as_of: Any, config: Any,
     day = None if as_of is None else pd.Timestamp(as_of).normalize()
     segments = None
     done = 0.0
-    if config.needs.enabled:
+    if needs.enabled:
         tell("needs segments", done)
         try:
-            run.needs = assign_needs_segments(store, day, config)
+            run.needs = assign_needs_segments(store, day, needs)
             segments = run.needs.assignments
             run.notes.extend(run.needs.notes)
         except ModelError as exc:
             run.notes.append(f"No needs segments: {exc.user_message()}")
     done += _SHARES["needs"]
-    if config.defection.enabled:
+    if defection.enabled:
         try:
             run.defection = score_defection(
-                store, day, config, progress=within(tell, done, done + _SHARES["defection"]))
+                store, day, defection, progress=within(tell, done, done + _SHARES["defection"]))
             run.notes.extend(run.defection.notes)
         except ModelError as exc:
             run.notes.append(f"No defection risk: {exc.user_message()}")
@@ -83,7 +86,7 @@ def score_defection_and_needs(store: Any, as_of: Any, config: Any,
         extra = pd.DataFrame({"needs_segment": segments})
     write_defection(store, result, extra=extra, fill={"needs_segment": UNSEGMENTED})
     tell("defection monitor", done + _SHARES["writing"])
-    run.monitor = update_monitor(store, result.as_of, config.defection)
+    run.monitor = update_monitor(store, result.as_of, defection)
     run.notes.extend(run.monitor.notes)
     return run
 
