@@ -603,10 +603,9 @@ def kpis(
 ) -> None:
     """Key figures month by month: active customers, retention, repeat rate, defection, NPS
     (recomputed into the kpis table)."""
-    from onetoone.measure.kpis import kpi_table
-
     with _friendly(), Workspace(workspace) as ws:
-        wide = kpi_table(ws.kpis(), months)
+        ws.kpis()
+        wide = ws.key_figures(months)
         if wide.empty:
             console.print("No KPI yet: there is no purchase of an identified customer. Run "
                           "'onetoone ingest' and 'onetoone identify' first.", markup=False)

@@ -1,4 +1,5 @@
-"""The REST API (FastAPI): a thin adapter over the decision service. See docs/service.md.
+"""The REST API (FastAPI): a thin adapter over the Workspace and its decision service. See
+docs/service.md.
 
 FastAPI is imported only by :func:`create_app`, so the core package works without the
 ``service`` extra.

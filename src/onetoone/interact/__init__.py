@@ -1,4 +1,4 @@
-"""Interact: events in real time, consent, contact policy, customer profiles for decisions.
+"""Interact: events in real time, consent, customer profiles, the decision service, API keys.
 
 See docs/service.md.
 """

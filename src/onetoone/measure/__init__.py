@@ -1,4 +1,4 @@
-"""Measure: control groups, lift with confidence intervals, uplift models, simulations.
+"""Measure: control groups, lift with confidence intervals, uplift models, A/B tests, KPIs.
 See docs/service.md and docs/measurement.md."""
 
 from onetoone.measure.lift import Lift, lift
