@@ -33,7 +33,7 @@ def _records(n: int) -> list[tuple[object, ...]]:
 
 @pytest.mark.parametrize("new", [False, True])
 def test_each_pair_once_and_no_pair_lost_or_added(new: bool) -> None:
-    from onetoone.identify._probabilistic import (
+    from onetoone.identify._blocking import (
         block_key_sql,
         candidate_pairs_sql,
         coarser_keys,
@@ -64,7 +64,7 @@ def test_each_pair_once_and_no_pair_lost_or_added(new: bool) -> None:
 
 
 def test_a_key_refines_the_keys_whose_fields_it_holds() -> None:
-    from onetoone.identify._probabilistic import block_key_sql, coarser_keys
+    from onetoone.identify._blocking import block_key_sql, coarser_keys
 
     names = block_key_sql(COLUMNS)[0]
     coarser = coarser_keys(COLUMNS)

@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("splink")
 
-from onetoone.identify._probabilistic import (
+from onetoone.identify._comparisons import (
     birth_date_comparison,
     derived_columns_sql,
     email_comparison,

@@ -121,6 +121,7 @@ def test_golden_record_follows_every_rule(base: Builder) -> None:
                     "web:a", "crm:2", "crm:1")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("identify", [
     "",
     'source_priority = ["web", "crm"]\n'

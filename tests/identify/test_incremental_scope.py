@@ -69,9 +69,11 @@ def test_new_web_accounts_are_linked_like_a_full_run_would(
         incremental = _state(ws)
     with Workspace.open(tmp_path / "full") as ws:
         from onetoone.identify import _probabilistic
+        from onetoone.identify._training import _saved_model
 
-        model = _probabilistic._saved_model(ws.store)
+        model = _saved_model(ws.store)
         assert (model is not None) == probabilistic
+        # The names match_pairs calls, in the orchestrator's namespace.
         predict = _probabilistic.predict_pairs
         monkeypatch.setattr(_probabilistic, "predict_pairs", lambda frame, settings, _model,
                             *args: predict(frame, settings, model, *args))
@@ -116,6 +118,7 @@ def _both_ways(tmp_path: Path, first: dict[str, str], later: dict[str, str],
     return runs
 
 
+@pytest.mark.slow
 def test_a_value_that_new_records_make_too_common_stops_joining(tmp_path: Path) -> None:
     # Three records share an e-mail; a fourth makes it one held by more records than
     # max_records_per_value: it joins nobody any more, in the older records' customer too.
@@ -130,6 +133,7 @@ def test_a_value_that_new_records_make_too_common_stops_joining(tmp_path: Path) 
     assert frozenset({"crm:1", "crm:2", "crm:3"}) not in full
 
 
+@pytest.mark.slow
 def test_a_changed_record_regroups_a_shared_value_across_customers(tmp_path: Path) -> None:
     # A family e-mail is split in groups of one person's records; a record without a first
     # name joins the largest. Two of Anne's records change e-mail: Paul's group, another

@@ -67,6 +67,7 @@ def test_a_failing_model_leaves_deterministic_links_and_a_note(
     assert any("Probabilistic matching failed" in note for note in result.notes)
 
 
+@pytest.mark.slow
 def test_expectation_maximisation_that_degenerates_does_not_fail(base: Builder) -> None:
     # Every duplicate agrees on everything: EM meets levels that no pair reaches (m = 0),
     # which Splink 5 refuses; the run must train around it and still link the duplicates.
@@ -85,7 +86,8 @@ def test_a_level_no_random_pair_reaches_counts_for_a_match() -> None:
     import pandas as pd
 
     from onetoone.config import IdentifySettings
-    from onetoone.identify._probabilistic import make_linker
+    from onetoone.identify._splink_compat import comparisons
+    from onetoone.identify._training import make_linker
 
     rng = random.Random(3)
     rows = [{"unique_id": str(i), "first_name": rng.choice(FIRST), "surname": rng.choice(LAST),
@@ -97,19 +99,21 @@ def test_a_level_no_random_pair_reaches_counts_for_a_match() -> None:
     frame = pd.DataFrame(rows)
     frame["name_concat"] = frame["first_name"] + " " + frame["surname"]
     linker = make_linker(frame, IdentifySettings(max_pairs_for_u=1e4), None, [])
-    email = next(c for c in linker._settings_obj.comparisons if c.output_column_name == "email")
+    email = next(c for c in comparisons(linker) if c.output_column_name == "email")
     dots = next(lv for lv in email.comparison_levels if "dots" in lv.label_for_charts)
     assert dots.u_probability <= 1e-4
     assert dots.m_probability > dots.u_probability
 
 
+@pytest.mark.slow
 def test_a_postcode_that_changed_is_not_a_veto() -> None:
     # Nobody moves in these records, so expectation-maximisation puts m(postcode disagrees)
     # at the floor; people do move, so it keeps at least address_change_share.
     import pandas as pd
 
     from onetoone.config import IdentifySettings
-    from onetoone.identify._probabilistic import make_linker
+    from onetoone.identify._splink_compat import comparisons, is_else_level
+    from onetoone.identify._training import make_linker
 
     rng = random.Random(5)
     rows = []
@@ -126,10 +130,10 @@ def test_a_postcode_that_changed_is_not_a_veto() -> None:
     def postcode_m(share: float) -> tuple[float, float]:
         linker = make_linker(frame, IdentifySettings(max_pairs_for_u=1e4,
                                                      address_change_share=share), None, [])
-        levels = next(c for c in linker._settings_obj.comparisons
+        levels = next(c for c in comparisons(linker)
                       if c.output_column_name == "postcode").comparison_levels
         m = [lv.m_probability for lv in levels if not lv.is_null_level]
-        return next(lv.m_probability for lv in levels if lv._is_else_level), sum(m)
+        return next(lv.m_probability for lv in levels if is_else_level(lv)), sum(m)
 
     assert postcode_m(0.0)[0] < 0.01
     m_else, total = postcode_m(0.05)

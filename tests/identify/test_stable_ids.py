@@ -16,6 +16,7 @@ def _add_web(ws_root: Path, name: str, rows: str) -> None:
     (ws_root / name).write_text("id,first,last,email,num\n" + rows, encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_ids_persist_and_the_older_id_survives_a_merge(base: Builder) -> None:
     ws = base(crm=CRM)
     ws.identify()
@@ -53,6 +54,7 @@ def test_ids_persist_and_the_older_id_survives_a_merge(base: Builder) -> None:
     assert f"merged into {anne}" in error.value.user_message()
 
 
+@pytest.mark.slow
 def test_manual_merge_and_unmerge_are_audited_and_remembered(base: Builder) -> None:
     ws = base(crm=CRM + "3,Anne,Martin,anne@mail.fr,,1980-01-02,,,,\n")
     ws.identify()
@@ -83,6 +85,7 @@ def test_manual_merge_and_unmerge_are_audited_and_remembered(base: Builder) -> N
     assert any("share the e-mail anne@mail.fr" in line for line in why)
 
 
+@pytest.mark.slow
 def test_incremental_run_equals_full_run(tmp_path: Path) -> None:
     from _identify_data import CRM_HEADER, SOURCES
 

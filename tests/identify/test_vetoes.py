@@ -64,7 +64,7 @@ def test_birth_dates_a_year_apart_veto_unless_a_contact_agrees() -> None:
     from onetoone.config import IdentifySettings
 
     pytest.importorskip("splink")
-    from onetoone.identify._probabilistic import veto_sql
+    from onetoone.identify._vetoes import veto_sql
 
     con = duckdb.connect()
     con.execute("CREATE TEMP TABLE _nick (nick VARCHAR, name VARCHAR)")
@@ -92,7 +92,7 @@ def test_one_name_at_one_home_is_one_person_unless_a_generation_apart(
     from onetoone.config import IdentifySettings
 
     pytest.importorskip("splink")
-    from onetoone.identify._probabilistic import veto_sql
+    from onetoone.identify._vetoes import veto_sql
 
     con = duckdb.connect()
     con.execute("CREATE TEMP TABLE _nick (nick VARCHAR, name VARCHAR)")
@@ -117,7 +117,7 @@ def test_a_first_name_written_as_the_surname_is_not_another_first_name(
     from onetoone.config import IdentifySettings
 
     pytest.importorskip("splink")
-    from onetoone.identify._probabilistic import veto_sql
+    from onetoone.identify._vetoes import veto_sql
 
     con = duckdb.connect()
     con.execute("CREATE TEMP TABLE _nick (nick VARCHAR, name VARCHAR)")
@@ -130,7 +130,7 @@ def test_a_first_name_written_as_the_surname_is_not_another_first_name(
 
 def test_home_agreement_needs_the_address_and_the_postcode_or_city() -> None:
     pytest.importorskip("splink")
-    from onetoone.identify._probabilistic import home_agreement
+    from onetoone.identify._vetoes import home_agreement
 
     pairs = pd.DataFrame({"gamma_address": [3, 2, 1, 3, 3, -1],
                           "gamma_postcode": [2, 0, 2, 0, -1, 2],
@@ -141,7 +141,7 @@ def test_home_agreement_needs_the_address_and_the_postcode_or_city() -> None:
 
 def test_personal_agreement_needs_a_close_value_of_a_personal_key() -> None:
     pytest.importorskip("splink")
-    from onetoone.identify._probabilistic import personal_agreement
+    from onetoone.identify._vetoes import personal_agreement
 
     pairs = pd.DataFrame({
         "gamma_x_soc_sec_id": [2, 1, 0, -1, 1],
@@ -156,7 +156,7 @@ def test_personal_agreement_needs_a_close_value_of_a_personal_key() -> None:
 
 def test_personal_keys_are_identifiers_outside_household_types(base: Builder) -> None:
     pytest.importorskip("splink")
-    from onetoone.identify._probabilistic import personal_keys
+    from onetoone.identify._vetoes import personal_keys
 
     ws = base(crm="1,Anne,Martin,anne@mail.fr,,1980-01-02,N0001,,,\n",
               identify='compare = ["customer_number", "email", "street_number"]')
@@ -207,7 +207,7 @@ def _home_pairs(rows: list[tuple[str, str, str | None, str, str, str | None]]) -
 
 def test_home_odds_count_relatives_among_pairs_at_one_home() -> None:
     pytest.importorskip("splink")
-    from onetoone.identify._probabilistic import home_odds
+    from onetoone.identify._vetoes import home_odds
 
     one = ("anne", "roy", "1980-03-07", "anne", "roy", "1980-03-07")
     typo = ("anne", "roy", "1980-03-07", "paul", "roy", "1980-03-07")  # one field differs
@@ -220,7 +220,7 @@ def test_home_odds_count_relatives_among_pairs_at_one_home() -> None:
 
 def test_person_weight_counts_a_shared_surname_for_nothing() -> None:
     pytest.importorskip("splink")
-    from onetoone.identify._probabilistic import person_weight, relatives_levels
+    from onetoone.identify._vetoes import person_weight, relatives_levels
 
     pairs = pd.DataFrame({"gamma_first_name_surname": [2, 6, 2],
                           "mw_first_name_surname": [5.0, 12.0, -3.0],
@@ -245,7 +245,7 @@ def test_a_veto_at_one_home_is_lifted_by_the_bases_odds(fa: str, fb: str, weight
     from onetoone.config import IdentifySettings
 
     pytest.importorskip("splink")
-    from onetoone.identify._probabilistic import home_lift_sql
+    from onetoone.identify._vetoes import home_lift_sql
 
     con = duckdb.connect()
     con.execute(f"CREATE TABLE a AS SELECT '{fa}' AS fn; CREATE TABLE b AS SELECT '{fb}' AS fn;"
@@ -259,7 +259,7 @@ def test_one_first_name_at_one_address_is_a_candidate_pair() -> None:
     """FEBRL4 rec-4120: surname mistyped, postcode transposed, no birth date; only the first
     name, the city and the street address agree."""
     pytest.importorskip("splink")
-    from onetoone.identify._probabilistic import block_keys
+    from onetoone.identify._blocking import block_keys
 
     frame = pd.DataFrame({
         "unique_id": ["a", "b", "c"], "first_name": ["casey", "casey", "casey"],

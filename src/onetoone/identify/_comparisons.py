@@ -12,6 +12,8 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from onetoone.identify._splink_compat import comparisons as linker_comparisons
+
 #: Canonical field → name in the Splink input (the data model's, except ``surname``).
 FIELDS = {"first_name": "first_name", "last_name": "surname", "birth_date": "birth_date",
           "postcode": "postcode", "city": "city", "address": "address", "email": "email",
@@ -184,7 +186,7 @@ def model_columns(frame: pd.DataFrame | pa.Table) -> list[str]:
 def level_labels(linker: Any) -> dict[str, dict[int, str]]:
     """Comparison → agreement level → its words (for ``--why``)."""
     labels: dict[str, dict[int, str]] = {}
-    for comparison in linker._settings_obj.comparisons:
+    for comparison in linker_comparisons(linker):
         labels[comparison.output_column_name] = {
             int(level.comparison_vector_value): str(level.label_for_charts)
             for level in comparison.comparison_levels}

@@ -38,6 +38,7 @@ from onetoone.identify._edges import (
     names_differ,
 )
 from onetoone.identify._golden import rebuild_golden
+from onetoone.identify._run_tables import TABLES
 from onetoone.identify.settings import IdentifySettings
 from onetoone.ingest._normalize import ident, q
 from onetoone.schema import ENTITIES
@@ -131,9 +132,10 @@ class IdentityResolver:
              say: Progress) -> None:
         started = time.perf_counter()
         con = self.con
+        t = TABLES  # the steps' tables, named in each step's arguments and results
         with self.store.transaction():
             say("reading records")
-            self._changes(last_ingestion)
+            new_keys, gone = self._changes(last_ingestion)
             scored: pd.DataFrame | None = None
             if mode == "incremental" and self.settings.probabilistic:
                 say("probabilistic matching of the new records")
@@ -143,45 +145,51 @@ class IdentityResolver:
                     mode = result.mode = "full"
             scoped = mode == "incremental"
             self._every_comp = not scoped
+            seed, scope = t.seed, t.scope  # made and read in an incremental run only
             if scoped:
-                self._scope(touched or [], scored)
+                seed, scope = self._scope(touched or [], scored, new_keys=new_keys, gone=gone)
             while True:  # again when a matched pair leaves the scope (it only grows)
-                build_records(con, "_scope" if scoped else None)
-                con.execute("CREATE OR REPLACE TEMP TABLE _new AS SELECT idx, record_key "
-                            "FROM _rec WHERE record_key IN (SELECT record_key FROM _new_keys)")
+                build_records(con, scope if scoped else None)  # writes t.rec
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {t.new} AS SELECT idx, record_key "
+                            f"FROM {t.rec} WHERE record_key IN (SELECT record_key FROM "
+                            f"{new_keys})")
                 say("stitching identifiers")
+                # writes t.value_ids, t.id_edges (and t.rec_ids when scoped)
                 n_nodes = build_identifier_edges(con, self.settings, scoped=scoped)
                 if self.settings.probabilistic:
                     if not scoped:
                         say("probabilistic matching")
                     self._probabilistic(result, say, scored)
-                if not scoped or not self._widen_scope():
+                if not scoped or not self._widen_scope(rec=t.rec, scope=scope):
                     break
-            n_records = int(self.store.scalar("SELECT count(*) FROM _rec"))
+            n_records = int(self.store.scalar(f"SELECT count(*) FROM {t.rec}"))
             result.records = int(self.store.scalar("SELECT count(*) FROM customer_records"))
             result.records_rebuilt = n_records
-            self._all_edges(n_nodes)
-            raw = self._components(n_records)
-            self._write_graph(raw, n_records, scoped)
+            sep, other_edges, edges = self._all_edges(n_nodes, rec=t.rec, id_edges=t.id_edges)
+            raw = self._components(n_records, edges=edges)
+            self._write_graph(raw, n_records, scoped, rec=t.rec, value_ids=t.value_ids,
+                              sep=sep, gone=gone)
             say("guarding against over-merging")
-            labels = self._apply_guards(raw, n_records,
-                                        "_rec_ids" if scoped else "identifiers")
-            self._write_labels(labels, n_records)
-            self._affected()
+            labels = self._apply_guards(raw, n_records, t.rec_ids if scoped else "identifiers",
+                                        rec=t.rec, edges=edges, other_edges=other_edges)
+            comp, node_comp = self._write_labels(labels, n_records)
+            old, aff = self._affected(rec=t.rec, comp=comp, seed=seed)
             say("assigning stable customer ids")
-            self._assign_ids(result, event_prefix, reason)
-            self._write_links(result)
+            cid, affected_ids = self._assign_ids(result, event_prefix, reason, rec=t.rec,
+                                                 comp=comp, old=old, aff=aff)
+            links_new, relinked, unlinked = self._write_links(
+                result, rec=t.rec, edges=edges, comp=comp, node_comp=node_comp, cid=cid,
+                old=old, gone=gone, aff=aff)
             say("building golden records")
-            rebuild_golden(con, self.settings, "_affected_ids" if scoped else None,
-                           "_links_new")
+            rebuild_golden(con, self.settings, affected_ids if scoped else None, links_new)
             if scoped:  # customers left without records (a full run rebuilt every one)
-                con.execute("""
+                con.execute(f"""
                     DELETE FROM customers WHERE customer_id IN (
-                        SELECT customer_id FROM _unlinked EXCEPT SELECT customer_id
+                        SELECT customer_id FROM {unlinked} EXCEPT SELECT customer_id
                         FROM customer_links
-                        WHERE customer_id IN (SELECT customer_id FROM _unlinked))""")
+                        WHERE customer_id IN (SELECT customer_id FROM {unlinked}))""")
             say("attaching events to customers")
-            self._update_events()
+            self._update_events(relinked=relinked)
             result.customers = int(self.store.scalar("SELECT count(*) FROM customers"))
             result.pending_reviews = int(self.store.scalar(
                 "SELECT count(*) FROM identity_review WHERE status = 'pending'"))
@@ -194,9 +202,10 @@ class IdentityResolver:
             )
 
     # -- what a run reads ---------------------------------------------------------------
-    def _changes(self, last_ingestion: int) -> None:
-        """``_new_keys``: records loaded since the last run or never linked; ``_gone``:
-        linked records that are no longer in the base."""
+    def _changes(self, last_ingestion: int) -> tuple[str, str]:
+        """Writes ``new_keys``: records loaded since the last run or never linked; ``gone``:
+        linked records that are no longer in the base (returned in that order)."""
+        t = TABLES
         self.con.execute("""
             CREATE OR REPLACE TEMP TABLE _delta AS
             SELECT coalesce(r.record_key, l.record_key) AS record_key,
@@ -204,15 +213,17 @@ class IdentityResolver:
             FROM customer_records r FULL JOIN customer_links l USING (record_key)
             WHERE r.record_key IS NULL OR l.record_key IS NULL OR r.ingestion_id > ?
         """, [last_ingestion])
-        self.con.execute("""
-            CREATE OR REPLACE TEMP TABLE _new_keys AS
+        self.con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE {t.new_keys} AS
             SELECT record_key FROM _delta WHERE NOT gone;
-            CREATE OR REPLACE TEMP TABLE _gone AS SELECT record_key FROM _delta WHERE gone
+            CREATE OR REPLACE TEMP TABLE {t.gone} AS SELECT record_key FROM _delta WHERE gone
         """)
+        return t.new_keys, t.gone
 
     def _score_new(self, result: IdentifyResult, say: Progress) -> pd.DataFrame | None:
         """The new records' scored pairs (empty when they cannot be scored, with a note);
-        ``None`` when only a full run can score them."""
+        ``None`` when only a full run can score them. :func:`._probabilistic.score_new_pairs`
+        reads ``new_keys`` and ``gone`` (:data:`._run_tables.TABLES`) by name."""
         try:
             from onetoone.identify._probabilistic import no_pairs, score_new_pairs
         except ImportError:  # the probabilistic step says so
@@ -224,8 +235,10 @@ class IdentityResolver:
                                 f"run links them deterministically only ({_cause(error)}).")
             return no_pairs()
 
-    def _scope(self, touched: list[str], scored: pd.DataFrame | None) -> None:
-        """``_scope``: the records an incremental run rebuilds. Whole components of the
+    def _scope(self, touched: list[str], scored: pd.DataFrame | None, *, new_keys: str,
+               gone: str) -> tuple[str, str]:
+        """Writes ``seed`` and ``scope`` (returned in that order); ``scope``: the records an
+        incremental run rebuilds. Whole components of the
         last run's identity graph (``identity_graph``, where every record of a value held by
         few enough records to join any is in one component) that the new, removed and
         touched records reach: through their own component, an identifier value they share
@@ -233,6 +246,7 @@ class IdentityResolver:
         same customers for these records, and leave the others as they are. It may list gone
         records: it is only read as a filter on ``customer_records``."""
         con = self.con
+        seed, scope = TABLES.seed, TABLES.scope
         most = self.settings.max_records_per_value
         con.register("_touched_view", pd.DataFrame({"record_key": pd.Series(
             touched, dtype="object")}))
@@ -241,35 +255,36 @@ class IdentityResolver:
                                                 "unique_id_r": pd.Series(dtype="object")})
         con.register("_ends_view", ends)
         con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE _seed AS
-            SELECT record_key FROM _new_keys
-            UNION SELECT record_key FROM _gone
+            CREATE OR REPLACE TEMP TABLE {seed} AS
+            SELECT record_key FROM {new_keys}
+            UNION SELECT record_key FROM {gone}
             UNION SELECT record_key FROM _touched_view
             UNION SELECT unnest([unique_id_l, unique_id_r]) FROM _ends_view
             UNION SELECT record_key FROM (  -- the records of the new records' values
                 SELECT *, sum(CASE WHEN new THEN 0 ELSE 1 END)
                           OVER (PARTITION BY type, value) AS old
                 FROM (SELECT i.record_key, i.type, i.value,
-                             i.record_key IN (SELECT record_key FROM _new_keys) AS new
+                             i.record_key IN (SELECT record_key FROM {new_keys}) AS new
                       FROM identifiers i
                       JOIN (SELECT DISTINCT type, value FROM identifiers
-                            WHERE record_key IN (SELECT record_key FROM _new_keys)) v
+                            WHERE record_key IN (SELECT record_key FROM {new_keys})) v
                       USING (type, value)))
             WHERE old <= {most};
-            CREATE OR REPLACE TEMP TABLE _scope AS
+            CREATE OR REPLACE TEMP TABLE {scope} AS
             SELECT record_key FROM identity_graph WHERE component IN
                 (SELECT component FROM identity_graph
-                 WHERE record_key IN (SELECT record_key FROM _seed))
-            UNION SELECT record_key FROM _seed
+                 WHERE record_key IN (SELECT record_key FROM {seed}))
+            UNION SELECT record_key FROM {seed}
         """).fetchall()
         con.unregister("_touched_view")
         con.unregister("_ends_view")
+        return seed, scope
 
-    def _widen_scope(self) -> bool:
-        """Add to ``_scope`` the components of records outside it that a pair or a manual
-        link joins to a record in it; whether there were any."""
-        more = self.con.execute("""
-            INSERT INTO _scope
+    def _widen_scope(self, *, rec: str, scope: str) -> bool:
+        """Add to ``scope`` the components of records outside it (outside ``rec``) that a pair
+        or a manual link joins to a record in it; whether there were any."""
+        more = self.con.execute(f"""
+            INSERT INTO {scope}
             SELECT * FROM (
                 WITH ends AS (
                     SELECT record_key_l AS l, record_key_r AS r FROM identity_review
@@ -277,15 +292,15 @@ class IdentityResolver:
                     UNION ALL SELECT record_key, other_record_key FROM identity_overrides
                     WHERE kind = 'link'
                 ), outside AS (
-                    SELECT CASE WHEN l IN (SELECT record_key FROM _rec) THEN r ELSE l END AS key
-                    FROM ends WHERE (l IN (SELECT record_key FROM _rec))
-                                    <> (r IN (SELECT record_key FROM _rec))
+                    SELECT CASE WHEN l IN (SELECT record_key FROM {rec}) THEN r ELSE l END AS key
+                    FROM ends WHERE (l IN (SELECT record_key FROM {rec}))
+                                    <> (r IN (SELECT record_key FROM {rec}))
                 )
                 SELECT record_key FROM identity_graph WHERE component IN
                     (SELECT component FROM identity_graph
                      WHERE record_key IN (SELECT key FROM outside))
                 UNION SELECT key FROM outside)
-            WHERE record_key NOT IN (SELECT record_key FROM _scope)
+            WHERE record_key NOT IN (SELECT record_key FROM {scope})
               AND record_key IN (SELECT record_key FROM customer_records)
             RETURNING 1
         """).fetchall()
@@ -294,6 +309,9 @@ class IdentityResolver:
     # -- graph --------------------------------------------------------------------------
     def _probabilistic(self, result: IdentifyResult, say: Progress,
                        scored: pd.DataFrame | None = None) -> None:
+        """Probabilistic pairs into ``identity_review`` (:func:`._probabilistic.match_pairs`,
+        which reads ``rec``, ``id_edges`` and ``new`` of :data:`._run_tables.TABLES` by
+        name)."""
         try:
             from onetoone.identify._probabilistic import match_pairs
         except ImportError:
@@ -310,18 +328,22 @@ class IdentityResolver:
         result.probabilistic_links = outcome.links
         result.notes.extend(outcome.notes)
 
-    def _all_edges(self, n_nodes: int) -> None:
-        """``_edges(idx, nid, node, method, rank, prob, forced, soft)`` with integer node ids;
-        ``soft`` edges (probabilistic pairs, records without a first name put in a shared
-        value's largest group) must not join records the vetoes separate (:meth:`_cannot_link`)."""
+    def _all_edges(self, n_nodes: int, *, rec: str, id_edges: str) -> tuple[str, str, str]:
+        """Writes ``edges(idx, nid, node, method, rank, prob, forced, soft)`` with integer node
+        ids: the identifier edges (``id_edges``) and ``other_edges`` (manual links and
+        probabilistic pairs), less the identifier edges of the records a person set apart
+        (``sep``); returns ``sep``, ``other_edges``, ``edges``. ``soft`` edges (probabilistic
+        pairs, records without a first name put in a shared value's largest group) must not
+        join records the vetoes separate (:meth:`_cannot_link`)."""
+        t = TABLES
         k = len(self.settings.identifier_priority) + 2
         self.con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE _sep AS
-            SELECT r.idx FROM identity_overrides o JOIN _rec r USING (record_key)
+            CREATE OR REPLACE TEMP TABLE {t.sep} AS
+            SELECT r.idx FROM identity_overrides o JOIN {rec} r USING (record_key)
             WHERE o.kind = 'separate';
             CREATE OR REPLACE TEMP TABLE _sep_keys AS
-            SELECT r.record_key FROM _sep JOIN _rec r USING (idx);
-            CREATE OR REPLACE TEMP TABLE _other_edges AS
+            SELECT r.record_key FROM {t.sep} JOIN {rec} r USING (idx);
+            CREATE OR REPLACE TEMP TABLE {t.other_edges} AS
             SELECT * REPLACE ({n_nodes} + dense_rank() OVER (ORDER BY node) - 1 AS nid)
             FROM (
                 SELECT r.idx, 'manual:' || o.record_key || '|' || o.other_record_key AS node,
@@ -329,7 +351,7 @@ class IdentityResolver:
                        false AS soft, NULL::BIGINT AS nid
                 FROM (SELECT *, unnest([record_key, other_record_key]) AS end_key
                       FROM identity_overrides WHERE kind = 'link') o
-                JOIN _rec r ON r.record_key = o.end_key
+                JOIN {rec} r ON r.record_key = o.end_key
                 UNION ALL
                 SELECT r.idx, 'pair:' || p.record_key_l || '|' || p.record_key_r,
                        CASE p.status WHEN 'accepted' THEN 'manual' ELSE 'probabilistic' END,
@@ -341,18 +363,20 @@ class IdentityResolver:
                       WHERE status = 'accepted' OR (status = 'linked'
                             AND record_key_l NOT IN (SELECT record_key FROM _sep_keys)
                             AND record_key_r NOT IN (SELECT record_key FROM _sep_keys))) p
-                JOIN _rec r ON r.record_key = p.end_key);
+                JOIN {rec} r ON r.record_key = p.end_key);
             -- the id edges are read through, not copied: pair and manual nodes numbered after
-            CREATE OR REPLACE TEMP VIEW _edges AS
+            CREATE OR REPLACE TEMP VIEW {t.edges} AS
             SELECT idx, node, 'deterministic:' || type AS method, rank, 1.0::DOUBLE AS prob,
                    false AS forced, guess AS soft, nid
-            FROM _id_edges WHERE idx NOT IN (SELECT idx FROM _sep)
+            FROM {id_edges} WHERE idx NOT IN (SELECT idx FROM {t.sep})
             UNION ALL
-            SELECT * FROM _other_edges;
+            SELECT * FROM {t.other_edges};
         """)
+        return t.sep, t.other_edges, t.edges
 
-    def _components(self, n_records: int) -> np.ndarray:
-        arrays = self.con.execute("SELECT idx, nid FROM _edges").fetchnumpy()
+    def _components(self, n_records: int, *, edges: str) -> np.ndarray:
+        """Each record's (then each node's) connected component over ``edges``."""
+        arrays = self.con.execute(f"SELECT idx, nid FROM {edges}").fetchnumpy()
         rec = np.asarray(arrays["idx"], dtype=np.int64)
         nid = np.asarray(arrays["nid"], dtype=np.int64)
         return components(n_records, rec, nid)
@@ -363,23 +387,26 @@ class IdentityResolver:
         caps["bd"] = self.settings.max_birth_dates_per_customer
         return caps
 
-    def _cannot_link(self) -> dict[str, set[tuple[int, int]]]:
-        """Cannot-link pairs (``_cl(a, b, field)``) in the components that hold a
-        probabilistic pair: two records the pairwise veto would keep apart (birth dates both
-        known and more than a typo apart, first names clearly different), unless a
-        probabilistic pair links the two directly (its veto was weighed, and maybe lifted)."""
+    def _cannot_link(self, *, rec: str, edges: str, other_edges: str,
+                     raw_labels: str) -> tuple[str, dict[str, set[tuple[int, int]]]]:
+        """Writes the cannot-link pairs (``cannot_link(a, b, field)``) in the components
+        (``raw_labels``) that hold a probabilistic pair: two records the pairwise veto would
+        keep apart (birth dates both known and more than a typo apart, first names clearly
+        different), unless a probabilistic pair links the two directly (its veto was weighed,
+        and maybe lifted); returns the table and the pairs by field."""
         con = self.con
+        cl = TABLES.cannot_link
         if not self.settings.probabilistic_vetoes:
-            con.execute("CREATE OR REPLACE TEMP TABLE _cl (a BIGINT, b BIGINT, field VARCHAR)")
-            return {}
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {cl} (a BIGINT, b BIGINT, field VARCHAR)")
+            return cl, {}
         con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE _cl AS
-            WITH prob AS (SELECT DISTINCT l.comp FROM _edges e JOIN _lab_view l USING (idx)
+            CREATE OR REPLACE TEMP TABLE {cl} AS
+            WITH prob AS (SELECT DISTINCT l.comp FROM {edges} e JOIN {raw_labels} l USING (idx)
                           WHERE e.soft),
-            recs AS (SELECT l.comp, r.idx, r.fn, r.ln, r.bd FROM _lab_view l
-                     JOIN _rec r USING (idx) WHERE l.comp IN (SELECT comp FROM prob)
+            recs AS (SELECT l.comp, r.idx, r.fn, r.ln, r.bd FROM {raw_labels} l
+                     JOIN {rec} r USING (idx) WHERE l.comp IN (SELECT comp FROM prob)
                        AND (r.fn IS NOT NULL OR r.bd IS NOT NULL)),
-            direct AS (SELECT min(idx) AS a, max(idx) AS b FROM _other_edges
+            direct AS (SELECT min(idx) AS a, max(idx) AS b FROM {other_edges}
                        WHERE method = 'probabilistic' GROUP BY node HAVING count(*) = 2),
             pairs AS (SELECT x.idx AS a, y.idx AS b,
                              NOT {births_compatible('x.bd', 'y.bd')} AS bd,
@@ -392,18 +419,22 @@ class IdentityResolver:
             SELECT a, b, 'fn' FROM pairs WHERE fn AND (a, b) NOT IN (FROM direct)
         """)
         cannot: dict[str, set[tuple[int, int]]] = {}
-        for a, b, key in con.execute("SELECT a, b, field FROM _cl").fetchall():
+        for a, b, key in con.execute(f"SELECT a, b, field FROM {cl}").fetchall():
             cannot.setdefault(str(key), set()).add((int(a), int(b)))
-        return cannot
+        return cl, cannot
 
-    def _apply_guards(self, labels: np.ndarray, n_records: int, ids: str) -> np.ndarray:
-        """Rebuild, edge by edge, the components that hold too many values of a kind, or
-        records a probabilistic pair must not put together (:meth:`_cannot_link`); ``ids``:
-        a table of (at least) the run's records' identifiers."""
+    def _apply_guards(self, labels: np.ndarray, n_records: int, ids: str, *, rec: str,
+                      edges: str, other_edges: str) -> np.ndarray:
+        """Rebuild, edge by edge (``edges``), the components that hold too many values of a
+        kind, or records a probabilistic pair must not put together (:meth:`_cannot_link`);
+        ``ids``: a table of (at least) the run's records' identifiers. Writes ``raw_labels``
+        (``labels``, while it runs) and ``cannot_link``."""
         con = self.con
-        con.register("_lab_view", pd.DataFrame({"idx": np.arange(n_records),
-                                                "comp": labels[:n_records]}))
-        cannot = self._cannot_link()
+        lab = TABLES.raw_labels
+        con.register(lab, pd.DataFrame({"idx": np.arange(n_records),
+                                        "comp": labels[:n_records]}))
+        cl, cannot = self._cannot_link(rec=rec, edges=edges, other_edges=other_edges,
+                                       raw_labels=lab)
         unique = ", ".join(q(t) for t in self.settings.unique_per_person) or "NULL"
         caps = self._caps()
         # Garbage values (test@test.com) count for no cap. Only a component over a cap with
@@ -413,10 +444,10 @@ class IdentityResolver:
             CREATE OR REPLACE TEMP TABLE _attr AS
             SELECT r.idx, i.type, CASE WHEN i.type = 'email' THEN 'email'
                                        ELSE 'u:' || i.type END AS key, i.value
-            FROM {ids} i JOIN _rec r USING (record_key)
+            FROM {ids} i JOIN {rec} r USING (record_key)
             WHERE i.type = 'email' OR i.type IN ({unique})
             UNION ALL
-            SELECT idx, NULL, 'bd', bd::VARCHAR FROM _rec WHERE bd IS NOT NULL
+            SELECT idx, NULL, 'bd', bd::VARCHAR FROM {rec} WHERE bd IS NOT NULL
         """)
         cap_case = " ".join(f"WHEN {q(k)} THEN {v}" for k, v in caps.items())
 
@@ -424,14 +455,14 @@ class IdentityResolver:
             return f"""
                 SELECT DISTINCT comp FROM (
                     SELECT l.comp, a.key, count(DISTINCT a.value) AS n
-                    FROM _attr a JOIN _lab_view l USING (idx) {among} GROUP BY ALL)
+                    FROM _attr a JOIN {lab} l USING (idx) {among} GROUP BY ALL)
                 WHERE n > CASE key {cap_case} ELSE 1000000 END
-                UNION SELECT l.comp FROM _cl JOIN _lab_view l ON l.idx = _cl.a"""
+                UNION SELECT l.comp FROM {cl} JOIN {lab} l ON l.idx = {cl}.a"""
 
         con.execute(f"CREATE OR REPLACE TEMP TABLE _maybe_bad AS {over_caps('')}")
-        con.execute("""
+        con.execute(f"""
             CREATE OR REPLACE TEMP TABLE _maybe_values AS
-            SELECT DISTINCT a.type, a.value FROM _attr a JOIN _lab_view l USING (idx)
+            SELECT DISTINCT a.type, a.value FROM _attr a JOIN {lab} l USING (idx)
             WHERE a.type IS NOT NULL AND l.comp IN (SELECT comp FROM _maybe_bad)""")
         con.execute(f"""
             DELETE FROM _attr WHERE (type, value) IN (
@@ -440,16 +471,16 @@ class IdentityResolver:
         bad = con.execute(over_caps("WHERE l.comp IN (SELECT comp FROM _maybe_bad)")
                           ).fetchnumpy()["comp"]
         if len(bad) == 0:
-            con.unregister("_lab_view")
+            con.unregister(lab)
             return labels
         con.register("_bad", pd.DataFrame({"comp": np.asarray(bad, dtype=np.int64)}))
-        con.execute("""
+        con.execute(f"""
             CREATE OR REPLACE TEMP TABLE _bad_rec AS
-            SELECT idx, fn IS NOT NULL AS has_fn, bd IS NOT NULL AS has_bd FROM _rec
-            WHERE idx IN (SELECT idx FROM _lab_view WHERE comp IN (SELECT comp FROM _bad))
+            SELECT idx, fn IS NOT NULL AS has_fn, bd IS NOT NULL AS has_bd FROM {rec}
+            WHERE idx IN (SELECT idx FROM {lab} WHERE comp IN (SELECT comp FROM _bad))
         """)
-        edges = con.execute("""
-            SELECT e.idx, e.nid, e.forced, e.soft, e.method = 'probabilistic' FROM _edges e
+        edge_rows = con.execute(f"""
+            SELECT e.idx, e.nid, e.forced, e.soft, e.method = 'probabilistic' FROM {edges} e
             WHERE e.idx IN (SELECT idx FROM _bad_rec)
             ORDER BY e.forced DESC, e.soft, e.rank, e.prob DESC, e.node, e.idx
         """).fetchall()
@@ -469,41 +500,47 @@ class IdentityResolver:
         roots = guarded_components(
             np.fromiter(known, dtype=np.int64, count=len(known)),
             [(int(r), n_records + int(n), bool(f), checks.get((bool(s), bool(p)), False))
-             for r, n, f, s, p in edges],
+             for r, n, f, s, p in edge_rows],
             values, caps, cannot, known,
         )
         con.unregister("_bad")
-        con.unregister("_lab_view")
+        con.unregister(lab)
         labels = labels.copy()
         offset = int(labels.max()) + 1
         for item, root in roots.items():
             labels[item] = offset + root
         return labels
 
-    def _write_labels(self, labels: np.ndarray, n_records: int) -> None:
+    def _write_labels(self, labels: np.ndarray, n_records: int) -> tuple[str, str]:
+        """Writes the records' components (``comp``) and the nodes' (``node_comp``) after
+        the guards, from ``labels``; returns the two tables."""
         con = self.con
+        t = TABLES
         frame = pd.DataFrame({"idx": np.arange(n_records, dtype=np.int64),
                               "comp": labels[:n_records]})
         con.register("_labels_view", frame)
-        con.execute("CREATE OR REPLACE TEMP TABLE _comp AS SELECT * FROM _labels_view")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {t.comp} AS SELECT * FROM _labels_view")
         con.unregister("_labels_view")
         nodes = pd.DataFrame({"nid": np.arange(len(labels) - n_records, dtype=np.int64),
                               "comp": labels[n_records:]})
         con.register("_nodes_view", nodes)
-        con.execute("CREATE OR REPLACE TEMP TABLE _node_comp AS SELECT * FROM _nodes_view")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {t.node_comp} AS SELECT * FROM _nodes_view")
         con.unregister("_nodes_view")
+        return t.comp, t.node_comp
 
-    def _write_graph(self, raw: np.ndarray, n_records: int, scoped: bool) -> None:
+    def _write_graph(self, raw: np.ndarray, n_records: int, scoped: bool, *, rec: str,
+                     value_ids: str, sep: str, gone: str) -> None:
         """``identity_graph``: each record's component before the guards (``raw``), the
-        groups of a shared value (and the values of a record set apart by a person) joined,
+        groups of a shared value (``value_ids``; and the values of a record set apart by a
+        person, ``sep``) joined,
         so that a value's records are all in one component; numbered by a hash of its
-        smallest record key (``_rec`` is in record key order; DuckDB's string hash does
+        smallest record key (``rec`` is in record key order; DuckDB's string hash does
         collide, about once in 40,000 keys, and two components that collide are only rebuilt
-        together)."""
+        together). A scoped run replaces the rows of ``rec`` and ``gone``."""
         con = self.con
-        whole = con.execute("""
-            SELECT idx, vid AS node FROM _ids
-            WHERE suspect OR idx IN (SELECT idx FROM _sep)""").fetchnumpy()
+        whole = con.execute(f"""
+            SELECT idx, vid AS node FROM {value_ids}
+            WHERE suspect OR idx IN (SELECT idx FROM {sep})""").fetchnumpy()
         labels = raw[:n_records]
         if len(whole["idx"]):
             labels = components(
@@ -514,62 +551,72 @@ class IdentityResolver:
                                                   "first": first[inverse].astype(np.int64)}))
         if scoped:
             con.execute("DELETE FROM identity_graph WHERE record_key IN "
-                        "(SELECT record_key FROM _rec UNION ALL SELECT record_key FROM _gone)")
+                        f"(SELECT record_key FROM {rec} UNION ALL SELECT record_key FROM {gone})")
         else:
             con.execute("DELETE FROM identity_graph")
-        con.execute("""
+        con.execute(f"""
             INSERT INTO identity_graph
             SELECT r.record_key, (hash(f.record_key) >> 1)::BIGINT FROM _graph_view g
-            JOIN _rec r ON r.idx = g.idx JOIN _rec f ON f.idx = g.first
+            JOIN {rec} r ON r.idx = g.idx JOIN {rec} f ON f.idx = g.first
         """)
         con.unregister("_graph_view")
 
     # -- which customers change ---------------------------------------------------------
-    def _affected(self) -> None:
-        """``_old``: the run's records' links before it; in an incremental run, ``_aff(comp)``:
-        the components to rewrite, those whose records changed customer and those holding a
-        record the run started from (``_seed``: new, touched, sharing a value or a pair with
-        a new record). A full run rewrites every one."""
+    def _affected(self, *, rec: str, comp: str, seed: str) -> tuple[str, str]:
+        """Writes ``old``: the run's records' links before it; in an incremental run,
+        ``aff(comp)``: the components to rewrite, those whose records changed customer and
+        those holding a record the run started from (``seed``: new, touched, sharing a value
+        or a pair with a new record). A full run rewrites every one (``aff`` is not made).
+        Returns ``old``, ``aff``."""
         con = self.con
-        con.execute("""
-            CREATE OR REPLACE TEMP TABLE _old AS
+        old, aff = TABLES.old, TABLES.aff
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE {old} AS
             SELECT r.idx, l.record_key, l.customer_id, l.linked_at FROM customer_links l
-            JOIN _rec r USING (record_key)
+            JOIN {rec} r USING (record_key)
         """)
         if self._every_comp:
-            return
-        con.execute("""
-            CREATE OR REPLACE TEMP TABLE _aff AS
+            return old, aff
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE {aff} AS
             WITH per_comp AS (
                 SELECT c.comp, count(*) AS n, count(DISTINCT o.customer_id) AS n_old,
                        count(o.customer_id) AS n_linked, any_value(o.customer_id) AS old_id
-                FROM _comp c LEFT JOIN _old o USING (idx) GROUP BY c.comp
+                FROM {comp} c LEFT JOIN {old} o USING (idx) GROUP BY c.comp
             ), old_size AS (  -- gone records counted: their customer changes
                 SELECT customer_id, count(*) AS n FROM customer_links
-                WHERE customer_id IN (SELECT customer_id FROM _old) GROUP BY ALL)
+                WHERE customer_id IN (SELECT customer_id FROM {old}) GROUP BY ALL)
             SELECT p.comp FROM per_comp p LEFT JOIN old_size s ON s.customer_id = p.old_id
             WHERE NOT (p.n_old = 1 AND p.n_linked = p.n AND s.n = p.n)
-               OR p.comp IN (SELECT c.comp FROM _comp c JOIN _rec r USING (idx)
-                             WHERE r.record_key IN (SELECT record_key FROM _seed));
+               OR p.comp IN (SELECT c.comp FROM {comp} c JOIN {rec} r USING (idx)
+                             WHERE r.record_key IN (SELECT record_key FROM {seed}));
         """)
+        return old, aff
 
-    def _affected_sql(self, comp: str) -> str:
-        """SQL true for a component to rewrite (every one in a full run)."""
-        return "true" if self._every_comp else f"{comp} IN (SELECT comp FROM _aff)"
+    def _affected_sql(self, comp: str, aff: str) -> str:
+        """SQL true for a component (column ``comp``) to rewrite: one in ``aff``, every one in
+        a full run."""
+        return "true" if self._every_comp else f"{comp} IN (SELECT comp FROM {aff})"
 
     # -- stable ids ---------------------------------------------------------------------
-    def _assign_ids(self, result: IdentifyResult, event_prefix: str,
-                    reason: str | None) -> None:
+    def _assign_ids(self, result: IdentifyResult, event_prefix: str, reason: str | None, *,
+                    rec: str, comp: str, old: str, aff: str) -> tuple[str, str]:
+        """Writes ``cid``: each rewritten component's (``comp``, in ``aff``) stable customer
+        id, inherited from the old customers (``old``) whose records it mostly holds, else
+        new; the merges and splits (``identity_events``, ``customer_ids``); and
+        ``affected_ids``: the customers old and new of the components rewritten. Returns
+        ``cid``, ``affected_ids``."""
         con = self.con
+        cid, affected_ids = TABLES.cid, TABLES.affected_ids
         now = _now()
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE _share AS
             SELECT o.customer_id AS old_id, c.comp, count(*) AS n, min(c.idx) AS m
-            FROM _old o JOIN _comp c USING (idx)
-            WHERE {self._affected_sql('c.comp')} GROUP BY ALL;
+            FROM {old} o JOIN {comp} c USING (idx)
+            WHERE {self._affected_sql('c.comp', aff)} GROUP BY ALL;
             CREATE OR REPLACE TEMP TABLE _heir AS
             SELECT old_id, arg_max(comp, (n, -m)) AS comp FROM _share GROUP BY old_id;
-            CREATE OR REPLACE TEMP TABLE _cid AS
+            CREATE OR REPLACE TEMP TABLE {cid} AS
             SELECT h.comp, arg_min(h.old_id, (coalesce(ci.created_at, TIMESTAMP '1900-01-01'),
                                               h.old_id)) AS customer_id
             FROM _heir h LEFT JOIN customer_ids ci ON ci.customer_id = h.old_id
@@ -579,30 +626,30 @@ class IdentityResolver:
         salt = 0
         while True:
             con.execute(f"""
-                INSERT INTO _cid
+                INSERT INTO {cid}
                 SELECT c.comp, {customer_id_sql('min(r.record_key)', str(salt) if salt else '')}
-                FROM _comp c JOIN _rec r USING (idx)
-                WHERE {self._affected_sql('c.comp')}
-                  AND c.comp NOT IN (SELECT comp FROM _cid)
+                FROM {comp} c JOIN {rec} r USING (idx)
+                WHERE {self._affected_sql('c.comp', aff)}
+                  AND c.comp NOT IN (SELECT comp FROM {cid})
                 GROUP BY c.comp
             """)
-            clash = con.execute("""
+            clash = con.execute(f"""
                 SELECT comp FROM (
                     SELECT comp, customer_id,
                            comp > min(comp) OVER (PARTITION BY customer_id) AS taken
-                    FROM _cid) n
+                    FROM {cid}) n
                 WHERE n.comp NOT IN (SELECT comp FROM _heir) AND (
                     n.taken OR n.customer_id IN (SELECT customer_id FROM customer_ids))
             """).fetchall()
             if not clash:
                 break
-            con.execute("DELETE FROM _cid WHERE comp IN (" +
+            con.execute(f"DELETE FROM {cid} WHERE comp IN (" +
                         ", ".join(str(int(c[0])) for c in clash) + ")")
             salt += 1
         result.customers_new = int(self.store.scalar(
-            "SELECT count(*) FROM _cid WHERE customer_id NOT IN "
+            f"SELECT count(*) FROM {cid} WHERE customer_id NOT IN "
             "(SELECT customer_id FROM customer_ids)"))
-        con.execute("INSERT INTO customer_ids SELECT customer_id, ?, NULL, NULL FROM _cid "
+        con.execute(f"INSERT INTO customer_ids SELECT customer_id, ?, NULL, NULL FROM {cid} "
                     "WHERE customer_id NOT IN (SELECT customer_id FROM customer_ids)", [now])
         merge_reason = reason or ("their records were found to be one person "
                                   "(see 'onetoone customer ID --why')")
@@ -611,7 +658,7 @@ class IdentityResolver:
         merges = con.execute(f"""
             INSERT INTO identity_events
             SELECT {q(event_prefix + 'merge')}, c.customer_id, h.old_id, ?, ?
-            FROM _heir h JOIN _cid c USING (comp) WHERE h.old_id <> c.customer_id
+            FROM _heir h JOIN {cid} c USING (comp) WHERE h.old_id <> c.customer_id
             RETURNING other_customer_id, customer_id
         """, [merge_reason, now]).fetchall()
         result.merges = len(merges)
@@ -621,18 +668,27 @@ class IdentityResolver:
         splits = con.execute(f"""
             INSERT INTO identity_events
             SELECT DISTINCT {q(event_prefix + 'split')}, s.old_id, c.customer_id, ?, ?
-            FROM _share s JOIN _heir h USING (old_id) JOIN _cid c ON c.comp = s.comp
+            FROM _share s JOIN _heir h USING (old_id) JOIN {cid} c ON c.comp = s.comp
             WHERE s.comp <> h.comp
             RETURNING 1
         """, [split_reason, now]).fetchall()
         result.splits = len(splits)
-        con.execute("""CREATE OR REPLACE TEMP TABLE _affected_ids AS
-                       SELECT customer_id FROM _cid UNION SELECT old_id FROM _heir""")
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE {affected_ids} AS
+                       SELECT customer_id FROM {cid} UNION SELECT old_id FROM _heir""")
+        return cid, affected_ids
 
     # -- writing ------------------------------------------------------------------------
-    def _write_links(self, result: IdentifyResult) -> None:
-        """``customer_links`` of the components rewritten (every record's in a full run)."""
+    def _write_links(self, result: IdentifyResult, *, rec: str, edges: str, comp: str,
+                     node_comp: str, cid: str, old: str, gone: str,
+                     aff: str) -> tuple[str, str, str]:
+        """``customer_links`` of the components rewritten (every record's in a full run), each
+        record's method and probability those of its strongest edge (``edges``) within its
+        component. Writes ``links_new`` (the new links), ``relinked`` (records whose customer
+        changed, or ``gone``) and, in an incremental run, ``unlinked`` (the customers whose
+        links were rewritten); returns the three."""
         con = self.con
+        t = TABLES
+        links_new = t.links_new
         now = _now()
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE _eff AS
@@ -640,68 +696,70 @@ class IdentityResolver:
             -- (rank, -prob) does (prob within [0, 1]), without comparing structs
             SELECT e.idx, arg_min(e.method, e.rank * 2 + (1 - e.prob)) AS method,
                    max(e.prob) AS prob
-            FROM _edges e JOIN _comp c USING (idx) JOIN _node_comp n USING (nid)
-            WHERE c.comp = n.comp AND {self._affected_sql('c.comp')}
+            FROM {edges} e JOIN {comp} c USING (idx) JOIN {node_comp} n USING (nid)
+            WHERE c.comp = n.comp AND {self._affected_sql('c.comp', aff)}
             GROUP BY e.idx
         """)
         con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE _links_new AS
+            CREATE OR REPLACE TEMP TABLE {t.links_new} AS
             SELECT r.record_key, i.customer_id,
                    CASE WHEN s.size = 1 THEN 'singleton' ELSE coalesce(f.method, 'singleton')
                    END AS method,
                    CASE WHEN s.size = 1 THEN 1.0 ELSE coalesce(f.prob, 1.0) END AS prob,
                    o.customer_id AS old_id, o.linked_at AS old_linked_at
-            FROM _comp c JOIN _rec r USING (idx) JOIN _cid i USING (comp)
-            JOIN (SELECT comp, count(*) AS size FROM _comp GROUP BY comp) s USING (comp)
-            LEFT JOIN _eff f USING (idx) LEFT JOIN _old o USING (idx)
-            WHERE {self._affected_sql('c.comp')}
+            FROM {comp} c JOIN {rec} r USING (idx) JOIN {cid} i USING (comp)
+            JOIN (SELECT comp, count(*) AS size FROM {comp} GROUP BY comp) s USING (comp)
+            LEFT JOIN _eff f USING (idx) LEFT JOIN {old} o USING (idx)
+            WHERE {self._affected_sql('c.comp', aff)}
         """)
         result.records_relinked = int(self.store.scalar(
-            "SELECT count(*) FROM _links_new WHERE old_id IS DISTINCT FROM customer_id"))
+            f"SELECT count(*) FROM {t.links_new} WHERE old_id IS DISTINCT FROM customer_id"))
         # Records whose customer changes (or that are gone): the event rows to re-attach.
-        con.execute("""
-            CREATE OR REPLACE TEMP TABLE _relinked AS
-            SELECT record_key, customer_id FROM _links_new
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE {t.relinked} AS
+            SELECT record_key, customer_id FROM {t.links_new}
             WHERE old_id IS DISTINCT FROM customer_id
             UNION ALL
-            SELECT record_key, NULL FROM _gone
+            SELECT record_key, NULL FROM {gone}
         """)
         if self._every_comp:
             con.execute("DELETE FROM customer_links")
-        else:  # ``_unlinked``: the customers whose links are rewritten (some may be left none)
-            unlinked = con.execute("""
-                DELETE FROM customer_links WHERE record_key IN (SELECT record_key FROM _links_new)
-                   OR record_key IN (SELECT record_key FROM _gone)
+        else:  # ``unlinked``: the customers whose links are rewritten (some may be left none)
+            unlinked = con.execute(f"""
+                DELETE FROM customer_links WHERE record_key IN (SELECT record_key FROM {links_new})
+                   OR record_key IN (SELECT record_key FROM {gone})
                 RETURNING customer_id""").fetchnumpy()
             con.register("_unlinked_view", pd.DataFrame(unlinked))
-            con.execute("CREATE OR REPLACE TEMP TABLE _unlinked AS "
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {t.unlinked} AS "
                         "SELECT DISTINCT customer_id FROM _unlinked_view")
             con.unregister("_unlinked_view")
-        con.execute("""
+        con.execute(f"""
             INSERT INTO customer_links
             SELECT record_key, customer_id, method, prob,
                    CASE WHEN old_id = customer_id THEN coalesce(old_linked_at, ?) ELSE ? END
-            FROM _links_new
+            FROM {t.links_new}
         """, [now, now])
+        return t.links_new, t.relinked, t.unlinked
 
-    def _update_events(self) -> None:
-        """``customer_id`` of the event rows whose record changed customer in this run, and
-        of the rows not attached yet (loaded since); the others already hold theirs.
+    def _update_events(self, *, relinked: str) -> None:
+        """``customer_id`` of the event rows whose record changed customer in this run
+        (``relinked``), and of the rows not attached yet (loaded since); the others already
+        hold theirs.
 
         When most records changed customer (a first run), every row is looked up: each table's
         distinct customer records are joined to ``customer_links`` once, into a map no larger
         than the table, and the rows whose customer differs are updated in place. The table is
         then the join's probe side, so the rows are updated in row order; rewriting the table in
         row order (a sort of all its columns) took five times as long in a first run, and an
-        update from a ``_relinked`` larger than the table (which the join then hashes, rows
+        update from a ``relinked`` larger than the table (which the join then hashes, rows
         updated in hash order) ten times as long."""
-        relinked = int(self.store.scalar("SELECT count(*) FROM _relinked"))
+        n_relinked = int(self.store.scalar(f"SELECT count(*) FROM {relinked}"))
         linked = int(self.store.scalar("SELECT count(*) FROM customer_links"))
         for entity in ENTITIES.values():
             if not entity.is_event:
                 continue
             table = ident(entity.table)
-            if relinked > ATTACH_ALL_SHARE * linked:
+            if n_relinked > ATTACH_ALL_SHARE * linked:
                 self.con.execute(f"""
                     CREATE OR REPLACE TEMP TABLE _event_links AS
                     SELECT k.record_key, l.customer_id
@@ -716,7 +774,7 @@ class IdentityResolver:
                 """)
                 continue
             self.con.execute(f"""
-                UPDATE {table} SET customer_id = c.customer_id FROM _relinked c
+                UPDATE {table} SET customer_id = c.customer_id FROM {relinked} c
                 WHERE {table}.customer_record_key = c.record_key
                   AND {table}.customer_id IS DISTINCT FROM c.customer_id
             """)
