@@ -337,9 +337,9 @@ def identify(
     """Link every customer record into customers (only what changed, unless --full)."""
     if ctx.invoked_subcommand is not None:
         return
-    with _friendly(), Workspace(workspace) as ws:
-        _identify_summary(ws.identify(full=full, progress=lambda m: err.print(m)
-                                      if err.is_terminal else None))
+    with _friendly(), Workspace(workspace) as ws, _parts("identifying") as tell:
+        result = ws.identify(full=full, progress=tell)
+    _identify_summary(result)
 
 
 @identify_app.command("merge")
@@ -378,16 +378,14 @@ def identify_review(
         decisions = [(p, True) for p in accept or []] + [(p, False) for p in reject or []]
         for pair, ok in decisions:
             left, _, right = pair.partition(",")
-            _identify_summary(ws.identity.decide(left.strip(), right.strip(), ok))
+            _identify_summary(ws.identity.review(left.strip(), right.strip(), ok))
         if decisions:
             return
         table = Table(title="Pairs to review", title_justify="left")
         for col in ("left", "right", "probability", "evidence"):
             table.add_column(col)
-        for left, right, prob, evidence in ws.store.fetchall(
-                "SELECT record_key_l, record_key_r, match_probability, evidence FROM "
-                "identity_review WHERE status = 'pending' ORDER BY match_probability DESC"):
-            table.add_row(left, right, f"{prob:.3f}", str(evidence))
+        for left, right, prob, evidence in ws.identity.pending_reviews():
+            table.add_row(left, right, f"{prob:.3f}", evidence)
         console.print(table)
 
 

@@ -10,7 +10,6 @@ review, explain), ``ws.score()``, ``ws.decisions`` (decide, respond, consents, o
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from onetoone.config import CONFIG_FILE, Config, default_config_text, load_config
 from onetoone.errors import ConfigError, NotFoundError, WorkspaceError
 from onetoone.ingest import SourceLoader, SourceResult
-from onetoone.ingest._loader import Progress
+from onetoone.ingest._loader import RowsRead
 from onetoone.ingest.settings import SourceConfig
 from onetoone.schema import ENTITIES
 from onetoone.store import Store
@@ -27,7 +26,6 @@ from onetoone.store.duckdb import DATABASE_FILE
 if TYPE_CHECKING:
     import pandas as pd
 
-    from onetoone.differentiate import ScoreProgress
     from onetoone.differentiate.defection import DifferentiateRun
     from onetoone.differentiate.scores import Scores
     from onetoone.differentiate.value import ValueResult
@@ -37,6 +35,7 @@ if TYPE_CHECKING:
     from onetoone.measure.abtest import ABTestResult
     from onetoone.measure.lift import Lift
     from onetoone.measure.uplift import UpliftRun
+    from onetoone.progress import Progress
 
 class Workspace:
     """A customer base on disk.
@@ -98,7 +97,7 @@ class Workspace:
         columns: dict[str, str] | None = None,
         identifiers: dict[str, str] | None = None,
         options: dict[str, object] | None = None,
-        progress: Progress | None = None,
+        progress: RowsRead | None = None,
     ) -> list[SourceResult]:
         """Load every declared source, one source by name, or an ad-hoc file.
 
@@ -137,7 +136,7 @@ class Workspace:
 
     def _ingest_path(self, path: Path, entity: str | None, columns: dict[str, str],
                      identifiers: dict[str, str], options: dict[str, object],
-                     progress: Progress | None) -> SourceResult:
+                     progress: RowsRead | None) -> SourceResult:
         if entity is None:
             raise ConfigError(
                 f"Loading {path} directly needs its entity.",
@@ -164,21 +163,21 @@ class Workspace:
     # -- identify -----------------------------------------------------------------------
     @property
     def identity(self) -> IdentityResolver:
-        """Identity resolution of this base: ``merge``, ``unmerge``, ``decide`` (reviews)."""
+        """Identity resolution of this base: ``run``, ``merge``, ``unmerge``, ``review`` (and
+        ``pending_reviews``), ``explain``."""
         from onetoone.identify import IdentityResolver
 
         return IdentityResolver(self.store, self.config.identify)
 
     def identify(self, *, full: bool = False,
-                 progress: Callable[[str], None] | None = None) -> IdentifyResult:
-        """Link every customer record into customers; only new records unless ``full``."""
+                 progress: Progress | None = None) -> IdentifyResult:
+        """Link every customer record into customers; only new records unless ``full``.
+        ``progress`` is told each part and the fraction done."""
         return self.identity.run(full=full, progress=progress)
 
     def customer(self, customer_id: str, *, why: bool = False) -> dict[str, Any]:
         """One customer: golden record, source records and, with ``why``, the evidence."""
-        from onetoone.identify.explain import customer_view
-
-        return customer_view(self.store, self.config.identify, customer_id, why=why)
+        return self.identity.explain(customer_id, why=why)
 
     # -- differentiate -------------------------------------------------------------------
     @property
@@ -191,7 +190,7 @@ class Workspace:
         return Scores(self.store, c.value, c.defection, c.needs, c.workspace.timezone)
 
     def score(self, as_of: Any = None, *, calibration_end: Any = None,
-              write: bool = True, progress: ScoreProgress | None = None) -> ValueResult:
+              write: bool = True, progress: Progress | None = None) -> ValueResult:
         """Value of every customer as of ``as_of`` (default: the last transaction day).
 
         Fills ``customer_scores`` (one row per customer and as-of date; re-scoring replaces);
@@ -199,7 +198,7 @@ class Workspace:
         ``write``, needs segments, defection risk, the monitor and the monthly KPIs follow.
         ``progress`` is told each part and the fraction done.
         """
-        from onetoone.differentiate import silent, within
+        from onetoone.progress import silent, within
 
         tell = progress or silent
         result = self.scores.run(as_of, calibration_end=calibration_end, write=write,
@@ -211,7 +210,7 @@ class Workspace:
         return result
 
     def score_defection(self, as_of: Any = None, *,
-                        progress: ScoreProgress | None = None) -> DifferentiateRun:
+                        progress: Progress | None = None) -> DifferentiateRun:
         """Needs segments, defection risk with reasons and the mass-defection monitor, merged
         into ``customer_scores`` (see docs/defection-and-needs.md); ``score()`` runs it."""
         return self.scores.defection(as_of, progress=progress)

@@ -32,7 +32,7 @@ def ws(base: Builder) -> Workspace:
     ws.store.execute("""INSERT INTO identity_review VALUES
         ('crm:3', 'crm:8', 0.61, 0.6, NULL, 'pending', NULL),
         ('crm:1', 'web:w', 0.72, 1.4, NULL, 'pending', NULL)""")
-    ws.identity.decide("crm:8", "crm:3", accept=False)
+    ws.identity.review("crm:8", "crm:3", accept=False)
     assert customer_of(ws, "crm:9") == customer_of(ws, "crm:4")
     ws.identity.unmerge("crm:9", reason="a namesake, checked by phone")
     return ws

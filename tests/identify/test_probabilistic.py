@@ -40,8 +40,8 @@ def test_review_band_and_remembered_decisions(base: Builder) -> None:
     (a, b), (c, d) = pending[0], pending[1]
     assert customer_of(ws, a) != customer_of(ws, b)
 
-    ws.identity.decide(a, b, accept=True)
-    ws.identity.decide(c, d, accept=False)
+    ws.identity.review(a, b, accept=True)
+    ws.identity.review(c, d, accept=False)
     ws.identify(full=True)
     assert customer_of(ws, a) == customer_of(ws, b)
     assert customer_of(ws, c) != customer_of(ws, d)

@@ -60,6 +60,7 @@ from onetoone.demo._silos import (
     write_web_accounts,
     write_web_orders,
 )
+from onetoone.progress import Progress
 
 __all__ = ["DIRT_RATES", "MALFORMED", "DemoCompany", "generate_demo"]
 
@@ -90,7 +91,6 @@ class DemoCompany:
                 f'currency = "EUR"\nlanguage = "fr"\n\n{self.sources_toml}')
 
 
-Progress = Callable[[str, float], None]
 
 
 def generate_demo(

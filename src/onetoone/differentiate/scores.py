@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from onetoone.differentiate import ScoreProgress, silent, within
+from onetoone.progress import Progress, silent, within
 
 if TYPE_CHECKING:
     from onetoone.differentiate.defection import DifferentiateRun
@@ -35,7 +35,7 @@ class Scores:
         self.timezone = timezone
 
     def run(self, as_of: Any = None, *, calibration_end: Any = None, write: bool = True,
-            progress: ScoreProgress | None = None) -> ValueResult:
+            progress: Progress | None = None) -> ValueResult:
         """Value of every customer as of ``as_of`` (default: the last transaction day); with
         ``write``, stored, and needs, defection and the monitor follow (:meth:`defection`).
         ``progress`` is told each part and the fraction done."""
@@ -66,7 +66,7 @@ class Scores:
         return result
 
     def defection(self, as_of: Any = None, *,
-                  progress: ScoreProgress | None = None) -> DifferentiateRun:
+                  progress: Progress | None = None) -> DifferentiateRun:
         """Needs segments, defection risk with reasons and the mass-defection monitor, merged
         into ``customer_scores`` (see docs/defection-and-needs.md)."""
         from onetoone.differentiate.defection import score_defection_and_needs

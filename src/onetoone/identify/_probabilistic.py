@@ -21,7 +21,6 @@ and it wait for a person.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -49,6 +48,7 @@ from onetoone.identify._training import (
 from onetoone.identify._training import make_linker as make_linker  # benchmarks/identity.py
 from onetoone.identify._vetoes import home_odds
 from onetoone.identify.settings import IdentifySettings
+from onetoone.progress import Progress, silent
 from onetoone.store import ENGINE_VERSION, Store
 
 MIN_RECORDS = 20
@@ -63,7 +63,7 @@ class Outcome:
 
 
 def score_new_pairs(store: Store, settings: IdentifySettings,
-                    progress: Callable[[str], None] | None = None) -> pd.DataFrame | None:
+                    progress: Progress | None = None) -> pd.DataFrame | None:
     """The pairs of the new records (``_new_keys``), scored with the saved model: the
     stored input (:data:`INPUT_TABLE`) loses the rows of new and removed (``_gone``)
     records and gains the new ones; the candidates are the new rows and the stored rows that
@@ -71,7 +71,7 @@ def score_new_pairs(store: Store, settings: IdentifySettings,
     as a full run counts them. ``None`` when there is no saved model that fits (the base
     reached :data:`MIN_RECORDS`, a compared field got its first values, a new DuckDB hashes
     keys differently): a full run is needed."""
-    say = progress or (lambda _message: None)
+    say = progress or silent
     model = _saved_model(store)
     stored = bool(store.scalar("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?",
                                [INPUT_TABLE]))
@@ -97,7 +97,7 @@ def score_new_pairs(store: Store, settings: IdentifySettings,
     if new.empty or not keys:
         con.unregister("_input_new")
         return no_pairs()
-    say(f"  scoring the pairs of {len(new):,} new profile records with the saved model")
+    say(f"scoring the pairs of {len(new):,} new profile records with the saved model", 0.1)
     # The blocks of the new rows that are small enough in the whole input, and their rows.
     con.execute("CREATE OR REPLACE TEMP TABLE _input_keys AS " + " UNION ALL ".join(
         f"SELECT {i} AS k, {key} AS v FROM {INPUT_TABLE} WHERE {key} IN "
@@ -118,13 +118,13 @@ def score_new_pairs(store: Store, settings: IdentifySettings,
 
 
 def match_pairs(store: Store, settings: IdentifySettings,
-                progress: Callable[[str], None] | None = None, *,
+                progress: Progress | None = None, *,
                 scored: pd.DataFrame | None = None) -> Outcome:
     """Score profile pairs into ``identity_review``; returns the pairs that link.
     ``progress`` hears what is being done, in a few words. An incremental run passes the
     pairs of its new records (:func:`score_new_pairs`) as ``scored``; a full run scores
     every candidate pair and trains the model, and stores the input (:data:`INPUT_TABLE`)."""
-    say = progress or (lambda _message: None)
+    say = progress or silent
     outcome = Outcome()
     _deterministic_groups(store)
     only_new = scored is not None
@@ -135,10 +135,10 @@ def match_pairs(store: Store, settings: IdentifySettings,
             store.execute("DELETE FROM onetoone_meta WHERE key = ?", [_MODEL_KEY])
             return outcome
         if len(frame) > TRAIN_MAX_RECORDS:
-            say(f"  training the model on {TRAIN_MAX_RECORDS:,} of {len(frame):,} profile "
-                f"records, then scoring every candidate pair")
+            say(f"training the model on {TRAIN_MAX_RECORDS:,} of {len(frame):,} profile "
+                f"records, then scoring every candidate pair", 0.1)
         else:
-            say(f"  training the model on {len(frame):,} profile records and scoring pairs")
+            say(f"training the model on {len(frame):,} profile records and scoring pairs", 0.1)
         pairs, trained = predict_pairs(frame, settings, None, outcome.notes, columns)
         scored = _flags(pairs, store, settings)
         _pair_records(store, scored)
@@ -148,7 +148,7 @@ def match_pairs(store: Store, settings: IdentifySettings,
     else:
         model = _saved_model(store) or {}
         odds = float(model.get("home_odds", 0.0))  # measured on the base, with the model
-    say(f"  {len(scored):,} pairs at or above the review threshold; applying the vetoes")
+    say(f"{len(scored):,} pairs at or above the review threshold; applying the vetoes", 0.8)
     if scored.empty:
         store.execute("CREATE OR REPLACE TEMP TABLE _pairs (l VARCHAR, r VARCHAR, "
                       "match_probability DOUBLE, match_weight DOUBLE, evidence VARCHAR)")

@@ -42,7 +42,7 @@ def _rows(store: Store, sql: str, params: list[Any]) -> list[dict[str, Any]]:
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
-def customer_view(store: Store, settings: IdentifySettings, customer_id: str,
+def identity_view(store: Store, settings: IdentifySettings, customer_id: str,
                   why: bool = False) -> dict[str, Any]:
     """``{"customer": golden row, "records": [...]}``; with ``why``, also ``"evidence"`` (why
     these records are one) and ``"refused"`` (why related records or values are not), as

@@ -20,13 +20,13 @@ customer untouched keeps its links, which is what a full run would compute for i
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from onetoone.clock import utcnow
 from onetoone.errors import NotFoundError, OneToOneError
 from onetoone.identify._components import components, guarded_components
 from onetoone.identify._edges import (
@@ -41,11 +41,10 @@ from onetoone.identify._golden import rebuild_golden
 from onetoone.identify._run_tables import TABLES
 from onetoone.identify.settings import IdentifySettings
 from onetoone.ingest._normalize import ident, q
+from onetoone.progress import Progress, silent, within
 from onetoone.schema import ENTITIES
 from onetoone.store import Connection, Store
 from onetoone.store.duckdb import duckdb_settings
-
-Progress = Callable[[str], None]
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base 32
 #: DuckDB memory of the store during a run, spilling to disk beyond (the Splink connection
@@ -77,9 +76,6 @@ class IdentifyResult:
     notes: list[str] = field(default_factory=list)
 
 
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
-
 
 def _cause(error: Exception) -> str:
     """An error's type and the first line of its message, for a run's notes."""
@@ -110,7 +106,7 @@ class IdentityResolver:
             reason: str | None = None) -> IdentifyResult:
         """Link records into customers; incremental unless ``full`` or the first run."""
         started = time.perf_counter()
-        say = progress or (lambda _msg: None)
+        say = progress or silent
         con = self.con
         last = con.execute(
             "SELECT max_ingestion_id FROM identity_runs ORDER BY run_id DESC LIMIT 1"
@@ -134,14 +130,14 @@ class IdentityResolver:
         con = self.con
         t = TABLES  # the steps' tables, named in each step's arguments and results
         with self.store.transaction():
-            say("reading records")
+            say("reading records", 0.0)
             new_keys, gone = self._changes(last_ingestion)
             scored: pd.DataFrame | None = None
             if mode == "incremental" and self.settings.probabilistic:
-                say("probabilistic matching of the new records")
-                scored = self._score_new(result, say)
+                say("probabilistic matching of the new records", 0.05)
+                scored = self._score_new(result, within(say, 0.05, 0.1))
                 if scored is None:
-                    say("  the saved model does not fit the records: a full run")
+                    say("the saved model does not fit the records: a full run", 0.1)
                     mode = result.mode = "full"
             scoped = mode == "incremental"
             self._every_comp = not scoped
@@ -153,13 +149,13 @@ class IdentityResolver:
                 con.execute(f"CREATE OR REPLACE TEMP TABLE {t.new} AS SELECT idx, record_key "
                             f"FROM {t.rec} WHERE record_key IN (SELECT record_key FROM "
                             f"{new_keys})")
-                say("stitching identifiers")
+                say("stitching identifiers", 0.1)
                 # writes t.value_ids, t.id_edges (and t.rec_ids when scoped)
                 n_nodes = build_identifier_edges(con, self.settings, scoped=scoped)
                 if self.settings.probabilistic:
                     if not scoped:
-                        say("probabilistic matching")
-                    self._probabilistic(result, say, scored)
+                        say("probabilistic matching", 0.2)
+                    self._probabilistic(result, within(say, 0.2, 0.6), scored)
                 if not scoped or not self._widen_scope(rec=t.rec, scope=scope):
                     break
             n_records = int(self.store.scalar(f"SELECT count(*) FROM {t.rec}"))
@@ -169,18 +165,18 @@ class IdentityResolver:
             raw = self._components(n_records, edges=edges)
             self._write_graph(raw, n_records, scoped, rec=t.rec, value_ids=t.value_ids,
                               sep=sep, gone=gone)
-            say("guarding against over-merging")
+            say("guarding against over-merging", 0.6)
             labels = self._apply_guards(raw, n_records, t.rec_ids if scoped else "identifiers",
                                         rec=t.rec, edges=edges, other_edges=other_edges)
             comp, node_comp = self._write_labels(labels, n_records)
             old, aff = self._affected(rec=t.rec, comp=comp, seed=seed)
-            say("assigning stable customer ids")
+            say("assigning stable customer ids", 0.7)
             cid, affected_ids = self._assign_ids(result, event_prefix, reason, rec=t.rec,
                                                  comp=comp, old=old, aff=aff)
             links_new, relinked, unlinked = self._write_links(
                 result, rec=t.rec, edges=edges, comp=comp, node_comp=node_comp, cid=cid,
                 old=old, gone=gone, aff=aff)
-            say("building golden records")
+            say("building golden records", 0.85)
             rebuild_golden(con, self.settings, affected_ids if scoped else None, links_new)
             if scoped:  # customers left without records (a full run rebuilt every one)
                 con.execute(f"""
@@ -188,7 +184,7 @@ class IdentityResolver:
                         SELECT customer_id FROM {unlinked} EXCEPT SELECT customer_id
                         FROM customer_links
                         WHERE customer_id IN (SELECT customer_id FROM {unlinked}))""")
-            say("attaching events to customers")
+            say("attaching events to customers", 0.93)
             self._update_events(relinked=relinked)
             result.customers = int(self.store.scalar("SELECT count(*) FROM customers"))
             result.pending_reviews = int(self.store.scalar(
@@ -198,7 +194,7 @@ class IdentityResolver:
             con.execute(
                 "INSERT INTO identity_runs SELECT coalesce(max(run_id), 0) + 1, ?, ?, ?, ?, ?, ? "
                 "FROM identity_runs",
-                [mode, max_ing, result.records, result.customers, _now(), result.seconds],
+                [mode, max_ing, result.records, result.customers, utcnow(), result.seconds],
             )
 
     # -- what a run reads ---------------------------------------------------------------
@@ -608,7 +604,7 @@ class IdentityResolver:
         ``cid``, ``affected_ids``."""
         con = self.con
         cid, affected_ids = TABLES.cid, TABLES.affected_ids
-        now = _now()
+        now = utcnow()
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE _share AS
             SELECT o.customer_id AS old_id, c.comp, count(*) AS n, min(c.idx) AS m
@@ -689,7 +685,7 @@ class IdentityResolver:
         con = self.con
         t = TABLES
         links_new = t.links_new
-        now = _now()
+        now = utcnow()
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE _eff AS
             -- the strongest rank, then the likeliest: rank * 2 + (1 - prob) orders as
@@ -804,7 +800,7 @@ class IdentityResolver:
         if customer_a == customer_b:
             raise OneToOneError(f"{customer_a} and {customer_b} are the same customer.")
         self.con.execute("INSERT INTO identity_overrides VALUES ('link', ?, ?, ?, ?)",
-                         [keys_a[0], keys_b[0], reason or "merged by a person", _now()])
+                         [keys_a[0], keys_b[0], reason or "merged by a person", utcnow()])
         self.con.execute("DELETE FROM identity_overrides WHERE kind = 'separate' "
                          "AND record_key IN (?, ?)", [keys_a[0], keys_b[0]])
         return self.run(touched=keys_a + keys_b, event_prefix="manual_",
@@ -822,21 +818,37 @@ class IdentityResolver:
                          "(record_key = ? OR other_record_key = ?)", [record_key, record_key])
         self.con.execute("UPDATE identity_review SET status = 'rejected', decided_at = ? "
                          "WHERE status IN ('linked', 'accepted') AND ? IN "
-                         "(record_key_l, record_key_r)", [_now(), record_key])
+                         "(record_key_l, record_key_r)", [utcnow(), record_key])
         self.con.execute("INSERT INTO identity_overrides VALUES ('separate', ?, NULL, ?, ?)",
-                         [record_key, reason or "separated by a person", _now()])
+                         [record_key, reason or "separated by a person", utcnow()])
         return self.run(touched=keys, event_prefix="manual_",
                         reason=reason or f"record {record_key} separated by a person")
 
-    def decide(self, record_key_l: str, record_key_r: str, accept: bool) -> IdentifyResult:
+    def review(self, record_key_l: str, record_key_r: str, accept: bool) -> IdentifyResult:
         """A person's answer to a pair in the review band; remembered by later runs."""
         left, right = sorted((record_key_l, record_key_r))
         found = self.con.execute(
             "UPDATE identity_review SET status = ?, decided_at = ? "
             "WHERE record_key_l = ? AND record_key_r = ? RETURNING 1",
-            ["accepted" if accept else "rejected", _now(), left, right]).fetchall()
+            ["accepted" if accept else "rejected", utcnow(), left, right]).fetchall()
         if not found:
             raise NotFoundError(f"No pair {left} / {right} in the review list.",
                                 hint="See 'onetoone identify review'.")
         return self.run(touched=[left, right], event_prefix="review_",
                         reason="accepted by a person" if accept else "rejected by a person")
+
+    def pending_reviews(self) -> list[tuple[str, str, float, str]]:
+        """The pairs waiting for a person, most probable first: left and right record keys,
+        match probability, the evidence."""
+        return [(left, right, float(p), str(evidence)) for left, right, p, evidence in
+                self.con.execute(
+                    "SELECT record_key_l, record_key_r, match_probability, evidence FROM "
+                    "identity_review WHERE status = 'pending' "
+                    "ORDER BY match_probability DESC").fetchall()]
+
+    def explain(self, customer_id: str, *, why: bool = False) -> dict[str, Any]:
+        """One customer's golden record and source records; with ``why``, the evidence that
+        makes them one and why related records are not (:func:`.explain.identity_view`)."""
+        from onetoone.identify.explain import identity_view
+
+        return identity_view(self.store, self.settings, customer_id, why=why)

@@ -27,7 +27,9 @@ from onetoone.schema import ENTITIES, STRICT_KINDS, TABLES, Entity
 from onetoone.settings import WorkspaceSettings
 from onetoone.store import DatabaseError, Store
 
-Progress = Callable[[str, int], None]
+#: Told the source being loaded and how many rows were read since the last call (a
+#: stream's size is unknown until its end, so ingestion counts rows instead of a fraction).
+RowsRead = Callable[[str, int], None]
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,7 @@ class SourceLoader:
         source: SourceConfig,
         settings: WorkspaceSettings,
         root: Path,
-        progress: Progress | None = None,
+        progress: RowsRead | None = None,
     ) -> None:
         self.store = store
         self.name = name

@@ -21,7 +21,6 @@ import pandas as pd
 import pyarrow as pa
 
 from onetoone.clock import utcnow
-from onetoone.differentiate import ScoreProgress, silent
 from onetoone.differentiate.defection._features import connection
 from onetoone.differentiate.defection._reasons import reasons as say_reasons
 from onetoone.differentiate.defection._training import (
@@ -30,6 +29,7 @@ from onetoone.differentiate.defection._training import (
     feature_frame,
 )
 from onetoone.differentiate.defection.model import DefectionModel
+from onetoone.progress import Progress, silent
 
 SCORE_KEYS = ("defection_risk", "defection_reasons", "defection_status", "defection_horizon_days")
 
@@ -63,7 +63,7 @@ def _sample(ts: TrainingSet, max_rows: int, seed: int) -> tuple[pd.DataFrame, pd
 
 
 def score_defection(store: Any, as_of: Any = None, config: Any = None, *,
-                    progress: ScoreProgress | None = None) -> DefectionResult:
+                    progress: Progress | None = None) -> DefectionResult:
     """Train on point-in-time cutoffs before ``as_of`` and score every customer as of it.
 
     ``config``: the workspace :class:`~onetoone.config.Config` (its ``defection`` section is
@@ -139,7 +139,7 @@ _STEPS = {
 class _Clock:
     """Wall time of consecutive steps, told to ``progress`` as each one starts."""
 
-    def __init__(self, progress: ScoreProgress | None = None) -> None:
+    def __init__(self, progress: Progress | None = None) -> None:
         self.seconds: dict[str, float] = {}
         self._last = time_module.perf_counter()
         self._tell = progress or silent

@@ -13,7 +13,6 @@ from typing import Any
 
 import pandas as pd
 
-from onetoone.differentiate import ScoreProgress, silent, within
 from onetoone.differentiate.defection.monitor import MonitorResult, update_monitor
 from onetoone.differentiate.defection.scoring import (
     DefectionResult,
@@ -22,6 +21,7 @@ from onetoone.differentiate.defection.scoring import (
 )
 from onetoone.differentiate.settings import DefectionSettings, NeedsSettings
 from onetoone.errors import ModelError
+from onetoone.progress import Progress, silent, within
 
 UNSEGMENTED = "unsegmented"
 
@@ -45,7 +45,7 @@ _SHARES = {"needs": 0.08, "defection": 0.79, "writing": 0.12}
 
 def score_defection_and_needs(store: Any, as_of: Any, needs: NeedsSettings,
                               defection: DefectionSettings,
-                              progress: ScoreProgress | None = None) -> DifferentiateRun:
+                              progress: Progress | None = None) -> DifferentiateRun:
     """Needs segments, then defection risk, both merged into customer_scores; then the monitor.
 
     ``progress`` is told each part and the fraction of this step done.
