@@ -4,6 +4,7 @@ fail on an arrow that breaks a rule."""
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from collections import defaultdict
@@ -140,3 +141,25 @@ def test_the_reader_sees_the_arrows() -> None:
     assert {"store", "identify", "ingest"} <= GRAPH["interact"]
     assert "onetoone.customize.catalog" in ARROWS["onetoone.customize.engine"]
     assert _pairs({"a": {"b"}, "b": {"a", "c"}, "c": set()}) == [("a", "b")]
+
+
+_SQL = re.compile(r"^\s*(SELECT\s.+\sFROM|INSERT INTO|UPDATE\s+\w+\s+SET|DELETE FROM|"
+                  r"CREATE (OR REPLACE )?(TEMP )?(TABLE|VIEW))\b", re.S)
+
+
+@pytest.mark.parametrize("face", ["cli", "api", "report"])
+def test_faces_hold_no_sql(face: str) -> None:
+    """The faces format what the Workspace returns; queries live in the domains."""
+    found = []
+    for module, path in MODULES.items():
+        if _unit(module) != face:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            parts = ([node.value] if isinstance(node, ast.Constant) else
+                     [v.value for v in node.values if isinstance(v, ast.Constant)]
+                     if isinstance(node, ast.JoinedStr) else [])
+            text = "".join(p for p in parts if isinstance(p, str))
+            if _SQL.match(text):
+                found.append(f"{module}:{node.lineno}")
+    assert not found, f"SQL in a face: {found}"
+    assert _SQL.match("SELECT a FROM t") and not _SQL.match("Create a key with ...")
