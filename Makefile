@@ -11,7 +11,10 @@ install: ## Install onetoone with every extra and the dev tools (editable)
 demo: ## Generate the demo company and run every step on it (in ./onetoone-demo)
 	rm -rf onetoone-demo && onetoone demo --workspace onetoone-demo
 
-test: ## Run the test suite (the README's test command)
+test: ## Run the fast tests (under a minute; the ones marked slow are left out)
+	$(PYTHON) -m pytest -m "not slow"
+
+test-all: ## Run the whole test suite, slow tests too (the README's test command, ~3 min)
 	$(PYTHON) -m pytest
 
 lint: ## ruff (lint and format check) and mypy
@@ -29,4 +32,4 @@ bench: ## Run the benchmarks (minutes; prints figures for docs/benchmarks.md)
 pipeline: ## Time every command a user runs on the demo company at 1 M people (~15 min)
 	$(PYTHON) benchmarks/pipeline.py --customers 1000000
 
-.PHONY: help install demo test lint docs bench pipeline
+.PHONY: help install demo test test-all lint docs bench pipeline

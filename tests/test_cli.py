@@ -7,6 +7,10 @@ import sys
 from pathlib import Path
 
 import duckdb
+import pytest
+
+# Each test runs the real command line in subprocesses on a generated company: seconds each.
+pytestmark = pytest.mark.slow
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

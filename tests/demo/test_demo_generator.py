@@ -62,6 +62,7 @@ def _digests(directory: Path) -> dict[str, str]:
             for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_bytes_and_other_seed_differs(tmp_path: Path) -> None:
     a = generate_demo(tmp_path / "a", customers=300, seed=3)
     b = generate_demo(tmp_path / "b", customers=300, seed=3)

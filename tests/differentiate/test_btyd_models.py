@@ -162,6 +162,7 @@ def test_bgnbd_recovers_simulated_parameters() -> None:
         assert abs(z) < 4, (name, model.params_[name], model.standard_errors_[name])
 
 
+@pytest.mark.slow
 def test_pareto_recovers_simulated_parameters() -> None:
     truth = {"r": 0.6, "alpha": 8.0, "s": 0.8, "beta": 10.0}
     x, t_x, big_t = simulate_pareto(20_000, **truth, seed=11)

@@ -90,6 +90,7 @@ T_X = np.array([0, 0, 0.5, 30.43, 30.857, 428.0, 1.4, 521.0])
 BIG_T = np.array([38.86, 0, 0.5, 38.86, 31.0, 428.0, 521.0, 521.0])  # T = 0; t_x = T
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cls", [BGNBD, ModifiedBGNBD])
 @pytest.mark.parametrize("params", EXTREME)
 def test_predictions_finite_and_exact_for_extreme_parameters(

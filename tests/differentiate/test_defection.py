@@ -152,6 +152,7 @@ def test_horizon_from_the_gaps_or_fixed(base):
     assert loose < auto
 
 
+@pytest.mark.slow
 def test_defection_model_ranks_and_is_calibrated(result, base):
     _, truth = base
     model = result.model
@@ -234,6 +235,7 @@ def test_too_little_history_is_a_clear_error():
     store.close()
 
 
+@pytest.mark.slow
 def test_absent_silos_are_skipped_with_a_note():
     store = Store(":memory:")
     synthetic_base(store.con, n=300, silos=())
@@ -251,6 +253,7 @@ def test_no_transactions_at_all_is_a_clear_error():
     store.close()
 
 
+@pytest.mark.slow
 def test_reasons_speak_the_marketers_language(result):
     scores = result.scores
     top = scores.sort_values("defection_risk", ascending=False).head(50)
@@ -297,6 +300,7 @@ def test_path_contributions_sum_to_the_score_and_are_exact_for_stumps():
     assert np.allclose(path_contributions(stumps, X), stumps.predict(X, pred_contrib=True))
 
 
+@pytest.mark.slow
 def test_reasons_by_path_attribution_above_the_exact_limit(base):
     store, _ = base
     settings = DefectionSettings(kind="purchase", reasons_exact_max_rows=0, **FAST)
@@ -340,6 +344,7 @@ def test_lexicon_sentiment():
     assert sentiment_scores(["bof"], {"bof": -1})[0] == -1
 
 
+@pytest.mark.slow
 def test_write_into_customer_scores_and_the_monitor(make_workspace):
     ws = make_workspace(settings="[value]\nmodels = [\"bgnbd\"]\n"
                                "[defection]\nn_estimators = 60\ncutoffs = 3\n"

@@ -29,6 +29,10 @@ min_customers = 20
 """
 
 
+# The module's fixture scores a generated base; each test then scores or reports again.
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("base") / "ws"

@@ -150,6 +150,7 @@ def test_the_floor_is_applied_only_while_entered() -> None:
               "proportions it is given")
 
 
+@pytest.mark.slow
 def test_a_small_base_trains_scores_and_scores_new_records(
         base: Builder, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # A full run (training with expectation-maximisation, prediction, vetoes) and then an

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from onetoone import Workspace
 from onetoone.demo import generate_demo
 
 
+@pytest.mark.slow
 def test_demo_silos_load_with_exact_counts(tmp_path: Path):
     company = generate_demo(tmp_path, customers=600, seed=3)
     with Workspace.init(tmp_path, config_text='[workspace]\nname = "demo"\n\n'

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 
+import pytest
+
 from _service_server import Server
+
+# Starts the server three times and kills it twice.
+pytestmark = pytest.mark.slow
 
 
 def _events(prefix: str, n: int, email: str) -> dict[str, object]:

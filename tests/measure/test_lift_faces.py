@@ -72,6 +72,7 @@ def test_onetoone_lift_prints_every_action_with_its_interval_and_status(
     assert "Traceback" not in unknown.output
 
 
+@pytest.mark.slow
 def test_get_v1_lift_answers_json_without_nan_to_a_reader(
         workspace: tuple[Path, dict[str, str]]) -> None:
     root, keys = workspace
@@ -97,6 +98,7 @@ def test_get_v1_lift_answers_json_without_nan_to_a_reader(
         server.stop()
 
 
+@pytest.mark.slow
 def test_the_report_says_what_our_marketing_changed(
         workspace: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
     root, _ = workspace

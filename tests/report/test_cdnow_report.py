@@ -20,6 +20,10 @@ def shared_data() -> Path:
     env = os.environ.get("ONETOONE_SHARED_DATA")
     return Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
+# The module's fixture ingests, identifies and scores the CDNOW sample: seconds, then each
+# test reads it.
+pytestmark = pytest.mark.slow
+
 PUBLISHED = {"r": 0.2425945, "alpha": 4.4136019, "a": 0.7929199, "b": 2.4258881}
 
 

@@ -140,6 +140,7 @@ def test_score_fills_every_customer_with_margins_and_no_nan(shop):
     assert int((s["frequency"] + (s["fallback"] != "no_purchase")).sum()) == kept
 
 
+@pytest.mark.slow
 def test_rescoring_replaces_and_keeps_other_score_keys(shop):
     as_of = shop.score().as_of.date()
     shop.store.execute("UPDATE customer_scores SET scores = json_merge_patch(scores, "
@@ -151,6 +152,7 @@ def test_rescoring_replaces_and_keeps_other_score_keys(shop):
     assert n == with_key == shop.store.scalar("SELECT count(*) FROM customers")
 
 
+@pytest.mark.slow
 def test_cli_score_and_report(shop, tmp_path):
     root = str(shop.root)
     shop.close()
