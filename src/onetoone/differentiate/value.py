@@ -193,6 +193,77 @@ def score_value(
     """
     notes: list[str] = []
     ids = pd.Index(pd.unique(np.asarray(customers, dtype=object)), name="customer_id")
+    tx, as_of_ts = _usable_transactions(transactions, as_of, today, notes)
+    ids = ids.union(pd.Index(tx["customer"].unique())) if len(tx) else ids
+
+    unit = _UNIT_CODE[settings.time_unit]
+    per_unit = unit_days(unit)
+    per_month = unit_days("M") / per_unit
+    horizon = settings.horizon_months * per_month
+    key = horizon_key(settings)
+
+    daily = occasions_of(tx.rename(columns={"customer": "customer"}))
+    kept = daily[daily["kept"]]
+    summary = (
+        summarise(kept, "customer", "day", "amount", observation_period_end=as_of_ts,
+                  time_unit=unit)
+        if len(kept) else pd.DataFrame(columns=["frequency", "recency", "T", "monetary_value"])
+    )
+    validation = _validate(kept, settings, as_of_ts, calibration_end, notes)
+    candidates = _fit_final(summary, settings, validation, notes)
+    model_name, model = "rfm", None
+    spend_model = _fit_spend(summary, settings, notes)
+
+    days_total = daily.groupby("customer").agg(first=("day", "min"), n=("day", "size"),
+                                               net=("amount", "sum"))
+    out, fallback, has_occasion, returns_only = _history_columns(ids, summary, days_total,
+                                                                 as_of_ts, per_unit)
+    x = out["frequency"].to_numpy()
+    t_x = out["recency"].to_numpy()
+    big_t = out["T"].to_numpy()
+    buyer = has_occasion | returns_only
+
+    p_alive = np.zeros(len(ids))
+    expected = np.zeros(len(ids))
+    discounted = np.zeros(len(ids))  # sum over months of expected purchases / (1+d)^m
+    discount_sum = np.zeros(len(ids))  # sum over months of P(alive) / (1+d)^m, for the cost
+    factors = (1.0 + settings.monthly_discount_rate) ** -np.arange(1, settings.horizon_months + 1)
+    if buyer.any():
+        xb, tb, bb = x[buyer], t_x[buyer], big_t[buyer]
+        model_name, model, preds = _predict_with_first_sound(
+            candidates, xb, tb, bb, horizon, per_month, factors, notes)
+        p_alive[buyer], expected[buyer], discounted[buyer] = preds
+        discount_sum[buyer] = p_alive[buyer] * factors.sum()
+
+    spend, cust_margin, keep_ratio, net = _money(
+        tx, kept, days_total, out, ids, spend_model, has_occasion, returns_only, settings)
+    cost = settings.cost_to_serve_per_year / 12.0 * discount_sum
+    clv = discounted * spend * cust_margin * keep_ratio - cost
+    clv = np.where(buyer, clv, 0.0)
+
+    out["p_alive"] = p_alive
+    out["clv"] = clv
+    out[key] = expected
+    out["expected_spend"] = np.where(buyer, spend, 0.0)
+    out["margin"] = cust_margin
+    out["historical_spend"] = net
+    out["fallback"] = fallback
+    _finish_scores(out, key, buyer, model_name, settings, notes)
+    if (~buyer).any():
+        notes.append(f"{int((~buyer).sum()):,} customers without a purchase as of "
+                     f"{as_of_ts.date()} are scored as prospects (CLV 0, P(alive) 0).")
+    if returns_only.any():
+        notes.append(f"{int(returns_only.sum()):,} customers whose returns cancel all their "
+                     "purchases are valued at their net spend per day (CLV <= 0).")
+    return ValueResult(as_of=as_of_ts, time_unit=settings.time_unit, horizon_key=key,
+                       model_name=model_name, model=model, spend_model=spend_model,
+                       validation=validation, scores=out, notes=notes)
+
+
+def _usable_transactions(transactions: pd.DataFrame, as_of: Any, today: Any,
+                         notes: list[str]) -> tuple[pd.DataFrame, pd.Timestamp]:
+    """The transactions scoring can use as of the as-of date (which it resolves), each kind
+    left out said in ``notes``: no date, amount or customer; dated after today; after as-of."""
     tx = transactions.loc[:, ["customer", "occurred_at", "amount", "margin"]].copy()
     tx["amount"] = pd.to_numeric(tx["amount"], errors="coerce").astype(float)
     tx["margin"] = pd.to_numeric(tx["margin"], errors="coerce").astype(float)
@@ -215,37 +286,14 @@ def score_value(
         notes.append(f"{int(later.sum()):,} transactions after the as-of date "
                      f"{as_of_ts.date()} were not used.")
         tx = tx[~later]
-    ids = ids.union(pd.Index(tx["customer"].unique())) if len(tx) else ids
+    return tx, as_of_ts
 
-    unit = _UNIT_CODE[settings.time_unit]
-    per_unit = unit_days(unit)
-    per_month = unit_days("M") / per_unit
-    horizon = settings.horizon_months * per_month
-    key = horizon_key(settings)
 
-    daily = occasions_of(tx.rename(columns={"customer": "customer"}))
-    kept = daily[daily["kept"]]
-    summary = (
-        summarise(kept, "customer", "day", "amount", observation_period_end=as_of_ts,
-                  time_unit=unit)
-        if len(kept) else pd.DataFrame(columns=["frequency", "recency", "T", "monetary_value"])
-    )
-    validation = _validate(kept, settings, as_of_ts, calibration_end, notes)
-    candidates = _fit_final(summary, settings, validation, notes)
-    model_name, model = "rfm", None
-    spend_model = _fit_spend(summary, settings, notes)
-
-    # -- per-customer history --------------------------------------------------------------
-    positive = tx["amount"].clip(lower=0)
-    margin = tx["margin"].where(tx["margin"].between(-1, 1), settings.default_margin)
-    per_customer = pd.DataFrame(
-        {"customer": tx["customer"], "net": tx["amount"], "pos": positive,
-         "pos_margin": positive * margin}
-    ).groupby("customer").sum()
-    occasion_total = kept.groupby("customer")["amount"].sum()
-    days_total = daily.groupby("customer").agg(first=("day", "min"), n=("day", "size"),
-                                               net=("amount", "sum"))
-
+def _history_columns(ids: pd.Index, summary: pd.DataFrame, days_total: pd.DataFrame,
+                     as_of_ts: pd.Timestamp, per_unit: float
+                     ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
+    """Each customer's recency-frequency history (0 without one) and ``fallback``; with which
+    customers have a purchase occasion and which only returns (aged from their first day)."""
     out = pd.DataFrame(index=ids)
     out["frequency"] = summary["frequency"].reindex(ids).astype(float)
     out["recency"] = summary["recency"].reindex(ids).astype(float)
@@ -261,23 +309,21 @@ def score_value(
     age = (as_of_ts - days_total["first"].reindex(ids)).dt.days.to_numpy(dtype=float) / per_unit
     out.loc[returns_only, "T"] = age[returns_only]
     out = out.fillna({"frequency": 0.0, "recency": 0.0, "T": 0.0, "monetary_value": 0.0})
-    x = out["frequency"].to_numpy()
-    t_x = out["recency"].to_numpy()
-    big_t = out["T"].to_numpy()
-    buyer = has_occasion | returns_only
+    return out, fallback, has_occasion, returns_only
 
-    p_alive = np.zeros(len(ids))
-    expected = np.zeros(len(ids))
-    discounted = np.zeros(len(ids))  # sum over months of expected purchases / (1+d)^m
-    discount_sum = np.zeros(len(ids))  # sum over months of P(alive) / (1+d)^m, for the cost
-    factors = (1.0 + settings.monthly_discount_rate) ** -np.arange(1, settings.horizon_months + 1)
-    if buyer.any():
-        xb, tb, bb = x[buyer], t_x[buyer], big_t[buyer]
-        model_name, model, preds = _predict_with_first_sound(
-            candidates, xb, tb, bb, horizon, per_month, factors, notes)
-        p_alive[buyer], expected[buyer], discounted[buyer] = preds
-        discount_sum[buyer] = p_alive[buyer] * factors.sum()
 
+def _money(tx: pd.DataFrame, kept: pd.DataFrame, days_total: pd.DataFrame, out: pd.DataFrame,
+           ids: pd.Index, spend_model: Any, has_occasion: np.ndarray, returns_only: np.ndarray,
+           settings: ValueSettings) -> tuple[np.ndarray, ...]:
+    """Per customer: expected spend per purchase, margin (revenue-weighted, the default where
+    unknown), the share of spend kept after returns, and the historical net spend."""
+    positive = tx["amount"].clip(lower=0)
+    margin = tx["margin"].where(tx["margin"].between(-1, 1), settings.default_margin)
+    per_customer = pd.DataFrame(
+        {"customer": tx["customer"], "net": tx["amount"], "pos": positive,
+         "pos_margin": positive * margin}
+    ).groupby("customer").sum()
+    occasion_total = kept.groupby("customer")["amount"].sum()
     spend = _expected_spend(spend_model, out, kept, has_occasion)
     net = days_total["net"].reindex(ids).fillna(0.0).to_numpy()
     n_days = days_total["n"].reindex(ids).fillna(1.0).to_numpy()
@@ -288,17 +334,12 @@ def score_value(
     pos_margin = per_customer["pos_margin"].reindex(ids).fillna(0.0).to_numpy()
     cust_margin = np.divide(pos_margin, pos, out=np.full(len(ids), settings.default_margin),
                             where=pos > 0)
-    cost = settings.cost_to_serve_per_year / 12.0 * discount_sum
-    clv = discounted * spend * cust_margin * keep_ratio - cost
-    clv = np.where(buyer, clv, 0.0)
+    return spend, cust_margin, keep_ratio, net
 
-    out["p_alive"] = p_alive
-    out["clv"] = clv
-    out[key] = expected
-    out["expected_spend"] = np.where(buyer, spend, 0.0)
-    out["margin"] = cust_margin
-    out["historical_spend"] = net
-    out["fallback"] = fallback
+
+def _finish_scores(out: pd.DataFrame, key: str, buyer: np.ndarray, model_name: str,
+                   settings: ValueSettings, notes: list[str]) -> None:
+    """No non-finite score ever reaches customer_scores; then model, ranks and value tiers."""
     numeric = ["frequency", "recency", "T", "monetary_value", "p_alive", "clv", key,
                "expected_spend", "margin", "historical_spend"]
     bad = ~np.isfinite(out[numeric].to_numpy(dtype=float))
@@ -309,20 +350,11 @@ def score_value(
     out["value_rank"] = tiering.value_ranks(out["clv"])
     out["pareto_share"] = tiering.pareto_shares(out["clv"], out["value_rank"])
     out["value_tier"] = tiering.value_tiers(
-        out["clv"], out[key], out["expected_spend"], pd.Series(buyer, index=ids),
+        out["clv"], out[key], out["expected_spend"], pd.Series(buyer, index=out.index),
         top_share=settings.top_share,
         min_purchases_quantile=settings.growable_min_purchases_quantile,
         max_spend_quantile=settings.growable_max_spend_quantile,
     )
-    if (~buyer).any():
-        notes.append(f"{int((~buyer).sum()):,} customers without a purchase as of "
-                     f"{as_of_ts.date()} are scored as prospects (CLV 0, P(alive) 0).")
-    if returns_only.any():
-        notes.append(f"{int(returns_only.sum()):,} customers whose returns cancel all their "
-                     "purchases are valued at their net spend per day (CLV <= 0).")
-    return ValueResult(as_of=as_of_ts, time_unit=settings.time_unit, horizon_key=key,
-                       model_name=model_name, model=model, spend_model=spend_model,
-                       validation=validation, scores=out, notes=notes)
 
 
 # -- steps ------------------------------------------------------------------------------------

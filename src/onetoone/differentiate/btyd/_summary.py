@@ -100,51 +100,9 @@ def summary_from_transactions(
     pandas.DataFrame indexed by customer id, sorted.
     """
     days_per_unit = unit_days(time_unit)
-    for col in (customer_id_col, datetime_col, monetary_value_col):
-        if col is not None and col not in transactions.columns:
-            raise ModelError(
-                f"Column {col!r} is not in the transactions.",
-                hint=f"Available columns: {', '.join(map(str, transactions.columns))}.",
-            )
-    if len(transactions) == 0:
-        raise ModelError("There are no transactions to summarise.")
-    ids = transactions[customer_id_col]
-    if ids.isna().any():
-        raise ModelError(
-            f"{int(ids.isna().sum())} transactions have no {customer_id_col!r}.",
-            hint="Drop or resolve them before summarising.",
-        )
-    try:
-        try:
-            when = pd.to_datetime(transactions[datetime_col], format=datetime_format)
-        except ValueError:
-            if datetime_format is not None:
-                raise
-            when = pd.to_datetime(transactions[datetime_col], format="mixed")
-    except (TypeError, ValueError) as exc:
-        raise ModelError(
-            f"Column {datetime_col!r} cannot be read as dates: {exc}.",
-            hint="Pass datetime_format, e.g. '%Y%m%d'.",
-        ) from exc
-    if when.isna().any():
-        raise ModelError(
-            f"{int(when.isna().sum())} transactions have no {datetime_col!r}.",
-            hint="Drop or fix them before summarising.",
-        )
-    day = when.dt.normalize()
+    frame, day = _transaction_days(transactions, customer_id_col, datetime_col,
+                                   monetary_value_col, datetime_format)
     tz = day.dt.tz
-    frame = pd.DataFrame({"customer": ids.to_numpy(), "day": day.to_numpy()})
-    if monetary_value_col is not None:
-        amount = pd.to_numeric(transactions[monetary_value_col], errors="coerce")
-        if amount.isna().any():
-            raise ModelError(
-                f"{int(amount.isna().sum())} transactions have no numeric {monetary_value_col!r}.",
-                hint="Drop or fix them before summarising.",
-            )
-        frame["amount"] = amount.to_numpy(dtype=float)
-    else:
-        frame["amount"] = 1.0
-
     obs_end = (
         day.max()
         if observation_period_end is None
@@ -157,38 +115,10 @@ def summary_from_transactions(
             hint="Filter them out or move observation_period_end to the last day observed.",
         )
 
-    frame["negative"] = frame["amount"] < 0
-    by_day = frame.groupby(["customer", "day"], sort=True, observed=True)
-    occasions = by_day.agg(amount=("amount", "sum"), negative=("negative", "any")).reset_index()
-    dropped_days = 0
-    if monetary_value_col is not None:
-        # A day counts when the customer kept something: a positive net amount, or a free order
-        # (zero amount without any return line; CDNOW has 8 such first purchases).
-        kept = (occasions["amount"] > 0) | ((occasions["amount"] == 0) & ~occasions["negative"])
-        dropped_days = int((~kept).sum())
-        occasions = occasions[kept]
-    occasions = occasions.drop(columns="negative")
+    occasions, dropped_days = _occasions(frame, monetary_value_col is not None)
     n_customers_in = int(frame["customer"].nunique())
-    if len(occasions) == 0:
-        raise ModelError("No day has a positive net amount: there is no purchase occasion.")
-
-    if calibration_period_end is None:
-        cal_end = obs_end
-    else:
-        cal_end = _to_day(calibration_period_end, "calibration_period_end", tz)
-        if cal_end >= obs_end:
-            raise ModelError(
-                f"calibration_period_end {cal_end.date()} is not before observation_period_end "
-                f"{obs_end.date()}: there is no holdout period.",
-                hint="Choose a calibration end inside the observed period.",
-            )
-        if cal_end < occasions["day"].min():
-            raise ModelError(
-                f"The holdout period ({cal_end.date()} to {obs_end.date()}) is longer than the "
-                "data: no purchase falls in the calibration period.",
-                hint="Move calibration_period_end after the first transaction.",
-            )
-
+    cal_end = (obs_end if calibration_period_end is None else
+               _calibration_end(calibration_period_end, obs_end, occasions, tz))
     cal = occasions[occasions["day"] <= cal_end]
     grouped = cal.groupby("customer", sort=True)
     first = grouped["day"].min()
@@ -235,3 +165,92 @@ def summary_from_transactions(
     out.attrs["calibration_period_end"] = cal_end
     out.attrs["time_unit_days"] = days_per_unit
     return out
+
+
+def _transaction_days(transactions: pd.DataFrame, customer_id_col: str, datetime_col: str,
+                      monetary_value_col: str | None, datetime_format: str | None
+                      ) -> tuple[pd.DataFrame, pd.Series]:
+    """Checked input: ``customer``, ``day`` and ``amount`` (1.0 without a monetary column),
+    and the days as read; a missing column, id, date or amount is a :class:`ModelError`."""
+    for col in (customer_id_col, datetime_col, monetary_value_col):
+        if col is not None and col not in transactions.columns:
+            raise ModelError(
+                f"Column {col!r} is not in the transactions.",
+                hint=f"Available columns: {', '.join(map(str, transactions.columns))}.",
+            )
+    if len(transactions) == 0:
+        raise ModelError("There are no transactions to summarise.")
+    ids = transactions[customer_id_col]
+    if ids.isna().any():
+        raise ModelError(
+            f"{int(ids.isna().sum())} transactions have no {customer_id_col!r}.",
+            hint="Drop or resolve them before summarising.",
+        )
+    try:
+        try:
+            when = pd.to_datetime(transactions[datetime_col], format=datetime_format)
+        except ValueError:
+            if datetime_format is not None:
+                raise
+            when = pd.to_datetime(transactions[datetime_col], format="mixed")
+    except (TypeError, ValueError) as exc:
+        raise ModelError(
+            f"Column {datetime_col!r} cannot be read as dates: {exc}.",
+            hint="Pass datetime_format, e.g. '%Y%m%d'.",
+        ) from exc
+    if when.isna().any():
+        raise ModelError(
+            f"{int(when.isna().sum())} transactions have no {datetime_col!r}.",
+            hint="Drop or fix them before summarising.",
+        )
+    day = when.dt.normalize()
+    frame = pd.DataFrame({"customer": ids.to_numpy(), "day": day.to_numpy()})
+    if monetary_value_col is not None:
+        amount = pd.to_numeric(transactions[monetary_value_col], errors="coerce")
+        if amount.isna().any():
+            raise ModelError(
+                f"{int(amount.isna().sum())} transactions have no numeric {monetary_value_col!r}.",
+                hint="Drop or fix them before summarising.",
+            )
+        frame["amount"] = amount.to_numpy(dtype=float)
+    else:
+        frame["amount"] = 1.0
+    return frame, day
+
+
+def _occasions(frame: pd.DataFrame, monetary: bool) -> tuple[pd.DataFrame, int]:
+    """Purchase occasions (one per customer and day, amounts summed) and how many days were
+    not one."""
+    frame["negative"] = frame["amount"] < 0
+    by_day = frame.groupby(["customer", "day"], sort=True, observed=True)
+    occasions = by_day.agg(amount=("amount", "sum"), negative=("negative", "any")).reset_index()
+    dropped_days = 0
+    if monetary:
+        # A day counts when the customer kept something: a positive net amount, or a free order
+        # (zero amount without any return line; CDNOW has 8 such first purchases).
+        kept = (occasions["amount"] > 0) | ((occasions["amount"] == 0) & ~occasions["negative"])
+        dropped_days = int((~kept).sum())
+        occasions = occasions[kept]
+    occasions = occasions.drop(columns="negative")
+    if len(occasions) == 0:
+        raise ModelError("No day has a positive net amount: there is no purchase occasion.")
+    return occasions, dropped_days
+
+
+def _calibration_end(calibration_period_end: Any, obs_end: pd.Timestamp,
+                     occasions: pd.DataFrame, tz: Any) -> pd.Timestamp:
+    """The last calibration day, checked to leave a holdout and a calibration purchase."""
+    cal_end = _to_day(calibration_period_end, "calibration_period_end", tz)
+    if cal_end >= obs_end:
+        raise ModelError(
+            f"calibration_period_end {cal_end.date()} is not before observation_period_end "
+            f"{obs_end.date()}: there is no holdout period.",
+            hint="Choose a calibration end inside the observed period.",
+        )
+    if cal_end < occasions["day"].min():
+        raise ModelError(
+            f"The holdout period ({cal_end.date()} to {obs_end.date()}) is longer than the "
+            "data: no purchase falls in the calibration period.",
+            hint="Move calibration_period_end after the first transaction.",
+        )
+    return cal_end
