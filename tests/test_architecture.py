@@ -163,3 +163,33 @@ def test_faces_hold_no_sql(face: str) -> None:
                 found.append(f"{module}:{node.lineno}")
     assert not found, f"SQL in a face: {found}"
     assert _SQL.match("SELECT a FROM t") and not _SQL.match("Create a key with ...")
+
+
+_ENGINE_ONLY = re.compile(r"\bduckdb_(tables|columns|views|settings)\(|information_schema\.|"
+                          r"\A\s*(SET|RESET|PRAGMA)\s+\w+\s*(=|;|\Z)(?!.*\b(FROM|WHERE)\b)",
+                          re.S)
+
+
+def test_engine_specifics_stay_in_the_store() -> None:
+    """Outside the store, code runs SQL only: the engine's catalog, settings and frame
+    registration go through onetoone.store (what another engine implements again)."""
+    found = []
+    for module, path in MODULES.items():
+        if _unit(module) == "store":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module == "onetoone.store.duckdb":
+                found.append(f"{module}:{node.lineno} imports onetoone.store.duckdb")
+            if isinstance(node, ast.Attribute) and node.attr in ("register", "unregister") \
+                    and not (isinstance(node.value, ast.Name) and node.value.id == "api") \
+                    and not isinstance(node.value, ast.Call):  # Splink's own API
+                found.append(f"{module}:{node.lineno} .{node.attr}()")
+            text = (node.value if isinstance(node, ast.Constant) and isinstance(node.value, str)
+                    else "".join(v.value for v in node.values if isinstance(v, ast.Constant))
+                    if isinstance(node, ast.JoinedStr) else "")
+            if isinstance(text, str) and _ENGINE_ONLY.search(text):
+                found.append(f"{module}:{node.lineno} {text.strip()[:40]!r}")
+    assert not found, f"engine-specific calls outside onetoone.store: {found}"
+    assert _ENGINE_ONLY.search("SELECT * FROM duckdb_columns()")
+    assert _ENGINE_ONLY.search("SET memory_limit = '2GB'")
+    assert not _ENGINE_ONLY.search("SET customer_id = c.customer_id FROM c")

@@ -20,8 +20,7 @@ from onetoone.ingest import SourceLoader, SourceResult
 from onetoone.ingest._loader import RowsRead
 from onetoone.ingest.settings import SourceConfig
 from onetoone.schema import ENTITIES
-from onetoone.store import Store
-from onetoone.store.duckdb import DATABASE_FILE
+from onetoone.store import DATABASE_FILE, Store
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -35,7 +35,7 @@ from onetoone.customize.propensity import AdaptivePropensities
 from onetoone.customize.settings import Cap
 from onetoone.measure.lift import Lift, lift
 from onetoone.schema import TABLES
-from onetoone.store import Connection, scratch
+from onetoone.store import Connection, drop_frame, scratch, show_frame
 
 UPLIFT_TYPES = ("persuadable", "sure_thing", "lost_cause", "do_not_disturb")
 TIERS = ("top", "middle", "low")
@@ -334,9 +334,9 @@ def _tables(decisions: list[dict[str, Any]], transactions: list[dict[str, Any]]
         if rows:
             data = arrow_table(table, rows)
             cols = ", ".join(f'"{c}"' for c in data.column_names)
-            con.register("_rows", data)
+            show_frame(con, "_rows", data)
             con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _rows")
-            con.unregister("_rows")
+            drop_frame(con, "_rows")
     return con
 
 

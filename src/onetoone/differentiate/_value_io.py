@@ -11,7 +11,7 @@ import pyarrow as pa
 from onetoone.clock import utcnow
 from onetoone.differentiate.settings import ValueSettings
 from onetoone.differentiate.value import ScoringError, ValueResult
-from onetoone.store import Store
+from onetoone.store import Store, frame_view
 
 #: Keys of ``customer_scores.scores`` that value scoring writes (other keys are kept).
 SCORE_KEYS = ("expected_spend", "model", "value_rank", "pareto_share", "margin",
@@ -78,23 +78,22 @@ def write_scores(store: Store, result: ValueResult) -> int:
     now = utcnow()
     as_of = result.as_of.date()
     with store.transaction() as con:
-        con.register("_new_scores", frame)
-        con.execute("CREATE OR REPLACE TEMP TABLE _old_scores AS SELECT customer_id, scores "
-                    "FROM customer_scores WHERE as_of = ?", [as_of])
-        con.execute("DELETE FROM customer_scores WHERE as_of = ?", [as_of])
-        con.execute(
-            f"""
-            INSERT INTO customer_scores
-            SELECT n.customer_id, ?::DATE, n.frequency, n.recency, n."T", n.monetary_value,
-                   n.p_alive, n.clv, n.value_tier,
-                   CASE WHEN o.scores IS NULL THEN json_object({pairs})
-                        ELSE json_merge_patch(o.scores, json_object({pairs})) END,
-                   ?::TIMESTAMP
-            FROM _new_scores n LEFT JOIN _old_scores o USING (customer_id)
-            """,
-            [as_of, now],
-        )
-        con.unregister("_new_scores")
+        with frame_view(con, "_new_scores", frame):
+            con.execute("CREATE OR REPLACE TEMP TABLE _old_scores AS SELECT customer_id, scores "
+                        "FROM customer_scores WHERE as_of = ?", [as_of])
+            con.execute("DELETE FROM customer_scores WHERE as_of = ?", [as_of])
+            con.execute(
+                f"""
+                INSERT INTO customer_scores
+                SELECT n.customer_id, ?::DATE, n.frequency, n.recency, n."T", n.monetary_value,
+                       n.p_alive, n.clv, n.value_tier,
+                       CASE WHEN o.scores IS NULL THEN json_object({pairs})
+                            ELSE json_merge_patch(o.scores, json_object({pairs})) END,
+                       ?::TIMESTAMP
+                FROM _new_scores n LEFT JOIN _old_scores o USING (customer_id)
+                """,
+                [as_of, now],
+            )
         con.execute("DROP TABLE _old_scores")
     return len(frame)
 

@@ -30,6 +30,7 @@ from onetoone.clock import utcnow
 from onetoone.differentiate.defection._features import connection, present_silos
 from onetoone.errors import ModelError
 from onetoone.schema import TABLES
+from onetoone.store import frame_view
 
 UNSEGMENTED = "unsegmented"
 
@@ -288,10 +289,10 @@ def assign_needs_segments(store: Any, as_of: Any, config: Any = None, *,
     if write:
         now = utcnow()
         rows = segments.assign(as_of=as_of_ts.date(), silhouette=silhouette, created_at=now)
-        store.register("_needs_rows", rows)
-        con.execute("DELETE FROM needs_segments WHERE as_of = ?", [as_of_ts.date()])
-        con.execute("INSERT INTO needs_segments SELECT as_of, segment_id, name, description, "
-                    "customers, centroid::JSON, silhouette, created_at FROM _needs_rows")
-        con.unregister("_needs_rows")
+        with frame_view(con, "_needs_rows", rows):
+            con.execute("DELETE FROM needs_segments WHERE as_of = ?", [as_of_ts.date()])
+            con.execute("INSERT INTO needs_segments SELECT as_of, segment_id, name, "
+                        "description, customers, centroid::JSON, silhouette, created_at "
+                        "FROM _needs_rows")
     return NeedsResult(as_of=as_of_ts, assignments=assignments, segments=segments,
                        features=feats, silhouette=silhouette, notes=notes)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from onetoone.store import scratch
+from onetoone.store import frame_view, scratch
 
 #: Candidate pairs agree on one of these keys: two fields (any two strong ones), a contact
 #: value, or three fields where the two-field block is too large (common names at scale).
@@ -76,9 +76,9 @@ def raw_block_keys(frame: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFram
     if not names:
         return frame, names
     con = scratch()
-    con.execute("SET enable_progress_bar = false")
-    con.register("_frame", frame[fields].assign(_row=np.arange(len(frame), dtype=np.int64)))
-    keys = con.execute(f"SELECT {hashed} FROM _frame ORDER BY _row").df()
+    with frame_view(con, "_frame",
+                    frame[fields].assign(_row=np.arange(len(frame), dtype=np.int64))):
+        keys = con.execute(f"SELECT {hashed} FROM _frame ORDER BY _row").df()
     con.close()
     keys.index = frame.index
     return frame.drop(columns=[n for n in names if n in frame.columns]).assign(
@@ -101,10 +101,10 @@ def cut_blocks(frame: pd.DataFrame, names: list[str], max_block_size: int) -> pd
     if not names:
         return frame
     con = scratch()
-    con.execute("SET enable_progress_bar = false")
-    con.register("_keys", frame[names].assign(_row=np.arange(len(frame), dtype=np.int64)))
-    keys = con.execute(f"SELECT {kept_keys_sql(names, '_keys', max_block_size)} "
-                       "FROM _keys ORDER BY _row").df()
+    with frame_view(con, "_keys", frame[names].assign(_row=np.arange(len(frame),
+                                                                     dtype=np.int64))):
+        keys = con.execute(f"SELECT {kept_keys_sql(names, '_keys', max_block_size)} "
+                           "FROM _keys ORDER BY _row").df()
     con.close()
     keys.index = frame.index
     return frame.assign(**{n: keys[n] for n in names})

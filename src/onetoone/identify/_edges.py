@@ -27,8 +27,7 @@ import pandas as pd
 from onetoone.identify._components import BIRTH_DAYS, item_components
 from onetoone.identify.settings import IdentifySettings
 from onetoone.ingest._normalize import q
-from onetoone.store import Connection
-from onetoone.store.duckdb import duckdb_settings
+from onetoone.store import Connection, engine_settings, frame_view
 
 #: Common first-name nicknames (normalized: lower case, no accents, letters only) that are not a
 #: prefix of the name; prefixes (fred / frederic) are recognised without a list. Extended by
@@ -168,7 +167,7 @@ def build_records(con: Connection, only: str | None = None) -> None:
     # The index is the row number in record key order: the rows are stored sorted (insertion
     # order kept for this statement) and numbered by their row ids, consecutive in the order
     # stored, in half the time of a window ordered by key (which carries every column).
-    with duckdb_settings(con, preserve_insertion_order=True):
+    with engine_settings(con, preserve_insertion_order=True):
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE _rec_sorted AS
             SELECT record_key, {first} AS fn, {last} AS ln, birth_date AS bd, ingestion_id,
@@ -260,31 +259,30 @@ def build_identifier_edges(con: Connection, settings: IdentifySettings,
     n_items = int(con.execute("SELECT count(*) FROM _sus").fetchall()[0][0])
     labels = item_components(n_items, np.asarray(pairs["a"], dtype=np.int64),
                              np.asarray(pairs["b"], dtype=np.int64))
-    con.register("_item_group_view", pd.DataFrame({"item": np.arange(n_items, dtype=np.int64),
-                                                   "grp": labels}))
-    rank = type_rank(settings)
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _sus_edges AS
-        WITH g AS (  -- records without a first name are in no group of their own
-            SELECT s.*, CASE WHEN s.fn IS NOT NULL THEN v.grp END AS grp
-            FROM _sus s JOIN _item_group_view v USING (item)
-        ), groups AS (  -- a group of a shared value is named by its smallest record key
-            SELECT type, value, grp, min(record_key) AS part, count(*) AS size FROM g
-            WHERE grp IS NOT NULL GROUP BY ALL
-        ), largest AS (  -- where records without a first name go
-            SELECT type, value, arg_max(part, (size, part)) AS part FROM groups GROUP BY ALL
-        ), e AS (
-            SELECT g.idx, g.type, g.value,
-                   g.type || ':' || g.value || '|' || coalesce(p.part, l.part, g.record_key)
-                   AS node, {rank} AS rank,
-                   g.fn IS NULL AS guess  -- put in the largest group by default
-            FROM g LEFT JOIN groups p USING (type, value, grp)
-            LEFT JOIN largest l USING (type, value)
-        )  -- a split value node that holds a single record joins nothing
-        SELECT *, {n_values} + dense_rank() OVER (ORDER BY node) - 1 AS nid FROM e
-        QUALIFY count(*) OVER (PARTITION BY node) >= 2
-    """)
-    con.unregister("_item_group_view")
+    groups_view = pd.DataFrame({"item": np.arange(n_items, dtype=np.int64), "grp": labels})
+    with frame_view(con, "_item_group_view", groups_view):
+        rank = type_rank(settings)
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _sus_edges AS
+            WITH g AS (  -- records without a first name are in no group of their own
+                SELECT s.*, CASE WHEN s.fn IS NOT NULL THEN v.grp END AS grp
+                FROM _sus s JOIN _item_group_view v USING (item)
+            ), groups AS (  -- a group of a shared value is named by its smallest record key
+                SELECT type, value, grp, min(record_key) AS part, count(*) AS size FROM g
+                WHERE grp IS NOT NULL GROUP BY ALL
+            ), largest AS (  -- where records without a first name go
+                SELECT type, value, arg_max(part, (size, part)) AS part FROM groups GROUP BY ALL
+            ), e AS (
+                SELECT g.idx, g.type, g.value,
+                       g.type || ':' || g.value || '|' || coalesce(p.part, l.part, g.record_key)
+                       AS node, {rank} AS rank,
+                       g.fn IS NULL AS guess  -- put in the largest group by default
+                FROM g LEFT JOIN groups p USING (type, value, grp)
+                LEFT JOIN largest l USING (type, value)
+            )  -- a split value node that holds a single record joins nothing
+            SELECT *, {n_values} + dense_rank() OVER (ORDER BY node) - 1 AS nid FROM e
+            QUALIFY count(*) OVER (PARTITION BY node) >= 2
+        """)
     # Integer node ids (``nid``) for the components: a value's number, or its group's. A
     # view: most readers want the integers of every edge, and the names of a few.
     con.execute(f"""

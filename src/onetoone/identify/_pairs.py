@@ -34,7 +34,7 @@ from onetoone.identify._vetoes import (
     veto_sql,
 )
 from onetoone.identify.settings import IdentifySettings
-from onetoone.store import Store
+from onetoone.store import Store, frame_view
 
 
 def predict_pairs(frame: pd.DataFrame | pa.Table, settings: IdentifySettings,
@@ -67,7 +67,6 @@ def predict_pairs(frame: pd.DataFrame | pa.Table, settings: IdentifySettings,
                              pa.array(np.arange(len(table), dtype=np.int64)))
     api = _splink_api()
     con = api.duckdb_con
-    con.register("_frame", table)
     names = [c for c in table.column_names if c.startswith("b_")]
     kept = [c for c in ("grp", "is_new") if c in table.column_names]
     coarser = coarser_keys(columns) if names == block_key_sql(columns)[0] else None
@@ -75,20 +74,18 @@ def predict_pairs(frame: pd.DataFrame | pa.Table, settings: IdentifySettings,
                                     coarser) if names \
         else ("SELECT ''::VARCHAR AS match_key, 0::BIGINT AS join_key_l, "
               "0::BIGINT AS join_key_r WHERE false")
-    con.execute(f"CREATE TABLE _candidate_pairs AS {pairs_sql}")
     select = ", ".join(["unique_id", *columns,
                         *derived_columns_sql(columns, table.column_names)])
-    con.execute(f"CREATE TABLE _records AS SELECT {select} FROM _frame")
-    con.unregister("_frame")
+    with frame_view(con, "_frame", table):
+        con.execute(f"CREATE TABLE _candidate_pairs AS {pairs_sql}")
+        con.execute(f"CREATE TABLE _records AS SELECT {select} FROM _frame")
 
     def sample() -> pd.DataFrame:  # the rows pandas' frame.sample(n, random_state=1) takes
         rows = np.random.RandomState(1).choice(len(table), TRAIN_MAX_RECORDS, replace=False)
-        con.register("_sample_rows", pd.DataFrame({"unique_id": rows,
-                                                   "_order": np.arange(len(rows))}))
-        picked = con.execute("SELECT r.* FROM _records r JOIN _sample_rows USING (unique_id) "
-                             "ORDER BY _order").df()
-        con.unregister("_sample_rows")
-        return picked
+        order = pd.DataFrame({"unique_id": rows, "_order": np.arange(len(rows))})
+        with frame_view(con, "_sample_rows", order):
+            return con.execute("SELECT r.* FROM _records r JOIN _sample_rows "
+                               "USING (unique_id) ORDER BY _order").df()
 
     linker = fitted_linker(api, api.register("_records"), len(table), sample, settings,
                            model, notes, columns, [], store if "is_new" in kept else None)
@@ -131,9 +128,8 @@ def _flags(pairs: pd.DataFrame, store: Store, settings: IdentifySettings) -> pd.
 def _pair_records(store: Store, scored: pd.DataFrame) -> None:
     """``_scored``: the scored pairs, as a table; ``_pair_rec``: their records' first name,
     surname, birth date (``_rec``) and deterministic group (``_groups``), read once."""
-    store.con.register("_scored_view", scored)
-    store.execute("CREATE OR REPLACE TEMP TABLE _scored AS SELECT * FROM _scored_view")
-    store.con.unregister("_scored_view")
+    with frame_view(store, "_scored_view", scored):
+        store.execute("CREATE OR REPLACE TEMP TABLE _scored AS SELECT * FROM _scored_view")
     store.execute("""
         CREATE OR REPLACE TEMP TABLE _pair_rec AS
         SELECT r.record_key, r.fn, r.ln, r.bd, g."group"

@@ -24,6 +24,7 @@ import json
 from dataclasses import dataclass, field
 
 import pandas as pd
+import pyarrow as pa
 
 from onetoone.identify._blocking import raw_block_keys
 from onetoone.identify._comparisons import model_columns
@@ -49,7 +50,14 @@ from onetoone.identify._training import make_linker as make_linker  # benchmarks
 from onetoone.identify._vetoes import home_odds
 from onetoone.identify.settings import IdentifySettings
 from onetoone.progress import Progress, silent
-from onetoone.store import ENGINE_VERSION, Store
+from onetoone.store import (
+    ENGINE_VERSION,
+    Connection,
+    Store,
+    frame_view,
+    has_table,
+    table_columns,
+)
 
 MIN_RECORDS = 20
 
@@ -73,8 +81,7 @@ def score_new_pairs(store: Store, settings: IdentifySettings,
     keys differently): a full run is needed."""
     say = progress or silent
     model = _saved_model(store)
-    stored = bool(store.scalar("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?",
-                               [INPUT_TABLE]))
+    stored = has_table(store, INPUT_TABLE)
     if model is None or not stored:
         profiles = int(store.scalar("SELECT count(*) FROM customer_records "
                                     "WHERE origin = 'profile'"))
@@ -82,37 +89,20 @@ def score_new_pairs(store: Store, settings: IdentifySettings,
     columns = list(model.get("columns", []))
     new = _input(store, settings, only="_new_keys")
     new, keys = raw_block_keys(new, columns)
-    stored_columns = {str(r[0]) for r in store.fetchall(
-        "SELECT column_name FROM duckdb_columns() WHERE table_name = ?", [INPUT_TABLE])}
+    stored_columns = set(table_columns(store, INPUT_TABLE))
     if model.get("duckdb") != ENGINE_VERSION or set(new.columns) != stored_columns \
             or set(model_columns(new)) - set(columns):
         return None
     con = store.con
     con.execute(f"DELETE FROM {INPUT_TABLE} WHERE unique_id IN (SELECT record_key FROM "
                 "_new_keys) OR unique_id IN (SELECT record_key FROM _gone)")
-    con.register("_input_new", new)
-    # The new rows are appended: their row ids are past every stored row's.
-    first_new = int(store.scalar(f"SELECT coalesce(max(rowid), -1) + 1 FROM {INPUT_TABLE}"))
-    con.execute(f"INSERT INTO {INPUT_TABLE} BY NAME SELECT * FROM _input_new")
-    if new.empty or not keys:
-        con.unregister("_input_new")
-        return no_pairs()
-    say(f"scoring the pairs of {len(new):,} new profile records with the saved model", 0.1)
-    # The blocks of the new rows that are small enough in the whole input, and their rows.
-    con.execute("CREATE OR REPLACE TEMP TABLE _input_keys AS " + " UNION ALL ".join(
-        f"SELECT {i} AS k, {key} AS v FROM {INPUT_TABLE} WHERE {key} IN "
-        f"(SELECT {key} FROM _input_new) GROUP BY {key} "
-        f"HAVING count(*) <= {settings.max_block_size}" for i, key in enumerate(keys)))
-    near = " UNION ".join(f"SELECT i.rowid FROM {INPUT_TABLE} i JOIN _input_keys k "
-                          f"ON k.k = {n} AND k.v = i.{key}" for n, key in enumerate(keys))
-    kept = "".join(f", CASE WHEN {key} IN (SELECT v FROM _input_keys WHERE k = {i}) "
-                   f"THEN {key} END AS {key}" for i, key in enumerate(keys))
-    frame = con.sql(f"""
-        SELECT * EXCLUDE ({', '.join(keys)}) {kept},
-               rowid >= {first_new} AS is_new
-        FROM {INPUT_TABLE} WHERE rowid >= {first_new} OR rowid IN ({near})
-        ORDER BY unique_id""").to_arrow_table()
-    con.unregister("_input_new")
+    with frame_view(con, "_input_new", new):
+        # The new rows are appended: their row ids are past every stored row's.
+        first_new = int(store.scalar(f"SELECT coalesce(max(rowid), -1) + 1 FROM {INPUT_TABLE}"))
+        con.execute(f"INSERT INTO {INPUT_TABLE} BY NAME SELECT * FROM _input_new")
+        if new.empty or not keys:
+            return no_pairs()
+        frame = _new_and_near(con, new, keys, first_new, settings.max_block_size, say)
     pairs, _model = predict_pairs(frame, settings, model, None, columns, store)
     return _flags(pairs, store, settings)
 
@@ -172,3 +162,23 @@ def match_pairs(store: Store, settings: IdentifySettings,
     outcome.links = int(store.scalar(
         "SELECT count(*) FROM identity_review WHERE status = 'linked'"))
     return outcome
+
+
+def _new_and_near(con: Connection, new: pd.DataFrame, keys: list[str], first_new: int,
+                  max_block_size: int, say: Progress) -> pa.Table:
+    """The new rows (``_input_new``, appended from row id ``first_new``) and the stored rows
+    that share one of their blocks small enough in the whole input, flagged ``is_new``."""
+    say(f"scoring the pairs of {len(new):,} new profile records with the saved model", 0.1)
+    con.execute("CREATE OR REPLACE TEMP TABLE _input_keys AS " + " UNION ALL ".join(
+        f"SELECT {i} AS k, {key} AS v FROM {INPUT_TABLE} WHERE {key} IN "
+        f"(SELECT {key} FROM _input_new) GROUP BY {key} "
+        f"HAVING count(*) <= {max_block_size}" for i, key in enumerate(keys)))
+    near = " UNION ".join(f"SELECT i.rowid FROM {INPUT_TABLE} i JOIN _input_keys k "
+                          f"ON k.k = {n} AND k.v = i.{key}" for n, key in enumerate(keys))
+    kept = "".join(f", CASE WHEN {key} IN (SELECT v FROM _input_keys WHERE k = {i}) "
+                   f"THEN {key} END AS {key}" for i, key in enumerate(keys))
+    return con.sql(f"""
+        SELECT * EXCLUDE ({', '.join(keys)}) {kept},
+               rowid >= {first_new} AS is_new
+        FROM {INPUT_TABLE} WHERE rowid >= {first_new} OR rowid IN ({near})
+        ORDER BY unique_id""").to_arrow_table()

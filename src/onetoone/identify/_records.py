@@ -16,7 +16,7 @@ from onetoone.identify._components import components
 from onetoone.identify._edges import norm_name
 from onetoone.identify.settings import IdentifySettings
 from onetoone.ingest._normalize import ident, q
-from onetoone.store import Store
+from onetoone.store import Store, drop_frame, show_frame, table_columns
 
 #: The profile records as matched, with their blocking keys before the block-size cut
 #: (:func:`raw_block_keys`), kept between runs: an incremental run reads, normalizes and keys
@@ -74,12 +74,12 @@ def _deterministic_groups(store: Store) -> None:
     n = int(store.scalar("SELECT count(*) FROM _rec"))
     labels = components(n, np.asarray(edges["idx"], dtype=np.int64),
                         np.asarray(edges["nid"], dtype=np.int64))
-    store.con.register("_groups_view", pd.DataFrame({"idx": np.arange(n, dtype=np.int64),
+    show_frame(store.con, "_groups_view", pd.DataFrame({"idx": np.arange(n, dtype=np.int64),
                                                      "group": labels[:n]}))
     store.execute("""CREATE OR REPLACE TEMP TABLE _groups AS
                      SELECT r.record_key AS unique_id, g."group" FROM _groups_view g
                      JOIN _rec r USING (idx) WHERE r.origin = 'profile'""")
-    store.con.unregister("_groups_view")
+    drop_frame(store.con, "_groups_view")
 
 
 def _stored_input(store: Store, settings: IdentifySettings) -> tuple[pa.Table, list[str]]:
@@ -90,9 +90,8 @@ def _stored_input(store: Store, settings: IdentifySettings) -> tuple[pa.Table, l
     con = store.con
     con.execute("CREATE OR REPLACE TEMP TABLE _input_all AS "
                 f"{_input_sql(settings, ordered=False)}")  # read in order below
-    names = [c for c in (str(r[0]) for r in con.execute(
-        "SELECT column_name FROM duckdb_columns() WHERE table_name = '_input_all'").fetchall())
-        if c in FIELDS.values() or c.startswith("x_")]
+    names = [c for c in table_columns(con, "_input_all")
+             if c in FIELDS.values() or c.startswith("x_")]
     counts = con.execute("SELECT " + ", ".join(f"count({ident(c)})" for c in names)
                          + " FROM _input_all").fetchall()[0] if names else ()
     columns = [c for c, n in zip(names, counts, strict=True) if n]

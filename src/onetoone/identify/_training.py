@@ -36,8 +36,8 @@ from onetoone.identify._splink_compat import (
     term_frequency_columns,
 )
 from onetoone.identify.settings import IdentifySettings
-from onetoone.ingest._normalize import ident, q
-from onetoone.store import Store, scratch
+from onetoone.ingest._normalize import ident
+from onetoone.store import Store, scratch, show_frame
 
 _MODEL_KEY = "identify_model"
 
@@ -159,12 +159,9 @@ def _splink_api() -> Any:
     """A DuckDB connection for Splink: no progress bars, bounded memory (spills beyond)."""
     from splink import DuckDBAPI
 
-    connection = scratch()
-    connection.execute("SET enable_progress_bar = false")  # no bars in the CLI's output
-    connection.execute(f"SET memory_limit = '{SPLINK_MEMORY_LIMIT}'")
     spill = Path(tempfile.gettempdir()) / f"onetoone-splink-{os.getpid()}"
-    connection.execute(f"SET temp_directory = {q(str(spill))}")  # not the working directory
-    connection.execute("SET preserve_insertion_order = false")
+    connection = scratch(memory_limit=SPLINK_MEMORY_LIMIT, preserve_insertion_order=False,
+                         temp_directory=str(spill))  # spills not in the working directory
     return DuckDBAPI(connection)
 
 
@@ -189,7 +186,7 @@ def make_linker(frame: pd.DataFrame, settings: IdentifySettings,
     derived = derived_columns_sql(columns, [])
     extra = [d.rsplit(" AS ", 1)[-1] for d in derived]
     con = scratch()
-    con.register("_frame", frame.drop(columns=[c for c in extra if c in frame.columns]))
+    show_frame(con, "_frame", frame.drop(columns=[c for c in extra if c in frame.columns]))
     frame = con.execute(f"SELECT *, {', '.join(derived)} FROM _frame").df() if derived \
         else frame
     con.close()

@@ -43,8 +43,7 @@ from onetoone.identify.settings import IdentifySettings
 from onetoone.ingest._normalize import ident, q
 from onetoone.progress import Progress, silent, within
 from onetoone.schema import ENTITIES
-from onetoone.store import Connection, Store
-from onetoone.store.duckdb import duckdb_settings
+from onetoone.store import Connection, Store, drop_frame, engine_settings, show_frame
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base 32
 #: DuckDB memory of the store during a run, spilling to disk beyond (the Splink connection
@@ -118,7 +117,7 @@ class IdentityResolver:
         last_ingestion = int(last[0]) if last and last[0] is not None else -1
         result = IdentifyResult(mode)
         # Every read that needs an order says it (ORDER BY): tables are made in parallel.
-        with duckdb_settings(con, memory_limit=MEMORY_LIMIT, preserve_insertion_order=False):
+        with engine_settings(con, memory_limit=MEMORY_LIMIT, preserve_insertion_order=False):
             self._run(result, mode, last_ingestion, touched, event_prefix, reason, say)
         result.seconds = time.perf_counter() - started
         return result
@@ -244,12 +243,12 @@ class IdentityResolver:
         con = self.con
         seed, scope = TABLES.seed, TABLES.scope
         most = self.settings.max_records_per_value
-        con.register("_touched_view", pd.DataFrame({"record_key": pd.Series(
+        show_frame(con, "_touched_view", pd.DataFrame({"record_key": pd.Series(
             touched, dtype="object")}))
         ends = scored[["unique_id_l", "unique_id_r"]] if scored is not None and \
             not scored.empty else pd.DataFrame({"unique_id_l": pd.Series(dtype="object"),
                                                 "unique_id_r": pd.Series(dtype="object")})
-        con.register("_ends_view", ends)
+        show_frame(con, "_ends_view", ends)
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE {seed} AS
             SELECT record_key FROM {new_keys}
@@ -272,8 +271,8 @@ class IdentityResolver:
                  WHERE record_key IN (SELECT record_key FROM {seed}))
             UNION SELECT record_key FROM {seed}
         """).fetchall()
-        con.unregister("_touched_view")
-        con.unregister("_ends_view")
+        drop_frame(con, "_touched_view")
+        drop_frame(con, "_ends_view")
         return seed, scope
 
     def _widen_scope(self, *, rec: str, scope: str) -> bool:
@@ -427,7 +426,7 @@ class IdentityResolver:
         (``labels``, while it runs) and ``cannot_link``."""
         con = self.con
         lab = TABLES.raw_labels
-        con.register(lab, pd.DataFrame({"idx": np.arange(n_records),
+        show_frame(con, lab, pd.DataFrame({"idx": np.arange(n_records),
                                         "comp": labels[:n_records]}))
         cl, cannot = self._cannot_link(rec=rec, edges=edges, other_edges=other_edges,
                                        raw_labels=lab)
@@ -467,9 +466,9 @@ class IdentityResolver:
         bad = con.execute(over_caps("WHERE l.comp IN (SELECT comp FROM _maybe_bad)")
                           ).fetchnumpy()["comp"]
         if len(bad) == 0:
-            con.unregister(lab)
+            drop_frame(con, lab)
             return labels
-        con.register("_bad", pd.DataFrame({"comp": np.asarray(bad, dtype=np.int64)}))
+        show_frame(con, "_bad", pd.DataFrame({"comp": np.asarray(bad, dtype=np.int64)}))
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE _bad_rec AS
             SELECT idx, fn IS NOT NULL AS has_fn, bd IS NOT NULL AS has_bd FROM {rec}
@@ -499,8 +498,8 @@ class IdentityResolver:
              for r, n, f, s, p in edge_rows],
             values, caps, cannot, known,
         )
-        con.unregister("_bad")
-        con.unregister(lab)
+        drop_frame(con, "_bad")
+        drop_frame(con, lab)
         labels = labels.copy()
         offset = int(labels.max()) + 1
         for item, root in roots.items():
@@ -514,14 +513,14 @@ class IdentityResolver:
         t = TABLES
         frame = pd.DataFrame({"idx": np.arange(n_records, dtype=np.int64),
                               "comp": labels[:n_records]})
-        con.register("_labels_view", frame)
+        show_frame(con, "_labels_view", frame)
         con.execute(f"CREATE OR REPLACE TEMP TABLE {t.comp} AS SELECT * FROM _labels_view")
-        con.unregister("_labels_view")
+        drop_frame(con, "_labels_view")
         nodes = pd.DataFrame({"nid": np.arange(len(labels) - n_records, dtype=np.int64),
                               "comp": labels[n_records:]})
-        con.register("_nodes_view", nodes)
+        show_frame(con, "_nodes_view", nodes)
         con.execute(f"CREATE OR REPLACE TEMP TABLE {t.node_comp} AS SELECT * FROM _nodes_view")
-        con.unregister("_nodes_view")
+        drop_frame(con, "_nodes_view")
         return t.comp, t.node_comp
 
     def _write_graph(self, raw: np.ndarray, n_records: int, scoped: bool, *, rec: str,
@@ -543,7 +542,7 @@ class IdentityResolver:
                 n_records, np.concatenate([np.arange(n_records), whole["idx"]]),
                 np.concatenate([labels, int(labels.max()) + 1 + whole["node"]]))[:n_records]
         _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
-        con.register("_graph_view", pd.DataFrame({"idx": np.arange(n_records, dtype=np.int64),
+        show_frame(con, "_graph_view", pd.DataFrame({"idx": np.arange(n_records, dtype=np.int64),
                                                   "first": first[inverse].astype(np.int64)}))
         if scoped:
             con.execute("DELETE FROM identity_graph WHERE record_key IN "
@@ -555,7 +554,7 @@ class IdentityResolver:
             SELECT r.record_key, (hash(f.record_key) >> 1)::BIGINT FROM _graph_view g
             JOIN {rec} r ON r.idx = g.idx JOIN {rec} f ON f.idx = g.first
         """)
-        con.unregister("_graph_view")
+        drop_frame(con, "_graph_view")
 
     # -- which customers change ---------------------------------------------------------
     def _affected(self, *, rec: str, comp: str, seed: str) -> tuple[str, str]:
@@ -725,10 +724,10 @@ class IdentityResolver:
                 DELETE FROM customer_links WHERE record_key IN (SELECT record_key FROM {links_new})
                    OR record_key IN (SELECT record_key FROM {gone})
                 RETURNING customer_id""").fetchnumpy()
-            con.register("_unlinked_view", pd.DataFrame(unlinked))
+            show_frame(con, "_unlinked_view", pd.DataFrame(unlinked))
             con.execute(f"CREATE OR REPLACE TEMP TABLE {t.unlinked} AS "
                         "SELECT DISTINCT customer_id FROM _unlinked_view")
-            con.unregister("_unlinked_view")
+            drop_frame(con, "_unlinked_view")
         con.execute(f"""
             INSERT INTO customer_links
             SELECT record_key, customer_id, method, prob,

@@ -25,7 +25,7 @@ from onetoone.ingest._readers import SourceFile, open_source_file
 from onetoone.ingest.settings import SourceConfig
 from onetoone.schema import ENTITIES, STRICT_KINDS, TABLES, Entity
 from onetoone.settings import WorkspaceSettings
-from onetoone.store import DatabaseError, Store
+from onetoone.store import DatabaseError, Store, drop_frame, engine_settings, show_frame
 
 #: Told the source being loaded and how many rows were read since the last call (a
 #: stream's size is unknown until its end, so ingestion counts rows instead of a fraction).
@@ -119,13 +119,9 @@ class SourceLoader:
         result = SourceResult(self.name, self.entity.name)
         con = self.store.con
         register_lookups(con)
-        con.execute(f"SET TimeZone = {q(self.norm.timezone)}")
-        try:
-            with self.store.transaction():
-                for path in paths:
-                    result.files.append(self._load_file(path))
-        finally:
-            con.execute("SET TimeZone = 'UTC'")
+        with engine_settings(con, TimeZone=self.norm.timezone), self.store.transaction():
+            for path in paths:
+                result.files.append(self._load_file(path))
         return result
 
     def _load_file(self, path: Path) -> FileResult:
@@ -232,7 +228,7 @@ class SourceLoader:
         ``_ids``. The common case (no reject) parses each value once."""
         con = self.store.con
         plan = self._plan(tuple(names))
-        con.register("_batch", batch)
+        show_frame(con, "_batch", batch)
         try:
             inserted = con.execute(plan.insert_rows, [ingestion_id]).fetchone()
             if inserted is None or int(inserted[0]) < batch.num_rows:
@@ -242,7 +238,7 @@ class SourceLoader:
                 con.execute(plan.insert_identifiers, [ingestion_id])
         finally:
             with suppress(DatabaseError):
-                con.unregister("_batch")
+                drop_frame(con, "_batch")
 
     _current_path: Path = Path()
 

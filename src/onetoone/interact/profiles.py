@@ -20,8 +20,7 @@ import pandas as pd
 import pyarrow as pa
 
 from onetoone.customize.profile import Profile
-from onetoone.store import Connection, OutOfMemory
-from onetoone.store.duckdb import duckdb_settings
+from onetoone.store import Connection, OutOfMemory, drop_frame, engine_settings, show_frame
 
 _SCORE_COLUMNS = (
     "as_of",
@@ -291,7 +290,7 @@ class ProfileStore:
         store = cls()
         store._today = now.date()
         try:
-            with duckdb_settings(cur, memory_limit=LOAD_MEMORY_LIMIT):
+            with engine_settings(cur, memory_limit=LOAD_MEMORY_LIMIT):
                 store._read(cur, now, contact_days, outbound)
         except OutOfMemory:
             store._read(cur, now, contact_days, outbound)
@@ -308,7 +307,7 @@ class ProfileStore:
         self._index = pd.Index(base.column(0).to_numpy(zero_copy_only=False), dtype=object)
         # each part's rows are told their customer's row by a join in DuckDB (mapping millions
         # of ids through Python strings cost more memory than the part itself)
-        cur.register("_profile_rows", pa.table({
+        show_frame(cur, "_profile_rows", pa.table({
             "customer_id": base.column(0),
             "_row": pa.array(np.arange(base.num_rows, dtype=np.int64))}))
         try:
@@ -318,7 +317,7 @@ class ProfileStore:
                                "USING (customer_id) ORDER BY r._row", params)
                 self._parts[part] = (table.column(0).to_numpy(), table.drop_columns("_row"))
         finally:
-            cur.unregister("_profile_rows")
+            drop_frame(cur, "_profile_rows")
 
     def __len__(self) -> int:
         return len(self._index) + sum(1 for c in self._made if c not in self._index)

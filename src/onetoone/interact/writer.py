@@ -32,7 +32,7 @@ from typing import Any
 import pyarrow as pa
 
 from onetoone.schema import TABLES
-from onetoone.store import Connection, DatabaseError
+from onetoone.store import Connection, DatabaseError, drop_frame, show_frame
 
 log = logging.getLogger("onetoone.writer")
 
@@ -94,11 +94,11 @@ class Txn:
                 continue
             data = arrow_table(table, rows)
             cols = ", ".join(f'"{n}"' for n in data.column_names)
-            cur.register("_group_rows", data)
+            show_frame(cur, "_group_rows", data)
             try:
                 cur.execute(f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM _group_rows')
             finally:
-                cur.unregister("_group_rows")
+                drop_frame(cur, "_group_rows")
 
 
 Work = Callable[[Txn], Any]

@@ -27,7 +27,7 @@ from typing import Any
 import pandas as pd
 
 from onetoone.clock import utcnow
-from onetoone.store import Connection
+from onetoone.store import Connection, drop_frame, show_frame
 
 KPIS = (
     "active_customers",
@@ -138,12 +138,12 @@ def compute_kpis(con: Any, exclude_statuses: Sequence[str], timezone: str) -> pd
 def write_kpis(con: Any, frame: pd.DataFrame) -> int:
     """Replace the ``kpis`` table's rows with ``frame`` (every month is recomputed)."""
     rows = frame.assign(computed_at=utcnow())
-    con.register("_kpi_rows", rows)
+    show_frame(con, "_kpi_rows", rows)
     try:
         con.execute("DELETE FROM kpis")
         con.execute("INSERT INTO kpis SELECT month, kpi, value, base, computed_at FROM _kpi_rows")
     finally:
-        con.unregister("_kpi_rows")
+        drop_frame(con, "_kpi_rows")
     return len(rows)
 
 

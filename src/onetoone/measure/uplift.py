@@ -36,6 +36,7 @@ import pandas as pd
 
 from onetoone._lightgbm import lightgbm
 from onetoone.errors import ModelError
+from onetoone.store import drop_frame, show_frame
 
 METHODS = ("t_learner", "class_transformation", "x_learner")
 LEARNERS = ("lightgbm", "logistic")
@@ -429,11 +430,11 @@ class UpliftRun:
 def customer_features(con: Any, units: pd.DataFrame) -> pd.DataFrame:
     """What the company knew of each customer of ``units`` (``customer_id``, ``day``) the day
     before ``day``: golden record and latest scores, indexed by customer_id, in order."""
-    con.register("_uplift_units", units[["customer_id", "day"]])
+    show_frame(con, "_uplift_units", units[["customer_id", "day"]])
     try:
         return con.execute(FEATURES_SQL).df().set_index("customer_id").reindex(units["customer_id"])
     finally:
-        con.unregister("_uplift_units")
+        drop_frame(con, "_uplift_units")
 
 
 def score_action_uplift(
@@ -505,7 +506,7 @@ def score_action_uplift(
             "uplift": np.round(uplift, 6),
         }
     )
-    con.register("_uplift_rows", frame)
+    show_frame(con, "_uplift_rows", frame)
     try:
         con.execute(
             "UPDATE customer_scores SET scores = json_merge_patch(coalesce(scores, '{}'), "
@@ -515,7 +516,7 @@ def score_action_uplift(
             [uplift_key(action)],
         )
     finally:
-        con.unregister("_uplift_rows")
+        drop_frame(con, "_uplift_rows")
     return UpliftRun(
         action,
         method,

@@ -1,8 +1,10 @@
 """Storage: the only package that imports the database engine.
 
-Domain code receives a :data:`Connection` (or the :class:`Store` that holds it), runs DuckDB SQL
-on it, and names the engine's errors through this package; :mod:`onetoone.store.dialect` turns
-that SQL into another engine's dialect.
+Domain code receives a :data:`Connection` (or the :class:`Store` that holds it) and runs DuckDB
+SQL on it; what is the engine's own rather than SQL goes through this package: its errors and
+types, scratch databases, settings for a block (``engine_settings``), frames made queryable
+(``frame_view`` for a block, or ``show_frame`` / ``drop_frame``) and the catalog
+(``has_table``, ``table_columns``). Another engine implements the same functions.
 """
 
 from onetoone.store.duckdb import (
@@ -12,8 +14,15 @@ from onetoone.store.duckdb import (
     DatabaseError,
     OutOfMemory,
     Store,
-    duckdb_settings,
+    drop_frame,
+    frame_view,
+    has_table,
     scratch,
+    show_frame,
+    table_columns,
+)
+from onetoone.store.duckdb import (
+    duckdb_settings as engine_settings,
 )
 
 __all__ = [
@@ -23,6 +32,11 @@ __all__ = [
     "DatabaseError",
     "OutOfMemory",
     "Store",
-    "duckdb_settings",
+    "drop_frame",
+    "engine_settings",
+    "frame_view",
+    "has_table",
     "scratch",
+    "show_frame",
+    "table_columns",
 ]

@@ -24,11 +24,20 @@ OutOfMemory = duckdb.OutOfMemoryException
 ENGINE_VERSION: str = duckdb.__version__
 
 
-def scratch() -> Connection:
-    """A private in-memory database, for working tables that never reach the workspace."""
+def scratch(**settings: str | bool) -> Connection:
+    """A private in-memory database, for working tables that never reach the workspace, with
+    the engine ``settings`` given (``memory_limit="2GB"``, ``temp_directory=...``)."""
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
+    for name, value in settings.items():
+        con.execute(f"SET {name} = {_literal(value)}")
     return con
+
+
+def _literal(value: object) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 def _create_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -43,6 +52,54 @@ MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {1: _create
                                                                      3: _create_tables}
 
 
+def _con(target: Any) -> Connection:
+    """The connection of a :class:`Store`, or the connection itself."""
+    return target.con if isinstance(target, Store) else target
+
+
+def show_frame(target: Any, name: str, frame: Any) -> None:
+    """Make a pandas DataFrame or an Arrow table queryable as the view ``name`` (until
+    :func:`drop_frame`); ``target``: a :class:`Store` or a connection."""
+    _con(target).register(name, frame)
+
+
+def drop_frame(target: Any, name: str) -> None:
+    """Forget the view of :func:`show_frame`."""
+    _con(target).unregister(name)
+
+
+@contextmanager
+def frame_view(target: Any, name: str, frame: Any) -> Iterator[str]:
+    """A pandas DataFrame or an Arrow table queryable as the view ``name`` for the time of a
+    block (``target``: a :class:`Store` or a connection); gone after it, even when it fails.
+
+    DuckDB refuses to register while the connection holds a result not read to its end; a new
+    statement closes that result first, without running the rest of it nor failing an open
+    transaction.
+    """
+    _con(target).execute("SELECT 1").fetchall()
+    show_frame(target, name, frame)
+    try:
+        yield name
+    finally:
+        drop_frame(target, name)
+
+
+def has_table(target: Any, name: str) -> bool:
+    """Whether a table or view ``name`` exists (the workspace's, or a temporary one)."""
+    return bool(_con(target).execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]).fetchall()[0][0]
+        or _con(target).execute(
+        "SELECT count(*) FROM duckdb_views() WHERE view_name = ?", [name]).fetchall()[0][0])
+
+
+def table_columns(target: Any, name: str) -> list[str]:
+    """The column names of table ``name``, in order."""
+    return [r[0] for r in _con(target).execute(
+        "SELECT column_name FROM duckdb_columns() WHERE table_name = ? ORDER BY column_index",
+        [name]).fetchall()]
+
+
 @contextmanager
 def duckdb_settings(con: duckdb.DuckDBPyConnection, **values: str | bool) -> Iterator[None]:
     """DuckDB settings (``memory_limit="3GB"``, ``preserve_insertion_order=False``) for the
@@ -52,18 +109,15 @@ def duckdb_settings(con: duckdb.DuckDBPyConnection, **values: str | bool) -> Ite
     before = con.execute("SELECT " + ", ".join(f"current_setting('{n}')" for n in names)
                          ).fetchall()[0]
 
-    def literal(value: object) -> str:
-        return str(value).lower() if isinstance(value, bool) else f"'{value}'"
-
     for name, value in values.items():
-        con.execute(f"SET {name} = {literal(value)}")
+        con.execute(f"SET {name} = {_literal(value)}")
     try:
         yield
     finally:
         for name, value in zip(names, before, strict=True):
             con.execute(f"RESET {name}")
             if con.execute(f"SELECT current_setting('{name}')").fetchall()[0][0] != value:
-                con.execute(f"SET {name} = {literal(value)}")
+                con.execute(f"SET {name} = {_literal(value)}")
 
 
 class Store:
@@ -145,7 +199,7 @@ class Store:
         first, without running the rest of it (as ``complete()`` would) nor failing an open
         transaction (as ``abort()`` does after a statement that may write).
         """
-        self.con.execute("SELECT 1").fetchall()
+        self.con.execute("SELECT 1").fetchall()  # what frame_view does, for a lasting view
         self.con.register(name, frame)
 
     def table_counts(self) -> dict[str, int]:

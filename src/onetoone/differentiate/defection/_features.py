@@ -21,6 +21,7 @@ import pandas as pd
 
 from onetoone.differentiate.defection._sentiment import sentiment_scores
 from onetoone.errors import ModelError
+from onetoone.store import frame_view, has_table
 
 COMPLAINT_TYPES = ("complaint", "claim", "reclamation")
 SERVICE_TYPES = (*COMPLAINT_TYPES, "question", "delivery", "return", "call", "ticket", "request")
@@ -71,11 +72,9 @@ def connection(store: Any) -> Any:
 
 def present_silos(con: Any) -> list[str]:
     """Silos with at least one row of an identified customer (or a table that is missing)."""
-    tables = {r[0] for r in con.execute(
-        "SELECT table_name FROM information_schema.tables").fetchall()}
     out = []
     for silo in SILO_FEATURES:
-        if silo not in tables:
+        if not has_table(con, silo):
             continue
         row = con.execute(
             f'SELECT 1 FROM "{silo}" WHERE customer_id IS NOT NULL LIMIT 1').fetchall()
@@ -87,10 +86,9 @@ def present_silos(con: Any) -> list[str]:
 def _cutoff_table(store: Any, cutoffs: Sequence[Any]) -> None:
     con = connection(store)
     stamps = pd.DataFrame({"cutoff": pd.to_datetime(list(cutoffs)).normalize()})
-    store.register("_dfx_cut_df", stamps)
-    con.execute("CREATE OR REPLACE TEMP TABLE _dfx_cut AS "
-                "SELECT DISTINCT cutoff::TIMESTAMP AS cutoff FROM _dfx_cut_df")
-    con.unregister("_dfx_cut_df")
+    with frame_view(con, "_dfx_cut_df", stamps):
+        con.execute("CREATE OR REPLACE TEMP TABLE _dfx_cut AS "
+                    "SELECT DISTINCT cutoff::TIMESTAMP AS cutoff FROM _dfx_cut_df")
 
 
 def occasions_sql(exclude_statuses: Sequence[str]) -> str:
@@ -282,9 +280,9 @@ def compute_features(
         posts = con.execute("SELECT customer_id, occurred_at, text FROM social_posts "
                             "WHERE customer_id IS NOT NULL AND occurred_at IS NOT NULL").df()
         posts["sentiment"] = sentiment_scores(posts["text"], sentiment_words)
-        store.register("_dfx_posts_df", posts[["customer_id", "occurred_at", "sentiment"]])
-        con.execute("CREATE OR REPLACE TEMP TABLE _dfx_posts AS SELECT * FROM _dfx_posts_df")
-        con.unregister("_dfx_posts_df")
+        with frame_view(con, "_dfx_posts_df",
+                        posts[["customer_id", "occurred_at", "sentiment"]]):
+            con.execute("CREATE OR REPLACE TEMP TABLE _dfx_posts AS SELECT * FROM _dfx_posts_df")
     joins = "\n".join(
         f"LEFT JOIN ({parts[s]}) AS {s} USING (customer_id, cutoff)" for s in silos
     )

@@ -29,6 +29,7 @@ from onetoone.differentiate.defection._features import (
     occasions_sql,
 )
 from onetoone.errors import ModelError
+from onetoone.store import frame_view
 
 
 class DefectionError(ModelError):
@@ -167,7 +168,6 @@ def labels(store: Any, kind: str, cutoffs: list[pd.Timestamp], horizon: int,
            exclude_statuses: Any, *, occasions_built: bool = False) -> pd.Series:
     """1 = defected within ``horizon`` days after the cutoff, for the population at each cutoff."""
     con = connection(store)
-    store.register("_dfx_lab_cut", pd.DataFrame({"cutoff": cutoffs}))
     if kind == "contract":
         sql = f"""
             WITH active AS (
@@ -197,8 +197,8 @@ def labels(store: Any, kind: str, cutoffs: list[pd.Timestamp], horizon: int,
             SELECT p.customer_id, p.cutoff, (b.customer_id IS NULL)::INTEGER AS defected
             FROM pop p LEFT JOIN back b USING (customer_id, cutoff)
         """
-    frame = con.execute(sql).df()
-    con.unregister("_dfx_lab_cut")
+    with frame_view(con, "_dfx_lab_cut", pd.DataFrame({"cutoff": cutoffs})):
+        frame = con.execute(sql).df()
     frame["cutoff"] = pd.to_datetime(frame["cutoff"])
     return frame.set_index(["customer_id", "cutoff"])["defected"].sort_index()
 

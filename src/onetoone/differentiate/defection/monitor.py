@@ -17,6 +17,7 @@ import pandas as pd
 from onetoone.clock import utcnow
 from onetoone.differentiate.defection._features import connection
 from onetoone.schema import TABLES
+from onetoone.store import frame_view, has_table
 
 TOP_TIER = "top"
 
@@ -57,20 +58,18 @@ def update_monitor(store: Any, as_of: Any, settings: Any) -> MonitorResult:
                               ).fillna(0.0)
     now = utcnow()
     rows = table.assign(as_of=day, computed_at=now)
-    store.register("_dfx_monitor", rows)
-    con.execute("DELETE FROM defection_monitor WHERE as_of = ?", [day])
-    con.execute("INSERT INTO defection_monitor SELECT as_of, value_tier, needs_segment, "
-                "customers, at_risk_customers, value, at_risk_value, at_risk_share, "
-                "computed_at FROM _dfx_monitor")
-    con.unregister("_dfx_monitor")
+    with frame_view(con, "_dfx_monitor", rows):
+        con.execute("DELETE FROM defection_monitor WHERE as_of = ?", [day])
+        con.execute("INSERT INTO defection_monitor SELECT as_of, value_tier, needs_segment, "
+                    "customers, at_risk_customers, value, at_risk_value, at_risk_share, "
+                    "computed_at FROM _dfx_monitor")
     result = check_alert(con, day, settings.monitor_margin)
     result.table = table
     return result
 
 
 def _has_monitor(con: Any) -> bool:
-    return bool(con.execute("SELECT count(*) FROM information_schema.tables "
-                            "WHERE table_name = 'defection_monitor'").fetchall()[0][0])
+    return has_table(con, "defection_monitor")
 
 
 def monitor_history(store: Any) -> pd.DataFrame:

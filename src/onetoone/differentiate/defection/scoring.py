@@ -30,6 +30,7 @@ from onetoone.differentiate.defection._training import (
 )
 from onetoone.differentiate.defection.model import DefectionModel
 from onetoone.progress import Progress, silent
+from onetoone.store import frame_view
 
 SCORE_KEYS = ("defection_risk", "defection_reasons", "defection_status", "defection_horizon_days")
 
@@ -203,9 +204,8 @@ def write_defection(store: Any, result: DefectionResult, *,
     as_of = result.as_of.date()
     con.execute("BEGIN TRANSACTION")
     try:
-        store.register("_dfx_rows", frame)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _dfx_patch AS {patch}")
-        con.unregister("_dfx_rows")
+        with frame_view(con, "_dfx_rows", frame):
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _dfx_patch AS {patch}")
         con.execute(
             "UPDATE customer_scores SET scores = CASE WHEN scores IS NULL THEN p.patch::JSON "
             "ELSE json_merge_patch(scores, p.patch::JSON) END "

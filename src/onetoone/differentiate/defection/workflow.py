@@ -22,6 +22,7 @@ from onetoone.differentiate.defection.scoring import (
 from onetoone.differentiate.settings import DefectionSettings, NeedsSettings
 from onetoone.errors import ModelError
 from onetoone.progress import Progress, silent, within
+from onetoone.store import frame_view
 
 UNSEGMENTED = "unsegmented"
 
@@ -99,9 +100,8 @@ def _write_segments_only(store: Any, day: Any, segments: pd.Series,
     as_of = (day or pd.Timestamp(run.needs.as_of)).date()
     frame = pd.DataFrame({"customer_id": segments.index.astype(str),
                           "patch": [json.dumps({"needs_segment": s}) for s in segments]})
-    store.register("_needs_patch", frame)
-    con.execute("UPDATE customer_scores SET scores = json_merge_patch(coalesce(scores, '{}'), "
-                "p.patch::JSON) FROM _needs_patch p WHERE customer_scores.customer_id = "
-                "p.customer_id AND customer_scores.as_of = ?", [as_of])
-    con.unregister("_needs_patch")
+    with frame_view(con, "_needs_patch", frame):
+        con.execute("UPDATE customer_scores SET scores = json_merge_patch(coalesce(scores, "
+                    "'{}'), p.patch::JSON) FROM _needs_patch p WHERE customer_scores.customer_id "
+                    "= p.customer_id AND customer_scores.as_of = ?", [as_of])
     return run
