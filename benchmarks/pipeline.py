@@ -346,9 +346,9 @@ def _row(r: StepResult) -> str:
     return f"| {name}{status} | {r.seconds:,.1f} s | {_gib(r.peak_rss)} | {hot or r.detail} |"
 
 
-def table(results: list[StepResult], customers: int) -> str:
+def table(results: list[StepResult], people: str) -> str:
     lines = [
-        f"Pipeline at {customers:,} people",
+        f"Pipeline {people}",
         "| step | wall time | peak memory | three slowest functions (share of the step) |",
         "|---|---|---|---|",
     ]
@@ -400,13 +400,17 @@ def main() -> int:
         if "generate" in steps and workspace.exists() and (workspace / "onetoone.duckdb").exists():
             parser.error(f"{workspace} already holds a workspace; drop 'generate' from --steps")
         log = workspace.parent / f"{workspace.name}-pipeline.log"
-        print(f"\n{size:,} people in {workspace} (log: {log})", flush=True)
+        # without 'generate', the exports already there are read, whatever their size
+        people = (f"at {size:,} people" if "generate" in steps
+                  else f"on the exports already in {workspace}")
+        print(f"\n{workspace}, pipeline {people} (log: {log})", flush=True)
         try:
             runs[size] = run_pipeline(size, workspace, steps, args.seed, not args.no_profile, log)
         finally:
             if parent is not None and not args.keep:
                 shutil.rmtree(parent, ignore_errors=True)
-        print("\n" + table(runs[size], size) + f"\n\nload average after: {_load()}", flush=True)
+        print("\n" + table(runs[size], people) + f"\n\nload average after: {_load()}",
+              flush=True)
     failed = any(r.status != 0 for rs in runs.values() for r in rs)
     if len(sizes) > 1:
         scaling, faster = scaling_table(runs)
