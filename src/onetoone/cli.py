@@ -5,6 +5,7 @@ Errors are one sentence and what to do, exit code 1; ``--debug`` shows the trace
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -139,13 +140,24 @@ def _ingest_table(results: list[SourceResult]) -> Table:
     return table
 
 
-def _summary_table(ws: Workspace) -> Table:
-    table = Table(title=f"Workspace {ws.root}", title_justify="left")
+def _summary_table(root: Path | str, counts: dict[str, int]) -> Table:
+    table = Table(title=f"Workspace {root}", title_justify="left")
     table.add_column("table")
     table.add_column("rows", justify="right")
-    for name, count in ws.summary().items():
+    for name, count in counts.items():
         table.add_row(name, f"{count:,}")
     return table
+
+
+def _served(workspace: Path) -> Any:
+    """The server that owns the workspace, if one runs (the command then goes through it);
+    says so when a stale address file was removed."""
+    from onetoone.api.local import find_server
+
+    server, said = find_server(Path(workspace).resolve())
+    if said:
+        err.print(said, markup=False, highlight=False)
+    return server
 
 
 def _parse_pairs(values: list[str] | None, option: str) -> dict[str, str]:
@@ -250,7 +262,7 @@ def demo(
                 with _parts("scoring") as tell:
                     result = ws.score(progress=tell)
                 _value_summary(result)
-            console.print(_summary_table(ws))
+            console.print(_summary_table(ws.root, ws.summary()))
         console.print(
             f"Demo company of {customers:,} people ready in {root} "
             f"({time.perf_counter() - started:.1f} s). Ground truth is in {root / 'truth'}."
@@ -259,9 +271,15 @@ def demo(
 
 @app.command()
 def status(workspace: WorkspaceOpt = Path(".")) -> None:
-    """Rows in every table of the workspace."""
-    with _friendly(), Workspace(workspace, read_only=True) as ws:
-        console.print(_summary_table(ws))
+    """Rows in every table of the workspace (through its server when one runs)."""
+    with _friendly():
+        server = _served(workspace)
+        if server is not None:
+            data = server.call("GET", "/v1/status")
+            console.print(_summary_table(data["workspace"], data["tables"]))
+            return
+        with Workspace(workspace, read_only=True) as ws:
+            console.print(_summary_table(ws.root, ws.summary()))
 
 def _value_summary(result: Any) -> None:
     """The value pyramid and Pareto share of a scoring run, in a few lines."""
@@ -428,12 +446,14 @@ def serve(
 ) -> None:
     """Run the REST API (decisions, events, customers; OpenAPI at /docs) owning the workspace."""
     import logging
+    import signal
 
     with _friendly():
         try:
             import uvicorn
 
             from onetoone.api import create_app
+            from onetoone.api.local import remove_server_file, write_server_file
         except ImportError:
             raise OneToOneError("The REST API needs the 'service' extra.",
                                 hint="pip install 'onetoone[service]'.") from None
@@ -447,9 +467,19 @@ def serve(
                       + ("" if keys else
                          " Create a key with 'onetoone apikey create NAME --scopes admin'."),
                       markup=False, highlight=False)
-        uvicorn.run(application, host=host, port=port, access_log=False,
-                    log_level=ws.config.api.log_level, server_header=False,
-                    timeout_keep_alive=60)
+        # the CLI of the same user goes through this server while it runs
+        local = "127.0.0.1" if host in ("0.0.0.0", "") else "[::1]" if host == "::" else host
+        write_server_file(ws.root, f"http://{local}:{port}",
+                          ws.keys.session_key("local-cli", ["admin"]))
+        # uvicorn stops gracefully on SIGTERM, then raises it again: as an exit, so that the
+        # address file is removed (the default action would end the process at once)
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+        try:
+            uvicorn.run(application, host=host, port=port, access_log=False,
+                        log_level=ws.config.api.log_level, server_header=False,
+                        timeout_keep_alive=60)
+        finally:
+            remove_server_file(ws.root)
 
 
 @app.command()
@@ -619,6 +649,68 @@ def kpis(
         console.print(table)
 
 
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(
+        help="One statement that reads: SELECT, WITH, FROM, DESCRIBE, SUMMARIZE, EXPLAIN "
+        "(tables: docs/data-model.md).")],
+    workspace: WorkspaceOpt = Path("."),
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV on stdout.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="A JSON array of objects on stdout.")
+                       ] = False,
+    limit: Annotated[int | None, typer.Option(
+        min=1, help="At most this many rows (default: 1,000 in a table; every row as CSV or "
+        "JSON, up to 100,000 through a running server).")] = None,
+) -> None:
+    """Query the workspace's tables, read-only (through its server when one runs)."""
+    from onetoone.api.local import MAX_SQL_ROWS
+
+    with _friendly():
+        if as_csv and as_json:
+            raise OneToOneError("Choose --csv or --json, not both.")
+        wanted = limit if limit is not None else (None if as_csv or as_json else 1_000)
+        server = _served(workspace)
+        if server is not None:
+            data = server.call("POST", "/v1/sql", {"query": query,
+                                                   "limit": min(wanted or MAX_SQL_ROWS,
+                                                                MAX_SQL_ROWS)})
+            columns, rows, more = data["columns"], data["rows"], data["truncated"]
+        else:
+            with Workspace(workspace, read_only=True) as ws:
+                table, more = ws.sql(query, limit=wanted)
+            columns = table.column_names
+            rows = [list(row.values()) for row in table.to_pylist()]
+        if as_csv:
+            _write_csv(columns, rows)
+        elif as_json:
+            sys.stdout.write(json.dumps([dict(zip(columns, row, strict=True)) for row in rows],
+                                        ensure_ascii=False, default=str) + "\n")
+        else:
+            out = Table(box=box.SIMPLE_HEAD)
+            for column in columns:
+                out.add_column(column, overflow="fold")
+            for row in rows:
+                out.add_row(*("" if v is None else str(v) for v in row))
+            console.print(out)
+        if more:
+            err.print(f"Only the first {len(rows):,} rows are shown; --limit N shows more.",
+                      markup=False, highlight=False)
+
+
+def _write_csv(columns: list[str], rows: list[list[Any]]) -> None:
+    """CSV on stdout; a text cell a spreadsheet would read as a formula is quoted with '."""
+    import csv
+
+    def cell(value: Any) -> Any:
+        if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+            return "'" + value
+        return "" if value is None else value
+
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow([cell(c) for c in columns])
+    writer.writerows([cell(v) for v in row] for row in rows)
+
+
 apikey_app = typer.Typer(help="API keys of the REST API (stored hashed).", no_args_is_help=True)
 app.add_typer(apikey_app, name="apikey")
 
@@ -631,8 +723,14 @@ def apikey_create(
     workspace: WorkspaceOpt = Path("."),
 ) -> None:
     """Create a key; it is printed once, on the last line."""
-    with _friendly(), Workspace(workspace) as ws:
-        key = ws.keys.create(name, scopes.split(","))
+    with _friendly():
+        server = _served(workspace)
+        if server is not None:
+            key = server.call("POST", "/v1/apikeys",
+                              {"name": name, "scopes": scopes.split(",")})["key"]
+        else:
+            with Workspace(workspace) as ws:
+                key = ws.keys.create(name, scopes.split(","))
         console.print(f"API key '{name}' created with scopes {scopes}. Keep it secret; it is "
                       "shown only once:", markup=False, highlight=False)
         print(key)
@@ -644,24 +742,40 @@ def apikey_revoke(
     workspace: WorkspaceOpt = Path("."),
 ) -> None:
     """Revoke every valid key of that name."""
-    with _friendly(), Workspace(workspace) as ws:
-        count = ws.keys.revoke(name)
+    from urllib.parse import quote
+
+    with _friendly():
+        server = _served(workspace)
+        if server is not None:
+            count = server.call("DELETE", f"/v1/apikeys/{quote(name, safe='')}")["revoked"]
+        else:
+            with Workspace(workspace) as ws:
+                count = ws.keys.revoke(name)
         console.print(f"{count} key(s) named '{name}' revoked.", markup=False, highlight=False)
 
 
 @apikey_app.command("list")
 def apikey_list(workspace: WorkspaceOpt = Path(".")) -> None:
     """The stored keys (names, scopes, dates; never the keys themselves)."""
-    with _friendly(), Workspace(workspace, read_only=True) as ws:
+    with _friendly():
+        server = _served(workspace)
+        if server is not None:
+            keys = server.call("GET", "/v1/apikeys")
+        else:
+            with Workspace(workspace, read_only=True) as ws:
+                keys = ws.keys.list()
         table = Table(title="API keys", title_justify="left")
         for col in ("name", "scopes", "created", "revoked"):
             table.add_column(col)
-        for key in ws.keys.list():
-            revoked = key["revoked_at"]
-            table.add_row(key["name"], ", ".join(key["scopes"]),
-                          f"{key['created_at']:%Y-%m-%d %H:%M}",
-                          "" if revoked is None else f"{revoked:%Y-%m-%d %H:%M}")
+        for key in keys:
+            table.add_row(key["name"], ", ".join(key["scopes"]), _minute(key["created_at"]),
+                          _minute(key["revoked_at"]))
         console.print(table)
+
+
+def _minute(when: Any) -> str:
+    """A time to the minute, stored (datetime) or sent by the server (ISO text)."""
+    return "" if when is None else str(when).replace("T", " ")[:16]
 
 
 def main() -> None:

@@ -24,6 +24,7 @@ from onetoone.store import DATABASE_FILE, Store
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
     from onetoone.differentiate.defection import DifferentiateRun
     from onetoone.differentiate.scores import Scores
@@ -259,6 +260,18 @@ class Workspace:
             with self.store.transaction() as con:
                 write_kpis(con, frame)
         return frame
+
+    def sql(self, query: str, *, limit: int | None = None) -> tuple[pa.Table, bool]:
+        """Run one read-only SQL statement on the workspace's tables (``onetoone sql``): its
+        rows as an Arrow table (at most ``limit``) and whether there were more. Writes are
+        refused with one sentence; the data model is docs/data-model.md."""
+        from onetoone.store import read_query
+
+        cur = self.store.con.cursor()  # callers may be threads of the service
+        try:
+            return read_query(cur, query, limit)
+        finally:
+            cur.close()
 
     def key_figures(self, months: int | None = 12) -> pd.DataFrame:
         """The KPIs stored by the last ``onetoone score``: months as rows (the last ``months``,

@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from onetoone import __version__
-from onetoone.api.routes import customers, decisions, events, health, keys, measure
+from onetoone.api.routes import admin, customers, decisions, events, health, keys, measure
 from onetoone.errors import OneToOneError, PayloadTooLargeError
 from onetoone.workspace import Workspace
 
@@ -153,7 +153,7 @@ def build_app(workspace: Workspace | Path | str) -> FastAPI:
         "Authenticate with `Authorization: Bearer KEY`.",
     )
     app.state.workspace = ws
-    for module in (events, customers, decisions, keys, measure, health):
+    for module in (events, customers, decisions, keys, measure, admin, health):
         app.include_router(module.router)
 
     @app.exception_handler(OneToOneError)

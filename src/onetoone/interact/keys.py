@@ -151,6 +151,13 @@ class ApiKeys:
         self.ring.add(digest, Principal(name, frozenset(scopes)))
         return key
 
+    def session_key(self, name: str, scopes: list[str]) -> str:
+        """A key valid while this process runs, never stored (the local admin token that
+        ``onetoone serve`` gives the CLI of the same user)."""
+        key = PREFIX + secrets.token_urlsafe(32)
+        self.ring.add(hash_key(key), Principal(name, frozenset(check_scopes(scopes))))
+        return key
+
     def revoke(self, name: str) -> int:
         """Revoke every valid key named ``name``; returns how many."""
         now = utcnow()

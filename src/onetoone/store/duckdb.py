@@ -9,7 +9,7 @@ from typing import Any
 
 import duckdb
 
-from onetoone.errors import WorkspaceError
+from onetoone.errors import InvalidInputError, WorkspaceError
 from onetoone.schema import SCHEMA_VERSION, TABLES
 
 DATABASE_FILE = "onetoone.duckdb"
@@ -98,6 +98,53 @@ def table_columns(target: Any, name: str) -> list[str]:
     return [r[0] for r in _con(target).execute(
         "SELECT column_name FROM duckdb_columns() WHERE table_name = ? ORDER BY column_index",
         [name]).fetchall()]
+
+
+#: Statements that only read: SELECT (with WITH, FROM-first, DESCRIBE, SUMMARIZE) and EXPLAIN.
+_READING = (duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN)
+
+
+def read_query(target: Any, sql: str, limit: int | None = None) -> tuple[Any, bool]:
+    """Run one statement that only reads, for a person (``onetoone sql``): its rows as an
+    Arrow table, at most ``limit`` of them, and whether there were more. Anything else (a
+    write, ATTACH, COPY, PRAGMA, several statements, SQL that does not parse) is refused with
+    one sentence."""
+    import pyarrow as pa
+
+    con = _con(target)
+    try:
+        statements = con.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise InvalidInputError(f"This SQL does not parse: {_first_line(exc)}.") from None
+    if len(statements) != 1:
+        raise InvalidInputError(f"Give exactly one statement ({len(statements)} given).")
+    if statements[0].type not in _READING:
+        raise InvalidInputError(
+            "Only statements that read can run here (SELECT, WITH, FROM, DESCRIBE, "
+            f"SUMMARIZE, EXPLAIN), not {statements[0].type.name}.",
+            hint="Change the data with onetoone's commands or API.")
+    try:
+        relation = con.sql(sql)
+        if relation is None:  # a statement without rows (EXPLAIN of some engines)
+            return pa.table({}), False
+        reader = relation.to_arrow_reader(10_000)
+        batches, rows = [], 0
+        for batch in reader:
+            batches.append(batch)
+            rows += batch.num_rows
+            if limit is not None and rows > limit:
+                break
+        table = pa.Table.from_batches(batches, schema=reader.schema)
+    except duckdb.Error as exc:
+        raise InvalidInputError(f"The query failed: {_first_line(exc)}.") from None
+    if limit is not None and table.num_rows > limit:
+        return table.slice(0, limit), True
+    return table, False
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0].rstrip(".!") if text else type(exc).__name__
 
 
 @contextmanager

@@ -1,8 +1,8 @@
-"""API keys (scope ``admin``): create and revoke while the service runs."""
+"""API keys (scope ``admin``): create, list and revoke while the service runs."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 
@@ -20,10 +20,16 @@ def create_key(body: KeyIn, ws: WorkspaceDep, _: Admin) -> KeyOut:
     return KeyOut(name=body.name, scopes=check_scopes(body.scopes), key=key)
 
 
+@router.get("")
+def list_keys(ws: WorkspaceDep, _: Admin) -> list[dict[str, Any]]:
+    """The stored keys: names, scopes, dates (never a key nor its hash)."""
+    return ws.keys.list()
+
+
 @router.delete("/{name}")
 def revoke_key(
     name: Annotated[str, Path(min_length=1, max_length=64)], ws: WorkspaceDep, _: Admin
-) -> dict[str, str]:
+) -> dict[str, Any]:
     """Revoke every valid key of that name."""
-    ws.keys.revoke(name)
-    return {"name": name, "status": "revoked"}
+    count = ws.keys.revoke(name)
+    return {"name": name, "status": "revoked", "revoked": count}

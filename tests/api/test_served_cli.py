@@ -1,0 +1,102 @@
+"""The CLI on a served workspace: ``onetoone serve`` writes ``.onetoone/server.json`` and the
+commands that can go through it do; ``onetoone sql`` reads, with or without a server."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import stat
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from _service_server import Server, make_workspace
+from onetoone import Workspace
+from onetoone.api.local import server_file
+from onetoone.cli import app
+
+
+def _cli(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_sql_reads_and_refuses_writes_without_a_server(tmp_path: Path) -> None:
+    with Workspace.init(tmp_path) as ws:
+        ws.keys.create("crm", ["decisions"])
+        ws.keys.create("=HYPERLINK(1)", ["admin"])
+    where = ["--workspace", str(tmp_path)]
+    code, out, _ = _cli("sql", "select name, scopes from api_keys order by name", *where)
+    assert code == 0 and "crm" in out and "decisions" in out
+    code, out, _ = _cli("sql", "select name from api_keys order by name", "--csv", *where)
+    assert code == 0
+    assert list(csv.reader(io.StringIO(out))) == [["name"], ["'=HYPERLINK(1)"], ["crm"]]
+    code, out, _ = _cli("sql", "from api_keys select name, scopes order by name", "--json",
+                        *where)
+    assert code == 0 and json.loads(out)[1] == {"name": "crm", "scopes": ["decisions"]}
+    code, _, err = _cli("sql", "select * from range(5)", "--limit", "2", *where)
+    assert code == 0 and "Only the first 2 rows" in err
+    for bad, says in [("delete from api_keys", "not DELETE"),
+                      ("select 1; drop table api_keys", "exactly one statement"),
+                      ("selec 1", "does not parse"),
+                      ("select * from no_such_table", "no_such_table"),
+                      ("attach 'other.duckdb'", "not ATTACH")]:
+        code, out, err = _cli("sql", bad, *where)
+        assert code == 1 and says in err and "Traceback" not in out + err, bad
+    code, _, err = _cli("sql", "select 1", "--csv", "--json", *where)
+    assert code == 1 and "not both" in err
+    with Workspace(tmp_path) as ws:
+        assert ws.store.scalar("SELECT count(*) FROM api_keys") == 2
+
+
+@pytest.mark.slow
+def test_commands_go_through_the_running_server(tmp_path: Path) -> None:
+    server = Server(tmp_path, make_workspace(tmp_path)).start()
+    where = ["--workspace", str(tmp_path)]
+    try:
+        address = server_file(tmp_path)
+        info = json.loads(address.read_text())
+        assert server.proc is not None
+        assert info["url"] == server.url and info["pid"] == server.proc.pid
+        assert stat.S_IMODE(address.stat().st_mode) == 0o600
+        assert stat.S_IMODE(address.parent.stat().st_mode) == 0o700
+        # the database is the server's: only a command that goes through it can succeed
+        code, _, err = _cli("ingest", str(tmp_path / "none.csv"), "--entity", "customers",
+                            *where)
+        assert code == 1 and "in use by another onetoone process" in err
+        code, out, _ = _cli("status", *where)
+        assert code == 0 and "api_keys" in out
+        code, out, _ = _cli("apikey", "create", "web", "--scopes", "decisions", *where)
+        assert code == 0
+        key = out.strip().splitlines()[-1]
+        assert httpx.get(f"{server.url}/v1/ping",
+                         headers={"Authorization": f"Bearer {key}"}).status_code == 200
+        code, out, _ = _cli("sql", "select name from api_keys where name = 'web'", "--json",
+                            *where)
+        assert code == 0 and json.loads(out) == [{"name": "web"}]
+        code, out, _ = _cli("apikey", "list", *where)
+        assert code == 0 and "web" in out and key not in out
+        code, out, _ = _cli("apikey", "revoke", "web", *where)
+        assert code == 0 and "1 key(s)" in out
+        assert httpx.get(f"{server.url}/v1/ping",
+                         headers={"Authorization": f"Bearer {key}"}).status_code == 401
+        code, _, err = _cli("sql", "update api_keys set name = 'x'", *where)
+        assert code == 1 and "not UPDATE" in err
+        # the local token is the server's own: not in the database, gone with the server
+        code, out, _ = _cli("sql", "select count(*) AS n from api_keys "
+                            "where name = 'local-cli'", "--json", *where)
+        assert json.loads(out) == [{"n": 0}]
+        server.stop()  # SIGTERM: a clean stop removes the address file
+        assert not address.exists()
+        server.start()
+        assert address.exists()
+        server.kill9()  # a crash leaves it: the next command removes it and runs alone
+        assert address.exists()
+        code, out, err = _cli("status", *where)
+        assert code == 0 and "no longer runs" in err and "api_keys" in out
+        assert not address.exists()
+    finally:
+        server.stop()
