@@ -324,8 +324,20 @@ def report(
 ) -> None:
     """Write the HTML report (value pyramid, Pareto, model validation, defection monitor),
     plots as PNG too."""
-    with _friendly(), Workspace(workspace, read_only=True) as ws:
-        path = ws.report(output)
+    with _friendly():
+        server = _served(workspace)
+        if server is not None:
+            root = Path(workspace).resolve()
+            target = None if output is None else Path(output).resolve()
+            if target is not None and not target.is_relative_to(root):
+                raise OneToOneError(
+                    "A running server writes the report inside its workspace folder only.",
+                    hint="Give an --output inside the workspace, or stop the server.")
+            path = server.call("POST", "/v1/report", {
+                "output": None if target is None else str(target.relative_to(root))})["path"]
+        else:
+            with Workspace(workspace, read_only=True) as ws:
+                path = ws.report(output)
         console.print(f"Report written to {path}.")
 
 
@@ -414,9 +426,18 @@ def customer(
     why: Annotated[bool, typer.Option(
         "--why", help="Why these records are one, and why related ones are not.")] = False,
 ) -> None:
-    """One customer: golden record, source records and, with --why, the evidence."""
-    with _friendly(), Workspace(workspace, read_only=True) as ws:
-        view = ws.customer(customer_id, why=why)
+    """One customer: golden record, source records and, with --why, the evidence (through
+    the workspace's server when one runs)."""
+    from urllib.parse import quote
+
+    with _friendly():
+        server = _served(workspace)
+        if server is not None:
+            view = server.call("GET", f"/v1/customers/{quote(customer_id, safe='')}/identity"
+                               + ("?why=true" if why else ""))
+        else:
+            with Workspace(workspace, read_only=True) as ws:
+                view = ws.customer(customer_id, why=why)
         golden = Table(title=f"Customer {customer_id}", title_justify="left", show_header=False)
         for key, value in view["customer"].items():
             if value is not None and key not in ("field_sources", "customer_id"):

@@ -10,6 +10,8 @@ review, explain), ``ws.score()``, ``ws.decisions`` (decide, respond, consents, o
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -73,6 +75,19 @@ class Workspace:
     @classmethod
     def open(cls, directory: Path | str = ".") -> Workspace:
         return cls(directory)
+
+    @contextmanager
+    def reader(self) -> Iterator[Workspace]:
+        """This workspace on its own cursor, for the time of a block: what a request of the
+        service (another thread) uses to read whole tables, for the report or the CLI."""
+        other = object.__new__(Workspace)
+        other.root, other.config = self.root, self.config
+        other.store = self.store.cursor()
+        other._keys, other._decisions = self._keys, None
+        try:
+            yield other
+        finally:
+            other.store.close()
 
     def close(self) -> None:
         if self._decisions is not None:

@@ -85,6 +85,21 @@ def test_commands_go_through_the_running_server(tmp_path: Path) -> None:
                          headers={"Authorization": f"Bearer {key}"}).status_code == 401
         code, _, err = _cli("sql", "update api_keys set name = 'x'", *where)
         assert code == 1 and "not UPDATE" in err
+        # customer and report read on their own cursor while the server serves
+        with server.client("events") as client:
+            assert client.post("/v1/events", json={"events": [
+                {"event_id": f"e{i}", "type": "purchase", "channel": "web",
+                 "customer": {"email": "ana.martin@orange.fr"},
+                 "occurred_at": f"2026-11-{i + 1:02d}T10:00:00", "properties": {"amount": 30}}
+                for i in range(3)]}).status_code == 200
+        code, out, _ = _cli("sql", "select customer_id from customers", "--csv", *where)
+        customer_id = out.strip().splitlines()[-1]
+        code, out, _ = _cli("customer", customer_id, "--why", *where)
+        assert code == 0 and "ana.martin@orange.fr" in out and "Source records" in out
+        code, out, _ = _cli("report", *where)
+        assert code == 0 and (tmp_path / "report" / "index.html").is_file()
+        code, _, err = _cli("report", "--output", str(tmp_path.parent / "elsewhere.html"), *where)
+        assert code == 1 and "inside its workspace folder" in err
         # the local token is the server's own: not in the database, gone with the server
         code, out, _ = _cli("sql", "select count(*) AS n from api_keys "
                             "where name = 'local-cli'", "--json", *where)

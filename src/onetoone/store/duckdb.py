@@ -254,5 +254,13 @@ class Store:
             name: int(self.scalar(f'SELECT count(*) FROM "{name}"')) for name in TABLES
         }
 
+    def cursor(self) -> Store:
+        """A store on its own cursor of the same database: for another thread (a request of
+        the service reading while others write), each with its own transactions."""
+        other = object.__new__(Store)
+        other.path = self.path
+        other.con = self.con.cursor()
+        return other
+
     def close(self) -> None:
         self.con.close()

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from onetoone.api.deps import Admin, WorkspaceDep
 from onetoone.api.local import MAX_SQL_ROWS
 from onetoone.api.models import ERROR_RESPONSES
+from onetoone.errors import InvalidInputError
 
 router = APIRouter(prefix="/v1", tags=["admin"], responses=ERROR_RESPONSES)
 
@@ -25,7 +26,30 @@ class SqlIn(BaseModel):
 @router.get("/status")
 def status(ws: WorkspaceDep, _: Admin) -> dict[str, Any]:
     """Rows in every table of the workspace."""
-    return {"workspace": str(ws.root), "tables": ws.summary()}
+    with ws.reader() as view:
+        return {"workspace": str(ws.root), "tables": view.summary()}
+
+
+class ReportIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    #: where to write the report: inside the workspace folder (default ``report/index.html``)
+    output: Annotated[str | None, Field(max_length=4_096)] = None
+
+
+@router.post("/report")
+def report(body: ReportIn, ws: WorkspaceDep, _: Admin) -> dict[str, str]:
+    """Write the HTML report (and its plots) in the workspace folder; returns its path."""
+    output = None
+    if body.output is not None:
+        output = (ws.root / body.output).resolve()
+        if not output.is_relative_to(ws.root):
+            raise InvalidInputError(
+                "The server writes the report inside its workspace folder only.",
+                hint="Give a path inside the workspace, or stop the server and run "
+                "'onetoone report --output PATH'.")
+    with ws.reader() as view:
+        return {"path": str(view.report(output))}
 
 
 @router.post("/sql")

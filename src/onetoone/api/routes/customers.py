@@ -1,4 +1,4 @@
-"""Customers: the 360 view (by id or by identifier) and consents."""
+"""Customers: the 360 view (by id or by identifier), the identity view, and consents."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
-from onetoone.api.deps import CustomersReader, EventsWriter, ServiceDep
+from onetoone.api.deps import CustomersReader, EventsWriter, ServiceDep, WorkspaceDep
 from onetoone.api.models import ERROR_RESPONSES, ConsentsOut
 from onetoone.interact.events import Consent
 
@@ -35,6 +35,16 @@ def get_customer(
 ) -> dict[str, Any]:
     """Golden record, scores, consents, recent interactions on every channel, last decisions."""
     return service.customer_view(service.find_customer({"customer_id": customer_id}))
+
+
+@router.get("/{customer_id}/identity")
+def get_identity(
+    customer_id: CustomerId, ws: WorkspaceDep, _: CustomersReader, why: bool = False
+) -> dict[str, Any]:
+    """The customer's golden record and source records (how each was linked); with ``why``,
+    the evidence that makes them one and why related records are not, as sentences."""
+    with ws.reader() as view:
+        return view.identity.explain(customer_id, why=why)
 
 
 @router.put("/{customer_id}/consents", response_model=ConsentsOut)
