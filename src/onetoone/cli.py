@@ -149,6 +149,27 @@ def _summary_table(root: Path | str, counts: dict[str, int]) -> Table:
     return table
 
 
+def _job(server: Any, step: str, args: dict[str, Any], label: str) -> dict[str, Any]:
+    """Run ``step`` as a job of the server, with the same progress bar as alone; its result,
+    or the same one-sentence error. Ctrl-C cancels the job."""
+    job = server.call("POST", "/v1/jobs", {"step": step, "args": args})
+    if job["status"] == "queued" and job["log"]:
+        err.print(f"The server runs another job first; this {step} is queued ({job['job_id']}).",
+                  markup=False, highlight=False)
+    try:
+        with _parts(label) as tell:
+            while job["status"] in ("queued", "running"):
+                time.sleep(0.25)
+                job = server.call("GET", f"/v1/jobs/{job['job_id']}")
+                tell(job["part"] or job["status"], job["done"])
+    except KeyboardInterrupt:
+        server.call("DELETE", f"/v1/jobs/{job['job_id']}")
+        raise
+    if job["status"] == "succeeded":
+        return dict(job["result"])
+    raise OneToOneError(job["error"] or f"The job {job['job_id']} ended: {job['status']}.")
+
+
 def _served(workspace: Path) -> Any:
     """The server that owns the workspace, if one runs (the command then goes through it);
     says so when a stale address file was removed."""
@@ -207,13 +228,22 @@ def ingest(
             k: v for k, v in (("delimiter", delimiter), ("encoding", encoding),
                               ("date_format", date_format)) if v is not None
         }
-        with Workspace(workspace) as ws, _progress("loading") as progress:
-            results = ws.ingest(
-                source, entity=entity, columns=_parse_pairs(map_, "--map"),
-                identifiers=_parse_pairs(identifier, "--identifier"), options=options,
-                progress=progress,
-                path=Path(source) if entity and source else None,
-            )
+        server = _served(workspace)
+        if server is not None:
+            if entity or map_ or identifier or options:
+                raise OneToOneError(
+                    "A running server loads the sources declared in onetoone.toml only.",
+                    hint="Declare the file as a [sources.NAME] section, or stop the server.")
+            results = [SourceResult.from_summary(r) for r in _job(
+                server, "ingest", {"source": source} if source else {}, "loading")["sources"]]
+        else:
+            with Workspace(workspace) as ws, _progress("loading") as progress:
+                results = ws.ingest(
+                    source, entity=entity, columns=_parse_pairs(map_, "--map"),
+                    identifiers=_parse_pairs(identifier, "--identifier"), options=options,
+                    progress=progress,
+                    path=Path(source) if entity and source else None,
+                )
         console.print(_ingest_table(results))
         quarantined = sum(r.total("rows_quarantined") for r in results)
         console.print(
@@ -261,7 +291,7 @@ def demo(
             if ws.summary()["customers"]:  # identified: score value
                 with _parts("scoring") as tell:
                     result = ws.score(progress=tell)
-                _value_summary(result)
+                _value_summary(result.summary())
             console.print(_summary_table(ws.root, ws.summary()))
         console.print(
             f"Demo company of {customers:,} people ready in {root} "
@@ -281,20 +311,20 @@ def status(workspace: WorkspaceOpt = Path(".")) -> None:
         with Workspace(workspace, read_only=True) as ws:
             console.print(_summary_table(ws.root, ws.summary()))
 
-def _value_summary(result: Any) -> None:
-    """The value pyramid and Pareto share of a scoring run, in a few lines."""
-    table = Table(title=f"Value as of {result.as_of.date()} ({result.model_name} model)",
+def _value_summary(summary: dict[str, Any]) -> None:
+    """The value pyramid and Pareto share of a scoring run (``ValueResult.summary()``)."""
+    table = Table(title=f"Value as of {summary['as_of']} ({summary['model_name']} model)",
                   title_justify="left")
     for col in ("tier", "customers", "CLV", "share of value"):
         table.add_column(col, justify="left" if col == "tier" else "right")
-    for tier, row in result.pyramid.iterrows():
-        table.add_row(str(tier), f"{int(row['customers']):,}", f"{row['clv']:,.0f}",
+    for row in summary["pyramid"]:
+        table.add_row(row["tier"], f"{row['customers']:,}", f"{row['clv']:,.0f}",
                       f"{row['value_share']:.0%}")
     console.print(table)
-    pareto = result.pareto()
+    pareto = summary["pareto"]
     console.print(f"Top 1 % of customers hold {pareto['top_1pct']:.0%} of the value, top 20 % "
                   f"hold {pareto['top_20pct']:.0%}.")
-    for note in result.notes:
+    for note in summary["notes"]:
         # the mass-defection alert of the monitor stands out from the other notes
         style = "bold red" if note.startswith("Mass-defection alert") else None
         console.print(note, markup=False, highlight=False, style=style)
@@ -307,12 +337,16 @@ def score(
         "--as-of", help="Date the scores describe (default: the last transaction day).")] = None,
 ) -> None:
     """Score every customer's value: P(alive), expected purchases, CLV, value tier."""
-    with _friendly(), Workspace(workspace) as ws:
+    with _friendly():
         started = time.perf_counter()
-        with _parts("scoring") as tell:
-            result = ws.score(as_of=as_of, progress=tell)
-        _value_summary(result)
-        console.print(f"{len(result.scores):,} customers scored into customer_scores in "
+        server = _served(workspace)
+        if server is not None:
+            summary = _job(server, "score", {"as_of": as_of} if as_of else {}, "scoring")
+        else:
+            with Workspace(workspace) as ws, _parts("scoring") as tell:
+                summary = ws.score(as_of=as_of, progress=tell).summary()
+        _value_summary(summary)
+        console.print(f"{summary['customers']:,} customers scored into customer_scores in "
                       f"{time.perf_counter() - started:.1f} s.")
 
 
@@ -367,8 +401,15 @@ def identify(
     """Link every customer record into customers (only what changed, unless --full)."""
     if ctx.invoked_subcommand is not None:
         return
-    with _friendly(), Workspace(workspace) as ws, _parts("identifying") as tell:
-        result = ws.identify(full=full, progress=tell)
+    with _friendly():
+        server = _served(workspace)
+        if server is not None:
+            from onetoone.identify import IdentifyResult
+
+            result = IdentifyResult(**_job(server, "identify", {"full": full}, "identifying"))
+        else:
+            with Workspace(workspace) as ws, _parts("identifying") as tell:
+                result = ws.identify(full=full, progress=tell)
     _identify_summary(result)
 
 
@@ -487,6 +528,11 @@ def serve(
                       f"{len(service.catalog)} actions, {keys} API keys."
                       + ("" if keys else
                          " Create a key with 'onetoone apikey create NAME --scopes admin'."),
+                      markup=False, highlight=False)
+        interrupted = application.state.jobs.interrupted
+        if interrupted:
+            err.print(f"{len(interrupted)} job(s) were interrupted by the last stop of the "
+                      f"server: {', '.join(interrupted)} (see the jobs table).",
                       markup=False, highlight=False)
         # the CLI of the same user goes through this server while it runs
         local = "127.0.0.1" if host in ("0.0.0.0", "") else "[::1]" if host == "::" else host
@@ -652,9 +698,19 @@ def kpis(
 ) -> None:
     """Key figures month by month: active customers, retention, repeat rate, defection, NPS
     (recomputed into the kpis table)."""
-    with _friendly(), Workspace(workspace) as ws:
-        ws.kpis()
-        wide = ws.key_figures(months)
+    with _friendly():
+        server = _served(workspace)
+        if server is not None:
+            _job(server, "kpis", {}, "KPIs")
+            rows = server.call("GET", f"/v1/kpis?months={months}")["kpis"]
+            import pandas as pd
+
+            wide = pd.DataFrame(rows).set_index("month") if rows else pd.DataFrame()
+            wide.index = pd.to_datetime(wide.index)
+        else:
+            with Workspace(workspace) as ws:
+                ws.kpis()
+                wide = ws.key_figures(months)
         if wide.empty:
             console.print("No KPI yet: there is no purchase of an identified customer. Run "
                           "'onetoone ingest' and 'onetoone identify' first.", markup=False)
@@ -740,7 +796,8 @@ app.add_typer(apikey_app, name="apikey")
 def apikey_create(
     name: Annotated[str, typer.Argument(help="Who the key is for.")],
     scopes: Annotated[str, typer.Option(
-        help="Comma-separated: events:write, customers:read, decisions, admin.")] = "decisions",
+        help="Comma-separated: events:write, customers:read, decisions, jobs, admin.")
+                      ] = "decisions",
     workspace: WorkspaceOpt = Path("."),
 ) -> None:
     """Create a key; it is printed once, on the last line."""

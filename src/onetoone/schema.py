@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -509,6 +509,23 @@ TABLES: dict[str, Table] = {
             ),
         ),
         Table(
+            "jobs",
+            "Batch steps run by `onetoone serve` (`POST /v1/jobs`, or the CLI on a served "
+            "workspace): one row per job, kept after it ends (docs/service.md).",
+            (
+                _c("job_id", "VARCHAR", "Job id."),
+                _c("step", "VARCHAR", "`ingest`, `identify`, `score`, `kpis` or `report`."),
+                _c("args", "JSON", "The step's arguments."),
+                _c("status", "VARCHAR", "`queued`, `running`, `succeeded`, `failed`, "
+                   "`cancelled`, or `interrupted` (the server stopped during it)."),
+                _c("result", "JSON", "What the step did (its summary)."),
+                _c("error", "VARCHAR", "Why it failed, in one sentence."),
+                _c("created_at", "TIMESTAMP", "When submitted (UTC)."),
+                _c("started_at", "TIMESTAMP", "When started (UTC)."),
+                _c("finished_at", "TIMESTAMP", "When ended (UTC)."),
+            ),
+        ),
+        Table(
             "actions",
             "The actions catalog: offers, messages and service gestures.",
             (
@@ -585,7 +602,7 @@ TABLES: dict[str, Table] = {
             (
                 _c("name", "VARCHAR", "Name given at creation."),
                 _c("key_hash", "VARCHAR", "SHA-256 of the key (hexadecimal)."),
-                _c("scopes", "VARCHAR[]", "events:write, customers:read, decisions, admin."),
+                _c("scopes", "VARCHAR[]", "events:write, customers:read, decisions, jobs, admin."),
                 _c("created_at", "TIMESTAMP", "When created (UTC)."),
                 _c("revoked_at", "TIMESTAMP", "When revoked (UTC); empty while valid."),
             ),

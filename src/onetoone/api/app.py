@@ -21,8 +21,18 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from onetoone import __version__
-from onetoone.api.routes import admin, customers, decisions, events, health, keys, measure
+from onetoone.api.routes import (
+    admin,
+    customers,
+    decisions,
+    events,
+    health,
+    jobs,
+    keys,
+    measure,
+)
 from onetoone.errors import OneToOneError, PayloadTooLargeError
+from onetoone.jobs import JobRunner
 from onetoone.workspace import Workspace
 
 log = logging.getLogger("onetoone.api")
@@ -134,6 +144,7 @@ def build_app(workspace: Workspace | Path | str) -> FastAPI:
     """The application owning ``workspace`` (opened here when given as a folder)."""
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     _ = ws.decisions  # started now: the catalog saved, the propensities and profiles loaded
+    runner = JobRunner(ws)  # the batch steps, one at a time, beside the decisions
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -143,6 +154,7 @@ def build_app(workspace: Workspace | Path | str) -> FastAPI:
         gc.collect()
         gc.freeze()
         yield
+        runner.close()
         ws.close()
 
     app = FastAPI(
@@ -153,7 +165,8 @@ def build_app(workspace: Workspace | Path | str) -> FastAPI:
         "Authenticate with `Authorization: Bearer KEY`.",
     )
     app.state.workspace = ws
-    for module in (events, customers, decisions, keys, measure, admin, health):
+    app.state.jobs = runner
+    for module in (events, customers, decisions, keys, measure, admin, jobs, health):
         app.include_router(module.router)
 
     @app.exception_handler(OneToOneError)

@@ -143,6 +143,16 @@ class ValueResult:
     def pyramid(self) -> pd.DataFrame:
         return tiering.pyramid(self.scores["clv"], self.scores["value_tier"])
 
+    def summary(self) -> dict[str, Any]:
+        """What ``onetoone score`` prints, as plain data: as-of date, model, the value
+        pyramid (tier, customers, CLV, share of value), the Pareto shares, the notes."""
+        return {"as_of": f"{self.as_of.date()}", "model_name": self.model_name,
+                "customers": len(self.scores),
+                "pyramid": [{"tier": str(tier), "customers": int(row["customers"]),
+                             "clv": float(row["clv"]), "value_share": float(row["value_share"])}
+                            for tier, row in self.pyramid.iterrows()],
+                "pareto": self.pareto(), "notes": list(self.notes)}
+
     def pareto(self) -> dict[str, float]:
         """Share of positive CLV held by the top 1 % and 20 % of customers with a purchase."""
         buyers = self.scores.loc[self.scores["fallback"] != "no_purchase", "clv"]

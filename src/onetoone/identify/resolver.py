@@ -20,7 +20,7 @@ customer untouched keeps its links, which is what a full run would compute for i
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -73,6 +73,10 @@ class IdentifyResult:
     pending_reviews: int = 0
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """As plain data (a job's result); ``IdentifyResult(**summary)`` reads it back."""
+        return asdict(self)
 
 
 

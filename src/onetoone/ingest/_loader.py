@@ -12,9 +12,10 @@ import glob
 import hashlib
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
@@ -63,6 +64,15 @@ class SourceResult:
 
     def total(self, name: str) -> int:
         return sum(int(getattr(f, name)) for f in self.files)
+
+    def summary(self) -> dict[str, Any]:
+        """As plain data (a job's result); :meth:`from_summary` reads it back."""
+        return {"source": self.source, "entity": self.entity,
+                "files": [asdict(f) for f in self.files]}
+
+    @classmethod
+    def from_summary(cls, data: dict[str, Any]) -> SourceResult:
+        return cls(data["source"], data["entity"], [FileResult(**f) for f in data["files"]])
 
 
 def resolve_paths(root: Path, pattern: str) -> list[Path]:

@@ -46,10 +46,10 @@ def _create_tables(con: duckdb.DuckDBPyConnection) -> None:
 
 
 #: Migration to version N is MIGRATIONS[N]; each brings a database from N-1 to N. Version 2
-#: adds ``identity_graph`` (the next identify run is a full one); version 3 adds ``kpis``.
-MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {1: _create_tables,
-                                                                     2: _create_tables,
-                                                                     3: _create_tables}
+#: adds ``identity_graph`` (the next identify run is a full one); version 3 adds ``kpis``;
+#: version 4 adds ``jobs``.
+MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
+    1: _create_tables, 2: _create_tables, 3: _create_tables, 4: _create_tables}
 
 
 def _con(target: Any) -> Connection:
