@@ -92,12 +92,7 @@ def _kpis(ws: Workspace, args: dict[str, Any], tell: Progress) -> dict[str, Any]
 
 def _report(ws: Workspace, args: dict[str, Any], tell: Progress) -> dict[str, Any]:
     output = args.get("output")
-    target = None
-    if output is not None:
-        target = (ws.root / str(output)).resolve()
-        if not target.is_relative_to(ws.root):
-            raise InvalidInputError("The server writes the report inside its workspace only.")
-    return {"path": str(ws.report(target))}
+    return {"path": str(ws.report(None if output is None else ws.path_inside(str(output))))}
 
 
 Step = Callable[["Workspace", dict[str, Any], "Progress"], dict[str, Any]]

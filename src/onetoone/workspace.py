@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from onetoone.config import CONFIG_FILE, Config, default_config_text, load_config
-from onetoone.errors import ConfigError, NotFoundError, WorkspaceError
+from onetoone.errors import ConfigError, InvalidInputError, NotFoundError, WorkspaceError
 from onetoone.ingest import SourceLoader, SourceResult
 from onetoone.ingest._loader import RowsRead
 from onetoone.ingest.settings import SourceConfig
@@ -352,6 +352,19 @@ class Workspace:
                 outbound=self.root / "outbound")
         return self._decisions
 
+    def path_inside(self, text: str) -> Path:
+        """A path given by a caller of the service (relative to the workspace folder, or
+        absolute), checked to lie inside the folder: the server writes nowhere else."""
+        if "\x00" in text or not text.strip():
+            raise InvalidInputError("This is not a file path.")
+        path = (self.root / text).resolve()
+        if not path.is_relative_to(self.root):
+            raise InvalidInputError(
+                "The server writes inside its workspace folder only.",
+                hint="Give a path inside the workspace, or stop the server and run the "
+                "command alone.")
+        return path
+
     # -- report -------------------------------------------------------------------------
     def report(self, output: Path | str | None = None) -> Path:
         """Write the HTML report (default ``report/index.html`` in the workspace, PNG plots next
@@ -378,8 +391,13 @@ class Workspace:
             kpis=self.kpis(write=False),
             truth=None if truth_folder is None else truth_comparison(self.store, value,
                                                                      truth_folder))
-        return write_report(data, Path(output) if output is not None
-                            else self.root / "report" / "index.html")
+        target = Path(output) if output is not None else self.root / "report" / "index.html"
+        try:
+            return write_report(data, target)
+        except OSError as exc:  # a path that cannot be written: the caller's to change
+            raise InvalidInputError(
+                f"Cannot write the report to {str(target)[:200]}: {exc.strerror or exc}.",
+                hint="Give another --output.") from None
 
 
 def _timestamp(value: Any, name: str) -> Any:

@@ -64,8 +64,7 @@ def test_commands_go_through_the_running_server(tmp_path: Path) -> None:
         assert stat.S_IMODE(address.stat().st_mode) == 0o600
         assert stat.S_IMODE(address.parent.stat().st_mode) == 0o700
         # the database is the server's: only a command that goes through it can succeed
-        code, _, err = _cli("ingest", str(tmp_path / "none.csv"), "--entity", "customers",
-                            *where)
+        code, _, err = _cli("decide", "--channel", "email", *where)
         assert code == 1 and "in use by another onetoone process" in err
         code, out, _ = _cli("status", *where)
         assert code == 0 and "api_keys" in out
@@ -100,6 +99,11 @@ def test_commands_go_through_the_running_server(tmp_path: Path) -> None:
         assert code == 0 and (tmp_path / "report" / "index.html").is_file()
         code, _, err = _cli("report", "--output", str(tmp_path.parent / "elsewhere.html"), *where)
         assert code == 1 and "inside its workspace folder" in err
+        with server.client("admin") as client:
+            bad = client.post("/v1/report", json={"output": "a\u0000b"})
+            assert bad.status_code == 422 and "not a file path" in bad.json()["message"]
+        code, _, err = _cli("report", "--output", str(tmp_path / ("x" * 300 + ".html")), *where)
+        assert code == 1 and "Cannot write the report" in err
         # the local token is the server's own: not in the database, gone with the server
         code, out, _ = _cli("sql", "select count(*) AS n from api_keys "
                             "where name = 'local-cli'", "--json", *where)

@@ -11,7 +11,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from onetoone.api.deps import Admin, WorkspaceDep
 from onetoone.api.local import MAX_SQL_ROWS
 from onetoone.api.models import ERROR_RESPONSES
-from onetoone.errors import InvalidInputError
 
 router = APIRouter(prefix="/v1", tags=["admin"], responses=ERROR_RESPONSES)
 
@@ -40,14 +39,7 @@ class ReportIn(BaseModel):
 @router.post("/report")
 def report(body: ReportIn, ws: WorkspaceDep, _: Admin) -> dict[str, str]:
     """Write the HTML report (and its plots) in the workspace folder; returns its path."""
-    output = None
-    if body.output is not None:
-        output = (ws.root / body.output).resolve()
-        if not output.is_relative_to(ws.root):
-            raise InvalidInputError(
-                "The server writes the report inside its workspace folder only.",
-                hint="Give a path inside the workspace, or stop the server and run "
-                "'onetoone report --output PATH'.")
+    output = None if body.output is None else ws.path_inside(body.output)
     with ws.reader() as view:
         return {"path": str(view.report(output))}
 
