@@ -239,5 +239,8 @@ class JobRunner:
         except Exception as exc:  # a bug: the job fails, the server keeps serving
             self._end(job, "failed", error=f"Internal error: {type(exc).__name__}.")
         else:
+            if job.step in ("ingest", "identify", "score") and self.ws.running_service:
+                job.log.append("refreshing the decision service's profiles")
+                self.ws.decisions.refresh()
             job.done = 1.0
             self._end(job, "succeeded")

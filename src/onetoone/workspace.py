@@ -352,6 +352,11 @@ class Workspace:
                 outbound=self.root / "outbound")
         return self._decisions
 
+    @property
+    def running_service(self) -> bool:
+        """Whether the decision service of this workspace has been started."""
+        return self._decisions is not None
+
     def path_inside(self, text: str) -> Path:
         """A path given by a caller of the service (relative to the workspace folder, or
         absolute), checked to lie inside the folder: the server writes nowhere else."""

@@ -107,3 +107,45 @@ def test_jobs_api_queue_cancel_refusals_and_interruption(tmp_path: Path) -> None
         assert rows == [["interrupted", "The server stopped before the job ended."]]
     finally:
         server.stop()
+
+
+def test_after_a_score_job_decisions_use_the_new_scores(tmp_path: Path) -> None:
+    server = _served_demo(tmp_path)
+
+    def sql(client: object, query: str) -> list[list[object]]:
+        return client.post("/v1/sql", json={"query": query}).json()["rows"]  # type: ignore[attr-defined]
+
+    try:
+        with server.client("jobs") as jobs:
+            for step in ("ingest", "identify"):
+                job = jobs.post("/v1/jobs", json={"step": step}).json()
+                assert _wait(jobs, job["job_id"])["status"] == "succeeded"
+        with server.client("admin") as admin, server.client("decider") as decider:
+            ((customer_id, email),) = sql(admin, """
+                SELECT l.customer_id, i.value FROM identifiers i
+                JOIN customer_links l USING (record_key) WHERE i.type = 'email'
+                ORDER BY l.customer_id LIMIT 1""")
+
+            def segment_of_a_decision() -> object:
+                answer = decider.post("/v1/decisions", json={
+                    "customer": {"email": email}, "channel": "web"}).json()
+                assert answer["customer_id"] == customer_id
+                for _ in range(50):  # the decision log is written within [api] decision_log_ms
+                    rows = sql(admin, "SELECT context->>'segment' FROM decisions WHERE "
+                               f"decision_id = '{answer['decision_id']}' LIMIT 1")
+                    if rows:
+                        return rows[0][0]
+                    time.sleep(0.1)
+                raise AssertionError("the decision was not logged")
+
+            assert segment_of_a_decision() == "all"  # no score yet: the profile has no tier
+            with server.client("jobs") as jobs:
+                job = jobs.post("/v1/jobs", json={"step": "score"}).json()
+                done = _wait(jobs, job["job_id"])
+            assert done["status"] == "succeeded"
+            assert "refreshing the decision service's profiles" in done["log"]
+            ((tier,),) = sql(admin, "SELECT value_tier FROM customer_scores WHERE "
+                             f"customer_id = '{customer_id}' ORDER BY as_of DESC LIMIT 1")
+            assert segment_of_a_decision() == f"value_tier={tier}"
+    finally:
+        server.stop()

@@ -44,7 +44,8 @@ class Resolved:
 class CustomerResolver:
     """Finds (or creates) the customer of an API reference; caches what it learns.
 
-    The service owns the database, so the caches are exact: nothing else writes meanwhile.
+    The service owns the database, so the caches are exact between batch steps; after one
+    (identify links, merges), :meth:`forget` empties them.
     """
 
     def __init__(self, workspace: WorkspaceSettings, identify: IdentifySettings,
@@ -77,6 +78,12 @@ class CustomerResolver:
                 ).fetchall():
                     self._norm[(kind, raw)] = value
         return {p: self._norm.get(p) for p in pairs}
+
+    def forget(self) -> None:
+        """Forget which identifier and id lead to which customer (normalization stays)."""
+        with self._lock:
+            self._index.clear()
+            self._customers.clear()
 
     # -- look-ups -----------------------------------------------------------------------
     def customer(self, customer_id: str) -> tuple[str, str | None] | None:

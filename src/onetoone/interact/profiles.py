@@ -340,6 +340,11 @@ class ProfileStore:
         with self._lock:
             return self._made.setdefault(customer_id, profile)
 
+    def made_profiles(self) -> list[Profile]:
+        """The profiles in use (made from the columns, or added)."""
+        with self._lock:
+            return list(self._made.values())
+
     def made(self, customer_id: str) -> Profile | None:
         """The customer's profile if it was made already (it may hold changes), else None."""
         return self._made.get(customer_id)

@@ -168,6 +168,36 @@ class DecisionService:
         self.keys.route(None)
         self.writer.close()
 
+    def refresh(self) -> None:
+        """See what a batch step changed (new and merged customers, scores, segments) without
+        a restart or a pause: the profiles are read again on a cursor of their own while
+        requests use the old ones, then swapped in; the contacts and ignores a profile in use
+        gained meanwhile are kept, so the caps still hold."""
+        self.writer.sync()  # every decision so far is in the tables read below
+        started = utcnow()
+        cur = self.con.cursor()
+        try:
+            fresh = (ProfileStore.load(cur, started, self.policy.max_days, self.policy.outbound)
+                     if self.config.api.preload_profiles else ProfileStore())
+        finally:
+            cur.close()
+        with self._profile_lock:
+            old, self._profiles = self._profiles, fresh
+            self.resolver.forget()
+        for before in old.made_profiles():
+            after = fresh.peek(before.customer_id)
+            if after is None:
+                continue
+            with before.lock:
+                recent = [c for c in before.contacts if c[0] >= started]
+                ignores = {a: v for a, v in before.ignores.items()
+                           if v[1] is not None and v[1] >= started}
+            if recent or ignores:
+                after = fresh.setdefault(before.customer_id, after)
+                with after.lock:
+                    after.contacts.extend(c for c in recent if c not in after.contacts)
+                    after.ignores.update(ignores)
+
     # -- plumbing -----------------------------------------------------------------------
     def cursor(self) -> Connection:
         """This thread's cursor on the service's database."""
