@@ -14,7 +14,9 @@ The load generator is a minimal HTTP/1.1 keep-alive client over asyncio (uvloop 
 with prebuilt requests: a few tens of microseconds of CPU per request, so that on a small
 machine it takes little from the server. The server's CPU time per request is printed too.
 
-Usage: ``python benchmarks/service.py [--customers 10000] [--events 150000] [--seconds 10]``.
+Usage: ``python benchmarks/service.py [--customers 10000] [--events 150000] [--seconds 10]``;
+``--workspace DIR --during-job score`` serves an existing workspace (the demo company, ingested
+and identified) and also measures the decisions while a score job runs in the server.
 Figures go to docs/service.md ("Benchmarks"); nothing here is asserted.
 """
 
@@ -260,11 +262,12 @@ async def ingest(url: str, key: str, customers: int, events: int) -> None:
             print(f"| {concurrency} | {n:,} | {seconds:.1f} | {n / seconds:,.0f} |")
 
 
-async def latency(port: int, key: str, customers: int, pid: int, seconds: float,
-                  rates: list[int], concurrencies: list[int]) -> None:
+async def latency(port: int, key: str, emails: list[str], pid: int, seconds: float,
+                  rates: list[int], concurrencies: list[int], job: str | None = None) -> None:
+    customers = len(emails)
     decisions = [_http("POST", "/v1/decisions", key, {
-        "customer": {"email": f"client{i}@exemple.fr"}, "channel": "web",
-        "context": {"page": "home"}}) for i in range(customers)]
+        "customer": {"email": email}, "channel": "web",
+        "context": {"page": "home"}}) for email in emails]
     ping = _http("GET", "/v1/ping", key)
     routes: list[tuple[str, Callable[[int], bytes]]] = [
         ("POST /v1/decisions", lambda i: decisions[i % customers]),
@@ -285,6 +288,9 @@ async def latency(port: int, key: str, customers: int, pid: int, seconds: float,
                   f"{_pct(lat, 99):.1f} | {_pct(lat, 100):.1f} | {errors} | {per:.2f} |",
                   flush=True)
 
+    if job is not None:
+        await during_job(load, port, key, routes, rates[0], job)
+
     print(f"\n## Throughput at increasing concurrency (closed loop, {seconds:g} s each)\n")
     print("| route | concurrency | req/s | p50 ms | p99 ms | errors |")
     print("|---|---|---|---|---|---|")
@@ -296,6 +302,35 @@ async def latency(port: int, key: str, customers: int, pid: int, seconds: float,
     print(f"\n({load.opened} connections opened by the load generator)")
 
 
+async def during_job(load: Load, port: int, key: str,
+                     routes: list[tuple[str, Callable[[int], bytes]]], rate: int,
+                     step: str) -> None:
+    """Decisions (and the bare route, alternately, 2 s each) at ``rate`` while a ``step`` job
+    runs in the server (``POST /v1/jobs``), until it ends."""
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=headers,
+                                 timeout=60) as client:
+        job = (await client.post("/v1/jobs", json={"step": step})).json()
+        started = time.perf_counter()
+        measured: dict[str, tuple[list[float], int]] = {name: ([], 0) for name, _ in routes}
+        status = job["status"]
+        turn = 0
+        while status in ("queued", "running"):
+            name, make = routes[turn % len(routes)]
+            lat, errors = await load.open_loop(make, rate, 2.0)
+            measured[name] = (measured[name][0] + lat, measured[name][1] + errors)
+            status = (await client.get(f"/v1/jobs/{job['job_id']}")).json()["status"]
+            turn += 1
+        took = time.perf_counter() - started
+    print(f"\n## Latency while a '{step}' job runs in the server ({took:.0f} s, {status}; "
+          f"open loop, {rate} req/s, the routes alternating 2 s each)\n")
+    print("| route | requests | p50 ms | p90 ms | p99 ms | max ms | errors |")
+    print("|---|---|---|---|---|---|---|")
+    for name, (lat, errors) in measured.items():
+        print(f"| {name} | {len(lat):,} | {_pct(lat, 50):.1f} | {_pct(lat, 90):.1f} | "
+              f"{_pct(lat, 99):.1f} | {_pct(lat, 100):.1f} | {errors} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=10_000)
@@ -303,10 +338,24 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rates", default="100,200,300,400")
     parser.add_argument("--concurrency", default="1,4,16,64")
+    parser.add_argument("--workspace", type=Path, help="An existing workspace (e.g. the demo "
+                        "company, ingested and identified) instead of a fresh one; decisions "
+                        "are asked by its customers' e-mails")
+    parser.add_argument("--during-job", choices=["ingest", "identify", "score", "kpis"],
+                        help="Also measure the decisions while this job runs in the server")
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="onetoone-bench-"))
-    with Workspace.init(root, config_text=CONFIG) as ws:
-        key = ws.keys.create("bench", ["admin"])
+    given = args.workspace is not None
+    root = args.workspace.resolve() if given else Path(tempfile.mkdtemp(prefix="onetoone-bench-"))
+    if given:
+        with Workspace(root) as ws:
+            key = ws.keys.create("bench", ["admin"])
+            emails = [r[0] for r in ws.store.fetchall(
+                "SELECT DISTINCT value FROM identifiers WHERE type = 'email' ORDER BY value "
+                "LIMIT ?", [args.customers])]
+    else:
+        with Workspace.init(root, config_text=CONFIG) as ws:
+            key = ws.keys.create("bench", ["admin"])
+        emails = [f"client{i}@exemple.fr" for i in range(args.customers)]
     port = _port()
     log = (root / "server.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "onetoone.cli", "serve", "--workspace",
@@ -334,16 +383,21 @@ def main() -> None:
         print(f"# onetoone service benchmark: {platform.machine()}, {os.cpu_count()} cores, "
               f"Python {platform.python_version()}, {args.customers:,} customers, load "
               f"average {os.getloadavg()[0]:.2f} at start; client loop {loop_name}")
-        asyncio.run(ingest(url, key, args.customers, args.events))
+        if not given:
+            asyncio.run(ingest(url, key, args.customers, args.events))
         runner = uvloop.run if uvloop is not None else asyncio.run
-        runner(latency(port, key, args.customers, proc.pid, args.seconds,
+        runner(latency(port, key, emails, proc.pid, args.seconds,
                        [int(r) for r in args.rates.split(",")],
-                       [int(c) for c in args.concurrency.split(",")]))
+                       [int(c) for c in args.concurrency.split(",")], args.during_job))
         print(f"load average {os.getloadavg()[0]:.2f} at the end")
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
-        shutil.rmtree(root, ignore_errors=True)
+        if given:
+            with Workspace(root) as ws:
+                ws.keys.revoke("bench")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":
