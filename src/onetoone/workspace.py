@@ -82,12 +82,10 @@ class Workspace:
         service (another thread) uses to read whole tables, for the report or the CLI."""
         other = object.__new__(Workspace)
         other.root, other.config = self.root, self.config
-        other.store = self.store.cursor()
         other._keys, other._decisions = self._keys, None
-        try:
+        with self.store.cursor() as store:
+            other.store = store
             yield other
-        finally:
-            other.store.close()
 
     def close(self) -> None:
         if self._decisions is not None:
@@ -240,13 +238,10 @@ class Workspace:
         if test is None:
             raise NotFoundError(f"No A/B test '{name}' in {CONFIG_FILE}.",
                                 hint=f"Tests: {', '.join(self.config.ab_tests) or 'none'}.")
-        cur = self.store.con.cursor()
-        try:
-            return ab_test_results(cur, name, list(test.actions), alpha=test.alpha,
+        with self.store.cursor() as view:  # callers may be threads of the service
+            return ab_test_results(view.con, name, list(test.actions), alpha=test.alpha,
                                    window_days=self.config.control_groups.window_days,
                                    started_at=_timestamp(test.started_at, "started_at"))
-        finally:
-            cur.close()
 
     def uplift(self, action: str, *, method: str = "t_learner", learner: str = "lightgbm",
                window_days: int | None = None) -> UpliftRun:
@@ -282,22 +277,16 @@ class Workspace:
         refused with one sentence; the data model is docs/data-model.md."""
         from onetoone.store import read_query
 
-        cur = self.store.con.cursor()  # callers may be threads of the service
-        try:
-            return read_query(cur, query, limit)
-        finally:
-            cur.close()
+        with self.store.cursor() as view:  # callers may be threads of the service
+            return read_query(view, query, limit)
 
     def key_figures(self, months: int | None = 12) -> pd.DataFrame:
         """The KPIs stored by the last ``onetoone score``: months as rows (the last ``months``,
         latest last), KPIs as columns."""
         from onetoone.measure.kpis import kpi_table, stored_kpis
 
-        cur = self.store.con.cursor()  # callers may be threads of the service
-        try:
-            return kpi_table(stored_kpis(cur), months)
-        finally:
-            cur.close()
+        with self.store.cursor() as view:  # callers may be threads of the service
+            return kpi_table(stored_kpis(view.con), months)
 
     def lift(self, *, action: str | None = None, channel: str | None = None,
              campaign: str | None = None, window_days: int | None = None, since: Any = None,
@@ -311,8 +300,8 @@ class Workspace:
 
         days = window_days or self.config.control_groups.window_days
         start, end = _timestamp(since, "since"), _timestamp(until, "until")
-        cur = self.store.con.cursor()  # callers may be threads of the service
-        try:
+        with self.store.cursor() as view:  # callers may be threads of the service
+            cur = view.con
             decided = actions_with_decisions(cur, channel, campaign)
             if campaign is not None and not decided:
                 raise NotFoundError(f"No decision of campaign run '{campaign}' with an action.",
@@ -326,8 +315,6 @@ class Workspace:
             names = [action] if action else [None, *decided]
             return [lift(cur, action=name, channel=channel, window_days=days, since=start,
                          until=end, detect=detect, campaign=campaign) for name in names]
-        finally:
-            cur.close()
 
     # -- interact -----------------------------------------------------------------------
     @property

@@ -68,16 +68,19 @@ def drop_frame(target: Any, name: str) -> None:
     _con(target).unregister(name)
 
 
+def _close_pending(con: Connection) -> None:
+    """DuckDB refuses ``register`` while the connection holds a result not read to its end
+    (``fetchone()`` on a one-row result is enough). A new statement closes that result first,
+    without running the rest of it (as ``complete()`` would) nor failing an open transaction
+    (as ``abort()`` does after a statement that may write)."""
+    con.execute("SELECT 1").fetchall()
+
+
 @contextmanager
 def frame_view(target: Any, name: str, frame: Any) -> Iterator[str]:
     """A pandas DataFrame or an Arrow table queryable as the view ``name`` for the time of a
-    block (``target``: a :class:`Store` or a connection); gone after it, even when it fails.
-
-    DuckDB refuses to register while the connection holds a result not read to its end; a new
-    statement closes that result first, without running the rest of it nor failing an open
-    transaction.
-    """
-    _con(target).execute("SELECT 1").fetchall()
+    block (``target``: a :class:`Store` or a connection); gone after it, even when it fails."""
+    _close_pending(_con(target))
     show_frame(target, name, frame)
     try:
         yield name
@@ -88,9 +91,8 @@ def frame_view(target: Any, name: str, frame: Any) -> Iterator[str]:
 def has_table(target: Any, name: str) -> bool:
     """Whether a table or view ``name`` exists (the workspace's, or a temporary one)."""
     return bool(_con(target).execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]).fetchall()[0][0]
-        or _con(target).execute(
-        "SELECT count(*) FROM duckdb_views() WHERE view_name = ?", [name]).fetchall()[0][0])
+        "SELECT count(*) FROM (SELECT table_name FROM duckdb_tables() UNION ALL "
+        "SELECT view_name FROM duckdb_views()) WHERE table_name = ?", [name]).fetchall()[0][0])
 
 
 def table_columns(target: Any, name: str) -> list[str]:
@@ -124,10 +126,7 @@ def read_query(target: Any, sql: str, limit: int | None = None) -> tuple[Any, bo
             f"SUMMARIZE, EXPLAIN), not {statements[0].type.name}.",
             hint="Change the data with onetoone's commands or API.")
     try:
-        relation = con.sql(sql)
-        if relation is None:  # a statement without rows (EXPLAIN of some engines)
-            return pa.table({}), False
-        reader = relation.to_arrow_reader(10_000)
+        reader = con.sql(sql).to_arrow_reader(10_000)
         batches, rows = [], 0
         for batch in reader:
             batches.append(batch)
@@ -239,15 +238,10 @@ class Store:
         return rows[0][0] if rows else None
 
     def register(self, name: str, frame: Any) -> None:
-        """Make a DataFrame or an Arrow table queryable as the view ``name``.
-
-        DuckDB refuses ``register`` while the connection holds a result not read to its end
-        (``fetchone()`` on a one-row result is enough). A new statement closes that result
-        first, without running the rest of it (as ``complete()`` would) nor failing an open
-        transaction (as ``abort()`` does after a statement that may write).
-        """
-        self.con.execute("SELECT 1").fetchall()  # what frame_view does, for a lasting view
-        self.con.register(name, frame)
+        """Make a DataFrame or an Arrow table queryable as the view ``name`` (until
+        :func:`drop_frame`), even while a result is pending (:func:`frame_view` for a block)."""
+        _close_pending(self.con)
+        show_frame(self.con, name, frame)
 
     def table_counts(self) -> dict[str, int]:
         return {
@@ -256,7 +250,8 @@ class Store:
 
     def cursor(self) -> Store:
         """A store on its own cursor of the same database: for another thread (a request of
-        the service reading while others write), each with its own transactions."""
+        the service reading while others write), each with its own transactions. Closed at the
+        end of a ``with`` block."""
         other = object.__new__(Store)
         other.path = self.path
         other.con = self.con.cursor()
@@ -264,3 +259,9 @@ class Store:
 
     def close(self) -> None:
         self.con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
