@@ -62,3 +62,35 @@ def test_acknowledged_events_survive_sigkill(fresh_server: Server) -> None:
         r = c.post(f"/v1/decisions/{given[1]['decision_id']}/responses",
                    json={"response": "click"})
         assert r.json()["propensity"] > 0.3  # prior 0.3, two successes kept
+
+
+def test_contacts_answered_before_a_sigkill_still_count_against_the_caps(
+        fresh_server: Server) -> None:
+    """A contact is durable before it is answered: nothing else written, then kill -9."""
+    server = fresh_server.start()
+    emails = [f"cap{i}@exemple.fr" for i in range(6)]
+    with server.client("admin") as c:
+        for email in emails:
+            assert c.post("/v1/events", json=_events(email, 1, email)).status_code == 200
+        ids = [c.get("/v1/customers", params={"identifier": f"email:{email}"}
+                     ).json()["customer_id"] for email in emails]
+        for customer_id in ids:
+            c.put(f"/v1/customers/{customer_id}/consents",
+                  json={"channel": "email", "granted": True})
+        # each customer asked for many times at once: the cap (2 per 7 days) holds
+        asks = [cid for cid in ids for _ in range(4)]
+        with cf.ThreadPoolExecutor(12) as pool:
+            answers = list(pool.map(lambda cid: c.post(
+                "/v1/decisions", json={"customer": {"customer_id": cid}, "channel": "email"}
+            ).json(), asks))
+    server.kill9()  # right after the answers: no write after them, no clean stop
+    given = [a for a in answers if a["actions"]]
+    assert len(given) == 2 * len(ids)
+    server.start()
+    with server.client("admin") as c:
+        for customer_id in ids:
+            view = c.get(f"/v1/customers/{customer_id}").json()
+            assert len({d["decision_id"] for d in view["decisions"] if d["action"]}) == 2
+            again = c.post("/v1/decisions", json={"customer": {"customer_id": customer_id},
+                                                  "channel": "email"}).json()
+            assert again["actions"] == []

@@ -15,6 +15,7 @@ import time
 import uuid
 from collections import Counter, OrderedDict
 from collections.abc import Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -163,6 +164,7 @@ class DecisionService:
             self._profiles = ProfileStore.load(
                 self.cursor(), utcnow(), self.policy.max_days, self.policy.outbound
             )
+            _ = self.resolver.base  # the identifier index too
 
     def close(self) -> None:
         self.keys.route(None)
@@ -179,11 +181,11 @@ class DecisionService:
         try:
             fresh = (ProfileStore.load(cur, started, self.policy.max_days, self.policy.outbound)
                      if self.config.api.preload_profiles else ProfileStore())
+            self.resolver.reload(cur)
         finally:
             cur.close()
         with self._profile_lock:
             old, self._profiles = self._profiles, fresh
-            self.resolver.forget()
         for before in old.made_profiles():
             after = fresh.peek(before.customer_id)
             if after is None:
@@ -478,19 +480,21 @@ class DecisionService:
     ) -> dict[str, Any]:
         """The next best action(s) for a customer on a channel, logged durably."""
         resolved = self._resolve(ref)
-        return self._decide(self.profile(resolved.customer_id), channel, context, now)
+        payload, commit = self._decide(self.profile(resolved.customer_id), channel, context, now)
+        if commit is not None:
+            commit.result(60)
+        return payload
 
     def decide_in_memory(
         self, ref: Mapping[str, str], channel: str, context: Mapping[str, Any]
-    ) -> dict[str, Any] | None:
+    ) -> tuple[dict[str, Any], Future[Any] | None] | None:
         """:meth:`decide` when it needs no database read (the customer is known, its profile
-        in memory) and no wait for a commit; else None (then call :meth:`decide`).
+        in memory): the answer and the commit to wait for before giving it (a contact), or
+        None (then call :meth:`decide`).
 
         Cheap and non-blocking, so that the API answers it on the event loop, without a hop
         through the thread pool.
         """
-        if self.config.api.durable_decisions:
-            return None
         resolved = self.resolver.find_cached(ref)
         profile = self._profiles.get(resolved.customer_id) if resolved else None
         if profile is None:
@@ -499,19 +503,20 @@ class DecisionService:
 
     def _decide(
         self, profile: Profile, channel: str, context: Mapping[str, Any], now: datetime | None
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], Future[Any] | None]:
+        """The decision, and the commit of its log row when the answer must wait for it: a
+        contact (an action given on an outbound channel) counts against the caps once it is
+        durable, before it is answered; other decisions wait only with ``durable_decisions``."""
         with profile.lock:
             decision = self.engine.decide(profile, channel, context, now or utcnow())
             rows = decision.rows()
-            # the log is written by a later group commit unless every decision must wait
-            future = self.writer.submit(
-                lambda txn: txn.insert("decisions", rows),
-                deferred=not self.config.api.durable_decisions,
-            )
+            wait = self.config.api.durable_decisions or (
+                bool(decision.given) and channel in self.policy.outbound)
+            # the log is written by a later group commit unless the answer waits for it
+            future = self.writer.submit(lambda txn: txn.insert("decisions", rows),
+                                        deferred=not wait)
         self._remember(decision)
-        if self.config.api.durable_decisions:
-            future.result(60)
-        return decision.payload()
+        return decision.payload(), future if wait else None
 
     def _remember(self, decision: Decision) -> None:
         self._decisions[decision.decision_id] = _DecisionRef(

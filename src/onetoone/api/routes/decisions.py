@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Annotated, Any
 
@@ -25,9 +26,14 @@ async def decide(body: DecisionRequest, service: ServiceDep, _: Decider) -> Any:
     """The next best action(s) for a customer on a channel; ``actions`` is empty when nothing
     should be done."""
     # A known customer whose profile is in memory is decided on the event loop (no database
-    # read, a fraction of a millisecond); anything else goes through the thread pool.
-    payload = service.decide_in_memory(body.customer, body.channel, body.context)
-    if payload is None:
+    # read, a fraction of a millisecond; a contact is answered once its commit is done);
+    # anything else goes through the thread pool.
+    decided = service.decide_in_memory(body.customer, body.channel, body.context)
+    if decided is not None:
+        payload, commit = decided
+        if commit is not None:
+            await asyncio.wrap_future(commit)
+    else:
         payload = await run_in_threadpool(
             service.decide, body.customer, body.channel, body.context
         )
