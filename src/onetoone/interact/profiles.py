@@ -303,7 +303,9 @@ class ProfileStore:
         unique = ~pd.Index(base.column(0).to_numpy(zero_copy_only=False)).duplicated()
         if not unique.all():  # one golden record per customer; never trust it blindly
             base = base.filter(pa.array(unique))
-        self._base = base
+        # one chunk per column: taking a row of many chunks costs a pass over all of them
+        # (9 ms a profile at 200,000 customers), of one chunk a few microseconds
+        base = self._base = base.combine_chunks()
         self._index = pd.Index(base.column(0).to_numpy(zero_copy_only=False), dtype=object)
         # each part's rows are told their customer's row by a join in DuckDB (mapping millions
         # of ids through Python strings cost more memory than the part itself)
@@ -315,7 +317,8 @@ class ProfileStore:
                 sql, params = queries[part]
                 table = _arrow(cur, f"SELECT r._row, p.* FROM ({sql}) p JOIN _profile_rows r "
                                "USING (customer_id) ORDER BY r._row", params)
-                self._parts[part] = (table.column(0).to_numpy(), table.drop_columns("_row"))
+                self._parts[part] = (table.column(0).to_numpy(),
+                                     table.drop_columns("_row").combine_chunks())
         finally:
             drop_frame(cur, "_profile_rows")
 
