@@ -9,6 +9,7 @@ is what makes stitching across silos possible.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from phonenumbers import PhoneMetadata
@@ -49,6 +50,9 @@ LANGUAGE_NAMES = {
 
 
 _BLANKS = " \t\r\n"
+_NO_BLANKS = str.maketrans("", "", _BLANKS)
+#: the e-mail check of :meth:`Normalizer._valid_email` (RE2's ``\s`` is ASCII ``[\t\n\f\r ]``)
+_EMAIL = re.compile("[^@\t\n\f\r ]+@[^@\t\n\f\r ]+\\.[^@\t\n\f\r ]{2,}")
 
 
 def _strip(raw: str, chars: str) -> str:
@@ -155,6 +159,16 @@ class Normalizer:
         if kind in ("device_id", "cookie_id"):
             return f"nullif(lower(trim({raw})), '')"
         return f"nullif(upper({_strip(raw, _BLANKS + '-.')}), '')"
+
+    @staticmethod
+    def email_value(raw: str) -> str | bool | None:
+        """:meth:`identifier` of one e-mail in Python, for an ASCII value (the service's
+        look-ups): the same result as the SQL (a test holds them together); ``False`` for a
+        value that only the SQL may judge (non-ASCII: its lower case and blanks)."""
+        if not raw.isascii():
+            return False
+        email = raw.translate(_NO_BLANKS).lower()
+        return email if _EMAIL.fullmatch(email) else None
 
     @staticmethod
     def _valid_email(email: str) -> str:

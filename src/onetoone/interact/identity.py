@@ -160,14 +160,20 @@ class CustomerResolver:
 
     # -- normalization ------------------------------------------------------------------
     def normalize(self, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], str | None]:
-        """Normalized values of (type, raw) pairs, one query per type for the unknown ones."""
+        """Normalized values of (type, raw) pairs: e-mails in Python, the other unknown ones
+        by one query per type."""
         missing: dict[str, list[str]] = {}
+        if len(self._norm) > NORMALIZED_KEPT:
+            self._norm = {}
         for kind, raw in pairs:
-            if (kind, raw) not in self._norm:
+            if (kind, raw) in self._norm:
+                continue
+            value = Normalizer.email_value(raw) if kind == "email" else False
+            if value is False:  # a query (the SQL of ingestion) for the others
                 missing.setdefault(kind, []).append(raw)
+            else:
+                self._norm[(kind, raw)] = value  # type: ignore[assignment]
         if missing:
-            if len(self._norm) > NORMALIZED_KEPT:
-                self._norm = {}
             cur = self.cursor()
             for kind, raws in missing.items():
                 expr = self.normalizer.identifier("v", kind)
