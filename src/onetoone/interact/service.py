@@ -9,6 +9,7 @@ run) uses the same object, so real-time and batch decisions follow the same rule
 from __future__ import annotations
 
 import csv
+import gc
 import json
 import threading
 import time
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from onetoone.clock import utcnow
 from onetoone.customize.catalog import Catalog, save_catalog
@@ -67,12 +68,15 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-@dataclass
-class _DecisionRef:
+class _DecisionRef(NamedTuple):
+    """A decision, for its responses. The recent ones are kept as plain tuples of strings,
+    which the cyclic collector stops tracking (not a tuple subclass): 200,000 of them as
+    objects holding lists made its full passes last ~250 ms, a pause of every request."""
+
     customer_id: str
     segment: str
-    given: list[str]
-    withheld: list[str]
+    given: tuple[str, ...]
+    withheld: tuple[str, ...]
 
 
 @dataclass
@@ -159,7 +163,8 @@ class DecisionService:
         keys.route(lambda work: self.writer.write(lambda txn: work(txn.cur)))
         self._profiles = ProfileStore()
         self._profile_lock = threading.Lock()
-        self._decisions: OrderedDict[str, _DecisionRef] = OrderedDict()
+        self._decisions: OrderedDict[str, tuple[str, str, tuple[str, ...], tuple[str, ...]]] \
+            = OrderedDict()
         if self.config.api.preload_profiles:
             self._profiles = ProfileStore.load(
                 self.cursor(), utcnow(), self.policy.max_days, self.policy.outbound
@@ -199,6 +204,9 @@ class DecisionService:
                 with after.lock:
                     after.contacts.extend(c for c in recent if c not in after.contacts)
                     after.ignores.update(ignores)
+        # what was just read lives until the next refresh: out of the collector's full passes
+        # (as at start), which otherwise pause every request for as long as they take
+        gc.freeze()
 
     # -- plumbing -----------------------------------------------------------------------
     def cursor(self) -> Connection:
@@ -519,11 +527,11 @@ class DecisionService:
         return decision.payload(), future if wait else None
 
     def _remember(self, decision: Decision) -> None:
-        self._decisions[decision.decision_id] = _DecisionRef(
+        self._decisions[decision.decision_id] = (
             decision.customer_id,
             decision.segment,
-            [p.action.action_id for p in decision.given],
-            [p.action.action_id for p, _ in decision.withheld],
+            tuple(p.action.action_id for p in decision.given),
+            tuple(p.action.action_id for p, _ in decision.withheld),
         )
         while len(self._decisions) > RECENT_DECISIONS:
             self._decisions.popitem(last=False)
@@ -531,7 +539,7 @@ class DecisionService:
     def _decision(self, decision_id: str) -> _DecisionRef:
         found = self._decisions.get(decision_id)
         if found is not None:
-            return found
+            return _DecisionRef(*found)
         rows = (
             self.cursor()
             .execute(
@@ -547,8 +555,8 @@ class DecisionService:
         return _DecisionRef(
             rows[0][0],
             rows[0][3] or "all",
-            [a for _, a, g, _ in rows if a and not g],
-            [a for _, a, g, _ in rows if a and g],
+            tuple(a for _, a, g, _ in rows if a and not g),
+            tuple(a for _, a, g, _ in rows if a and g),
         )
 
     def respond(
