@@ -70,6 +70,13 @@ purpose = "service"
 channels = ["email"]
 eligibility = "context_late_delivery == true"
 value = 100
+[actions.new_collection.treatments.email.fr]
+subject = "La nouvelle collection"
+[actions.new_collection.treatments.email.en]
+subject = "The new collection"
+[contact_policy]
+quiet_hours_start = ""
+quiet_hours_end = ""
 [control_groups]
 universal_share = 0.05
 [api]
@@ -85,6 +92,24 @@ def _port() -> int:
 
 def _pct(values: list[float], q: float) -> float:
     return float(np.percentile(np.array(values) * 1000, q)) if values else float("nan")
+
+
+def fsync_ms(folder: Path, n: int = 200) -> tuple[float, float]:
+    """p50 and p99 of appending 200 bytes to a file in ``folder`` and flushing it to the disk:
+    the floor of a durable commit's latency on this machine."""
+    path = folder / ".fsync-probe"
+    took = []
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        for _ in range(n):
+            t = time.perf_counter()
+            os.write(fd, b"x" * 200)
+            os.fsync(fd)
+            took.append(1000 * (time.perf_counter() - t))
+    finally:
+        os.close(fd)
+        path.unlink()
+    return _pct(took, 50), _pct(took, 99)
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -262,11 +287,31 @@ async def ingest(url: str, key: str, customers: int, events: int) -> None:
             print(f"| {concurrency} | {n:,} | {seconds:.1f} | {n / seconds:,.0f} |")
 
 
+async def consent(url: str, key: str, emails: list[str], channel: str) -> None:
+    """Every customer opts in to ``channel``, so that decisions there are contacts."""
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as client:
+        queue = list(emails)
+
+        async def worker() -> None:
+            while queue:
+                email = queue.pop()
+                found = await client.get("/v1/customers", params={"identifier": f"email:{email}"})
+                if found.status_code != 200:
+                    continue
+                r = await client.put(f"/v1/customers/{found.json()['customer_id']}/consents",
+                                     json={"channel": channel, "granted": True})
+                assert r.status_code == 200, r.text
+
+        await asyncio.gather(*(worker() for _ in range(8)))
+
+
 async def latency(port: int, key: str, emails: list[str], pid: int, seconds: float,
-                  rates: list[int], concurrencies: list[int], job: str | None = None) -> None:
+                  rates: list[int], concurrencies: list[int], job: str | None = None,
+                  channel: str = "web") -> None:
     customers = len(emails)
     decisions = [_http("POST", "/v1/decisions", key, {
-        "customer": {"email": email}, "channel": "web",
+        "customer": {"email": email}, "channel": channel,
         "context": {"page": "home"}}) for email in emails]
     ping = _http("GET", "/v1/ping", key)
     routes: list[tuple[str, Callable[[int], bytes]]] = [
@@ -341,6 +386,10 @@ def main() -> None:
     parser.add_argument("--workspace", type=Path, help="An existing workspace (e.g. the demo "
                         "company, ingested and identified) instead of a fresh one; decisions "
                         "are asked by its customers' e-mails")
+    parser.add_argument("--channel", default="web",
+                        help="Channel of the decisions; on an outbound one (email) every "
+                        "customer opts in first, so that each decision with an action is a "
+                        "contact, answered once it is committed")
     parser.add_argument("--during-job", choices=["ingest", "identify", "score", "kpis"],
                         help="Also measure the decisions while this job runs in the server")
     args = parser.parse_args()
@@ -381,14 +430,21 @@ def main() -> None:
         except ImportError:
             uvloop, loop_name = None, "asyncio"
         print(f"# onetoone service benchmark: {platform.machine()}, {os.cpu_count()} cores, "
-              f"Python {platform.python_version()}, {args.customers:,} customers, load "
+              f"Python {platform.python_version()}, {args.customers:,} customers, "
+              f"decisions on {args.channel}, load "
               f"average {os.getloadavg()[0]:.2f} at start; client loop {loop_name}")
         if not given:
             asyncio.run(ingest(url, key, args.customers, args.events))
+        if args.channel != "web":
+            asyncio.run(consent(url, key, emails, args.channel))
+        p50, p99 = fsync_ms(root)
+        print(f"\nThe disk: a 200-byte append with fsync takes {p50:.1f} ms (p50), "
+              f"{p99:.1f} ms (p99); a contact waits for one commit.")
         runner = uvloop.run if uvloop is not None else asyncio.run
         runner(latency(port, key, emails, proc.pid, args.seconds,
                        [int(r) for r in args.rates.split(",")],
-                       [int(c) for c in args.concurrency.split(",")], args.during_job))
+                       [int(c) for c in args.concurrency.split(",")], args.during_job,
+                       args.channel))
         print(f"load average {os.getloadavg()[0]:.2f} at the end")
     finally:
         proc.send_signal(signal.SIGTERM)
