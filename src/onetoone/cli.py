@@ -301,15 +301,54 @@ def demo(
 
 @app.command()
 def status(workspace: WorkspaceOpt = Path(".")) -> None:
-    """Rows in every table of the workspace (through its server when one runs)."""
+    """Rows in every table of the workspace and the [schedule]: next runs, last results
+    (through its server when one runs)."""
+    from onetoone.schedule import schedule_status
+
     with _friendly():
         server = _served(workspace)
         if server is not None:
             data = server.call("GET", "/v1/status")
             console.print(_summary_table(data["workspace"], data["tables"]))
+            _schedule(data.get("schedule"))
             return
         with Workspace(workspace, read_only=True) as ws:
             console.print(_summary_table(ws.root, ws.summary()))
+            _schedule(schedule_status(ws))
+
+
+def _schedule(schedule: dict[str, Any] | None) -> None:
+    """The [schedule] of ``onetoone status``: each step, when it runs, its next run and its
+    last result, times in the workspace's time zone."""
+    if not schedule or not schedule["steps"]:
+        return
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    tz = ZoneInfo(schedule["timezone"])
+
+    def local(text: str | None) -> str:
+        if text is None:
+            return ""
+        return f"{datetime.fromisoformat(text).astimezone(tz):%Y-%m-%d %H:%M %Z}"
+
+    table = Table(title=f"Schedule ({schedule['timezone']})", title_justify="left")
+    for col in ("step", "runs", "next run", "last result"):
+        table.add_column(col)
+    for row in schedule["steps"]:
+        after = row["after"]
+        upcoming = local(row["next_run"]) if after is None else f"when {after} succeeds"
+        last = row["last"]
+        result = "never run" if last is None else f"{last['status']} {local(last['finished_at'])}"
+        if row["active"]:
+            result += f" ({row['active']} now)"
+        table.add_row(row["step"], row["when"], upcoming, result)
+    console.print(table)
+    if schedule["served"]:
+        console.print("The server of this workspace runs this schedule.")
+    else:
+        console.print("The schedule runs only while 'onetoone serve' runs; no server runs now.")
+
 
 def _value_summary(summary: dict[str, Any]) -> None:
     """The value pyramid and Pareto share of a scoring run (``ValueResult.summary()``)."""
@@ -504,6 +543,8 @@ def serve(
     """Run the REST API (decisions, events, customers; OpenAPI at /docs) owning the workspace."""
     import logging
     import signal
+    import threading
+    from types import FrameType
 
     with _friendly():
         try:
@@ -533,15 +574,34 @@ def serve(
         local = "127.0.0.1" if host in ("0.0.0.0", "") else "[::1]" if host == "::" else host
         write_server_file(ws.root, f"http://{local}:{port}",
                           ws.keys.session_key("local-cli", ["admin"]))
-        # uvicorn stops gracefully on SIGTERM, then raises it again: as an exit, so that the
-        # address file is removed (the default action would end the process at once)
+        jobs = application.state.jobs
+
+        class Server(uvicorn.Server):
+            """uvicorn's graceful stop (no new connection, the requests in flight answered,
+            then the application's shutdown), with the running job cancelled at the first
+            SIGTERM or Ctrl-C rather than after the requests (see docs/service.md)."""
+
+            def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+                if not self.should_exit:  # not in the handler: stop() takes the queue's lock
+                    threading.Thread(target=jobs.stop, name="onetoone-stop",
+                                     daemon=True).start()
+                super().handle_exit(sig, frame)
+
+        # uvicorn stops gracefully on SIGTERM, then raises it again: as an exit (143), so that
+        # the address file is removed (the default action would end the process at once)
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+        server = Server(uvicorn.Config(
+            application, host=host, port=port, access_log=False,
+            log_level=ws.config.api.log_level, server_header=False, timeout_keep_alive=60,
+            timeout_graceful_shutdown=30))  # seconds for the requests in flight
         try:
-            uvicorn.run(application, host=host, port=port, access_log=False,
-                        log_level=ws.config.api.log_level, server_header=False,
-                        timeout_keep_alive=60)
+            server.run()
+        except KeyboardInterrupt:  # Ctrl-C, raised again by uvicorn once stopped: exit 0
+            pass
         finally:
             remove_server_file(ws.root)
+        if not server.started:  # the address was in use, say
+            raise typer.Exit(3)
 
 
 @app.command()

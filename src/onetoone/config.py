@@ -25,6 +25,7 @@ from onetoone.errors import ConfigError
 from onetoone.identify.settings import IdentifySettings
 from onetoone.ingest.settings import SourceConfig
 from onetoone.interact.settings import ApiSettings
+from onetoone.schedule import ScheduleSettings, zone
 from onetoone.schema import ENTITIES
 from onetoone.settings import Section, WorkspaceSettings
 
@@ -42,6 +43,7 @@ __all__ = [
     "DefectionSettings",
     "IdentifySettings",
     "NeedsSettings",
+    "ScheduleSettings",
     "SourceConfig",
     "ValueSettings",
     "WorkspaceSettings",
@@ -68,6 +70,7 @@ class Config(Section):
     value: ValueSettings = Field(default_factory=lambda: ValueSettings())
     defection: DefectionSettings = Field(default_factory=lambda: DefectionSettings())
     needs: NeedsSettings = Field(default_factory=lambda: NeedsSettings())
+    schedule: ScheduleSettings = Field(default_factory=lambda: ScheduleSettings())
 
     def check(self) -> Config:
         """Cross-field checks that pydantic cannot express per section."""
@@ -110,6 +113,8 @@ class Config(Section):
                                       f"'{seen[action]}' and '{name}'.",
                                       hint="Give each test actions of its own.")
                 seen[action] = name
+        if self.schedule.entries():
+            zone(self.workspace.timezone)  # the schedule's times are read in it
         return self
 
 
@@ -203,4 +208,11 @@ language = "fr"
 #
 # [sources.crm.identifiers]       # identifier type = source column
 # loyalty_card = "carte"
+
+# Steps that 'onetoone serve' runs by itself, in the workspace time zone. Example:
+#
+# [schedule]
+# ingest = "30 1 * * *"           # cron: minute hour day-of-month month day-of-week
+# identify = "after ingest"       # when an ingest job succeeds
+# score = "after identify"
 '''

@@ -2,16 +2,19 @@
 its log, its result and its end (``POST /v1/jobs``; the CLI on a served workspace).
 
 A job runs in the server's process, in a thread of its own, on a cursor of its own
-(:meth:`Workspace.reader`): the decision service keeps answering meanwhile. Jobs are kept in the
-``jobs`` table; a job the server was running or had queued when it stopped is marked
-``interrupted`` at the next start (its step ran in one transaction per part, so nothing of an
-unfinished part was kept).
+(:meth:`Workspace.reader`): the decision service keeps answering meanwhile. Its step writes in
+one transaction on that cursor (:meth:`Store.atomic`), committed only when the step succeeds:
+a job that fails, is cancelled or dies with the process leaves the workspace as it was. Jobs
+are kept in the ``jobs`` table; a job the server was running or had queued when it stopped is
+marked ``interrupted`` at the next start.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
@@ -21,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from onetoone.clock import utcnow
 from onetoone.errors import InvalidInputError, NotFoundError, OneToOneError
+from onetoone.store import Connection, DatabaseError
 
 if TYPE_CHECKING:
     from onetoone.progress import Progress
@@ -28,6 +32,8 @@ if TYPE_CHECKING:
 
 #: How many log lines a job keeps (the last ones).
 LOG_LINES = 200
+
+log = logging.getLogger("onetoone.jobs")
 
 
 class JobCancelled(OneToOneError):
@@ -115,6 +121,9 @@ class JobRunner:
         self._queue: list[str] = []
         self._lock = threading.Condition()
         self._closed = False
+        #: the running job's connection while its step runs, for stop() to interrupt
+        self._running_con: Connection | None = None
+        self._listeners: list[Callable[[Job], None]] = []
         self.interrupted = self._mark_interrupted()
         self._thread = threading.Thread(target=self._loop, name="onetoone-jobs", daemon=True)
         self._thread.start()
@@ -187,8 +196,15 @@ class JobRunner:
                 job.log.append("cancel asked; stopping at the next progress point")
         return job
 
-    def close(self, timeout: float = 30.0) -> None:
-        """Take no new job, cancel the queued ones and the running one, wait for it."""
+    def on_end(self, callback: Callable[[Job], None]) -> None:
+        """Call ``callback(job)`` each time a job ends, its end written: in the worker's
+        thread, or with the queue's lock held for a job cancelled or dropped at close (the
+        callback then must not wait on another thread). An error of the callback is logged."""
+        self._listeners.append(callback)
+
+    def stop(self) -> None:
+        """Take no new job, drop the queued ones and cancel the running one at once (its
+        statement interrupted, its transaction rolled back); does not wait (:meth:`close`)."""
         with self._lock:
             self._closed = True
             for job_id in list(self._queue):
@@ -197,14 +213,36 @@ class JobRunner:
             for job in self._jobs.values():
                 if job.status == "running":
                     job.cancel.set()
+            self._interrupt()
             self._lock.notify_all()
-        self._thread.join(timeout)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """:meth:`stop`, then wait up to ``timeout`` seconds for the running job to end. One
+        still running then (a long computation between two progress points) is left to the
+        end of the process, which keeps nothing of it: the next start marks it
+        ``interrupted``."""
+        self.stop()
+        deadline = time.monotonic() + timeout
+        while self._thread.is_alive() and time.monotonic() < deadline:
+            self._thread.join(min(0.2, max(deadline - time.monotonic(), 0.0)))
+            with self._lock:  # a statement started after the last interrupt
+                self._interrupt()
+
+    def _interrupt(self) -> None:
+        """Interrupt the statement the running job's cursor runs, if any (lock held)."""
+        if self._running_con is not None:
+            self._running_con.interrupt()
 
     # -- the worker -----------------------------------------------------------------------
     def _end(self, job: Job, status: str, *, error: str | None = None) -> None:
         job.status, job.error, job.finished_at = status, error, utcnow()
         job.log.append(f"{status}" + (f": {error}" if error else ""))
         self._write(job)
+        for listener in list(self._listeners):
+            try:
+                listener(job)
+            except Exception as exc:  # a listener's bug never stops the queue
+                log.error("job end listener failed: %s", type(exc).__name__)
 
     def _loop(self) -> None:
         while True:
@@ -218,6 +256,21 @@ class JobRunner:
                 self._write(job)
             self._run(job)
 
+    def _attach_late_events(self, job: Job) -> None:
+        """After an identify job (and the refresh): the events the service wrote during it,
+        which its transaction could not see, follow their records to the customers it made."""
+        try:
+            with self.ws.reader() as view, view.store.transaction():
+                moved = view.identity.attach_late_events(job.started_at)
+        except Exception as exc:  # the step is committed: it still succeeded
+            log.error("attaching the events of the job's time failed: %s", type(exc).__name__)
+            job.log.append("events received during the job could not be attached to the "
+                           "customers it changed (see the server's log)")
+            return
+        if moved:
+            job.log.append(f"{moved:,} event row(s) received during the job attached to the "
+                           "customers it changed")
+
     def _run(self, job: Job) -> None:
         def tell(part: str, done: float) -> None:
             if job.cancel.is_set():
@@ -229,18 +282,40 @@ class JobRunner:
 
         function = STEPS[job.step][0]
         try:
-            with self.ws.reader() as view:
-                job.result = function(view, job.args, tell)
-        except JobCancelled:
-            self._end(job, "cancelled", error="Cancelled while running; its uncommitted part "
-                      "was rolled back.")
-        except OneToOneError as exc:
-            self._end(job, "failed", error=exc.user_message())
-        except Exception as exc:  # a bug: the job fails, the server keeps serving
-            self._end(job, "failed", error=f"Internal error: {type(exc).__name__}.")
+            # the whole step in one transaction on the job's cursor: kept only if it ends well
+            with self.ws.reader() as view, view.store.atomic():
+                with self._lock:
+                    self._running_con = view.store.con if not job.cancel.is_set() else None
+                try:
+                    job.result = function(view, job.args, tell)
+                finally:
+                    with self._lock:
+                        self._running_con = None
+                if job.cancel.is_set():  # asked before the commit: nothing is kept
+                    raise JobCancelled("Cancelled.")
+        except Exception as exc:
+            if job.cancel.is_set():  # JobCancelled, or the statement that was interrupted
+                self._end(job, "cancelled", error=(
+                    "The server stopped while the job ran" if self._closed else
+                    "Cancelled while running") + "; nothing of it was kept (its transaction "
+                    "was rolled back).")
+            elif isinstance(exc, OneToOneError):
+                self._end(job, "failed", error=exc.user_message())
+            elif isinstance(exc, DatabaseError) and "conflict" in str(exc).lower():
+                self._end(job, "failed", error="The job's changes conflicted with writes made "
+                          "meanwhile; nothing of it was kept. Run it again.")
+            else:  # a bug: the job fails, the server keeps serving
+                self._end(job, "failed", error=f"Internal error: {type(exc).__name__}.")
         else:
             if job.step in ("ingest", "identify", "score") and self.ws.running_service:
                 job.log.append("refreshing the decision service's profiles")
-                self.ws.decisions.refresh()
+                try:
+                    self.ws.decisions.refresh()
+                except Exception as exc:  # the step is committed: it still succeeded
+                    log.error("refresh after a job failed: %s", type(exc).__name__)
+                    job.log.append("the refresh failed; restart the server to see the "
+                                   "step's changes in decisions")
+            if job.step == "identify":
+                self._attach_late_events(job)
             job.done = 1.0
             self._end(job, "succeeded")

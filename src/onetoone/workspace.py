@@ -79,7 +79,8 @@ class Workspace:
     @contextmanager
     def reader(self) -> Iterator[Workspace]:
         """This workspace on its own cursor, for the time of a block: what a request of the
-        service (another thread) uses to read whole tables, for the report or the CLI."""
+        service (another thread) uses to read whole tables, for the report or the CLI, and
+        what a job runs its step on, in one transaction (``store.atomic()``)."""
         other = object.__new__(Workspace)
         other.root, other.config = self.root, self.config
         other._keys, other._decisions = self._keys, None

@@ -33,6 +33,7 @@ from onetoone.api.routes import (
 )
 from onetoone.errors import OneToOneError, PayloadTooLargeError
 from onetoone.jobs import JobRunner
+from onetoone.schedule import Scheduler
 from onetoone.workspace import Workspace
 
 log = logging.getLogger("onetoone.api")
@@ -145,6 +146,8 @@ def build_app(workspace: Workspace | Path | str) -> FastAPI:
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     _ = ws.decisions  # started now: the catalog saved, the propensities and profiles loaded
     runner = JobRunner(ws)  # the batch steps, one at a time, beside the decisions
+    # [schedule]: runs steps as jobs by cron expressions and chains, while the server serves
+    scheduler = Scheduler(runner, ws.config.schedule, ws.config.workspace.timezone)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -153,7 +156,9 @@ def build_app(workspace: Workspace | Path | str) -> FastAPI:
         # (a pause of every request) with 6,000 profiles.
         gc.collect()
         gc.freeze()
+        scheduler.start()
         yield
+        scheduler.stop()
         runner.close()
         ws.close()
 
@@ -166,6 +171,7 @@ def build_app(workspace: Workspace | Path | str) -> FastAPI:
     )
     app.state.workspace = ws
     app.state.jobs = runner
+    app.state.scheduler = scheduler
     for module in (events, customers, decisions, keys, measure, admin, jobs, health):
         app.include_router(module.router)
 

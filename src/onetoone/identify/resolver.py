@@ -202,8 +202,11 @@ class IdentityResolver:
 
     # -- what a run reads ---------------------------------------------------------------
     def _changes(self, last_ingestion: int) -> tuple[str, str]:
-        """Writes ``new_keys``: records loaded since the last run or never linked; ``gone``:
-        linked records that are no longer in the base (returned in that order)."""
+        """Writes ``new_keys``: records loaded since the last run, never linked, or outside
+        its graph (the service's own records made since, with their singleton links: one made
+        while the last run's transaction was open, for an identifier of a record that run
+        linked, is stitched to it now); ``gone``: linked records that are no longer in the
+        base (returned in that order)."""
         t = TABLES
         self.con.execute("""
             CREATE OR REPLACE TEMP TABLE _delta AS
@@ -211,6 +214,7 @@ class IdentityResolver:
                    r.record_key IS NULL AS gone
             FROM customer_records r FULL JOIN customer_links l USING (record_key)
             WHERE r.record_key IS NULL OR l.record_key IS NULL OR r.ingestion_id > ?
+               OR r.record_key NOT IN (SELECT record_key FROM identity_graph)
         """, [last_ingestion])
         self.con.execute(f"""
             CREATE OR REPLACE TEMP TABLE {t.new_keys} AS
@@ -783,6 +787,23 @@ class IdentityResolver:
                   AND {table}.customer_record_key = l.record_key
             """)
         self.con.execute("DROP TABLE IF EXISTS _event_links")
+
+    def attach_late_events(self, since: Any) -> int:
+        """``customer_id`` of the event rows that another cursor wrote while a run's
+        transaction was open (the decision service during an identify job): the run could not
+        see them, so a row naming a record that the run linked to another customer still holds
+        the old one. Only records linked at ``since`` (the run's start) or later are looked at;
+        returns the rows updated. Run it after the run is committed, in a transaction."""
+        updated = 0
+        for entity in ENTITIES.values():
+            if entity.is_event:
+                table = ident(entity.table)
+                updated += sum(r[0] for r in self.con.execute(f"""
+                    UPDATE {table} SET customer_id = l.customer_id FROM customer_links l
+                    WHERE l.linked_at >= ? AND {table}.customer_record_key = l.record_key
+                      AND {table}.customer_id IS DISTINCT FROM l.customer_id
+                """, [since]).fetchall())
+        return updated
 
     # -- manual decisions ---------------------------------------------------------------
     def _records_of(self, customer_id: str) -> list[str]:

@@ -3,8 +3,9 @@
 Domain code receives a :data:`Connection` (or the :class:`Store` that holds it) and runs DuckDB
 SQL on it; what is the engine's own rather than SQL goes through this package: its errors and
 types, scratch databases, settings for a block (``engine_settings``), frames made queryable
-(``frame_view`` for a block, or ``show_frame`` / ``drop_frame``) and the catalog
-(``has_table``, ``table_columns``). Another engine implements the same functions.
+(``frame_view`` for a block, or ``show_frame`` / ``drop_frame``), the catalog (``has_table``,
+``table_columns``) and transactions (``transaction`` on a store or a connection;
+``Store.atomic`` for a whole job). Another engine implements the same functions.
 """
 
 from onetoone.store.duckdb import (
@@ -21,6 +22,7 @@ from onetoone.store.duckdb import (
     scratch,
     show_frame,
     table_columns,
+    transaction,
 )
 from onetoone.store.duckdb import (
     duckdb_settings as engine_settings,
@@ -41,4 +43,5 @@ __all__ = [
     "scratch",
     "show_frame",
     "table_columns",
+    "transaction",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -160,10 +160,50 @@ def duckdb_settings(con: duckdb.DuckDBPyConnection, **values: str | bool) -> Ite
     try:
         yield
     finally:
-        for name, value in zip(names, before, strict=True):
-            con.execute(f"RESET {name}")
-            if con.execute(f"SELECT current_setting('{name}')").fetchall()[0][0] != value:
-                con.execute(f"SET {name} = {_literal(value)}")
+        try:
+            _restore(con, names, before)
+        except duckdb.TransactionException:
+            # a statement of the block failed inside Store.atomic: DuckDB refuses every
+            # statement until a rollback, so the block is given up and the settings restored
+            outer = _ATOMIC.get(id(con))
+            if outer is None:
+                raise
+            outer.spoil("A statement failed.")
+            _restore(con, names, before)
+
+
+def _restore(con: Connection, names: list[str], before: tuple[Any, ...]) -> None:
+    for name, value in zip(names, before, strict=True):
+        con.execute(f"RESET {name}")
+        if con.execute(f"SELECT current_setting('{name}')").fetchall()[0][0] != value:
+            con.execute(f"SET {name} = {_literal(value)}")
+
+
+#: The connections inside a block of :meth:`Store.atomic` (by ``id``), with their store.
+_ATOMIC: dict[int, Store] = {}
+
+
+@contextmanager
+def transaction(target: Any) -> Iterator[Connection]:
+    """All or nothing on ``target`` (a :class:`Store` or a connection): an exception rolls
+    everything back. Inside :meth:`Store.atomic` on the same connection the block is part of
+    that transaction (see there)."""
+    con = _con(target)
+    outer = _ATOMIC.get(id(con))
+    if outer is not None:
+        try:
+            yield con
+        except BaseException as exc:
+            outer.spoil(f"A part of the step failed ({type(exc).__name__}).")
+            raise
+        return
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
 
 
 class Store:
@@ -218,14 +258,62 @@ class Store:
     # -- access -------------------------------------------------------------------------
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """All or nothing: an exception rolls everything back."""
-        self.con.execute("BEGIN TRANSACTION")
+        """All or nothing: an exception rolls everything back. Inside :meth:`atomic` the
+        block is part of that transaction."""
+        with transaction(self.con) as con:
+            yield con
+
+    #: Inside :meth:`atomic`: why the block can only be rolled back (a part of it failed).
+    _spoiled: str | None = None
+
+    @contextmanager
+    def atomic(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One transaction for everything written on this store's connection during a block
+        (a job): committed at its end, rolled back when it raises or the process dies.
+
+        DuckDB has no nested transaction nor savepoint: a :meth:`transaction` (or
+        :func:`transaction`) inside the block joins it, and its exception still propagates.
+        A part that failed, even when its error was then caught, fails the whole block at its
+        end (DuckDB would commit a transaction aborted by an error as nothing, silently).
+        Writes on another connection or cursor are outside it."""
+        con = self.con
+        if id(con) in _ATOMIC:
+            raise RuntimeError("Store.atomic blocks do not nest.")
+        con.execute("BEGIN TRANSACTION")
+        _ATOMIC[id(con)], self._spoiled = self, None
         try:
-            yield self.con
+            yield con
+            if self._spoiled is None:
+                try:
+                    con.execute("SELECT 1").fetchall()  # refused in an aborted transaction
+                except duckdb.TransactionException:
+                    self._spoiled = "A statement failed."
+            if self._spoiled is not None:
+                raise WorkspaceError(f"{self._spoiled} Nothing of it was kept.")
         except BaseException:
-            self.con.execute("ROLLBACK")
+            _ATOMIC.pop(id(con), None)
+            with suppress(duckdb.Error):
+                con.execute("ROLLBACK")
             raise
-        self.con.execute("COMMIT")
+        _ATOMIC.pop(id(con), None)
+        try:
+            con.execute("COMMIT")
+        except duckdb.Error:  # a write conflict found at commit: nothing was kept
+            with suppress(duckdb.Error):
+                con.execute("ROLLBACK")
+            raise
+
+    def spoil(self, why: str) -> None:
+        """Mark the :meth:`atomic` block as failed (its end rolls it back and raises); a
+        transaction aborted by an error is rolled back now and a new one opened, so that the
+        block can finish (restore its settings) without writing anything that is kept."""
+        if self._spoiled is None:
+            self._spoiled = why
+        try:
+            self.con.execute("SELECT 1").fetchall()
+        except duckdb.TransactionException:
+            self.con.execute("ROLLBACK")
+            self.con.execute("BEGIN TRANSACTION")
 
     def execute(self, sql: str, params: list[Any] | None = None) -> duckdb.DuckDBPyConnection:
         return self.con.execute(sql, params or [])

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from onetoone.api.deps import Admin, WorkspaceDep
 from onetoone.api.local import MAX_SQL_ROWS
 from onetoone.api.models import ERROR_RESPONSES
+from onetoone.schedule import schedule_status
 
 router = APIRouter(prefix="/v1", tags=["admin"], responses=ERROR_RESPONSES)
 
@@ -23,10 +24,12 @@ class SqlIn(BaseModel):
 
 
 @router.get("/status")
-def status(ws: WorkspaceDep, _: Admin) -> dict[str, Any]:
-    """Rows in every table of the workspace."""
+def status(ws: WorkspaceDep, request: Request, _: Admin) -> dict[str, Any]:
+    """Rows in every table of the workspace, and the schedule: each scheduled step, its next
+    run (workspace time zone) and its last result."""
     with ws.reader() as view:
-        return {"workspace": str(ws.root), "tables": view.summary()}
+        return {"workspace": str(ws.root), "tables": view.summary(),
+                "schedule": schedule_status(view, request.app.state.scheduler)}
 
 
 class ReportIn(BaseModel):

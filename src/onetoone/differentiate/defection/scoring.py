@@ -30,7 +30,7 @@ from onetoone.differentiate.defection._training import (
 )
 from onetoone.differentiate.defection.model import DefectionModel
 from onetoone.progress import Progress, silent
-from onetoone.store import frame_view
+from onetoone.store import frame_view, transaction
 
 SCORE_KEYS = ("defection_risk", "defection_reasons", "defection_status", "defection_horizon_days")
 
@@ -202,8 +202,7 @@ def write_defection(store: Any, result: DefectionResult, *,
     patch = f"SELECT p.customer_id, json_object({', '.join(pairs)}) AS patch FROM _dfx_rows p"
     now = utcnow()
     as_of = result.as_of.date()
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         with frame_view(con, "_dfx_rows", frame):
             con.execute(f"CREATE OR REPLACE TEMP TABLE _dfx_patch AS {patch}")
         con.execute(
@@ -217,8 +216,4 @@ def write_defection(store: Any, result: DefectionResult, *,
             "WHERE p.customer_id NOT IN (SELECT customer_id FROM customer_scores "
             "WHERE as_of = ?)", [as_of, now, as_of])
         con.execute("DROP TABLE _dfx_patch")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return len(frame)
