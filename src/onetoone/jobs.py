@@ -184,8 +184,8 @@ class JobRunner:
         return list(reversed(self._jobs.values()))
 
     def cancel(self, job_id: str) -> Job:
-        """A queued job is dropped; a running one stops at its next progress point, its
-        uncommitted part rolled back."""
+        """A queued job is dropped; a running one stops at once (its statement interrupted,
+        or at its next progress point in Python code), nothing of it kept."""
         job = self.get(job_id)
         with self._lock:
             if job.status == "queued":
@@ -193,7 +193,8 @@ class JobRunner:
                 self._end(job, "cancelled", error="Cancelled before it started.")
             elif job.status == "running":
                 job.cancel.set()
-                job.log.append("cancel asked; stopping at the next progress point")
+                job.log.append("cancel asked; its statement interrupted")
+                self._interrupt()
         return job
 
     def on_end(self, callback: Callable[[Job], None]) -> None:
@@ -260,8 +261,11 @@ class JobRunner:
         """After an identify job (and the refresh): the events the service wrote during it,
         which its transaction could not see, follow their records to the customers it made."""
         try:
-            with self.ws.reader() as view, view.store.transaction():
-                moved = view.identity.attach_late_events(job.started_at)
+            if self.ws.running_service:  # in the order of the service's writes
+                moved = self.ws.decisions.attach_late_events(job.started_at or job.created_at)
+            else:
+                with self.ws.reader() as view, view.store.transaction():
+                    moved = view.identity.attach_late_events(job.started_at)
         except Exception as exc:  # the step is committed: it still succeeded
             log.error("attaching the events of the job's time failed: %s", type(exc).__name__)
             job.log.append("events received during the job could not be attached to the "

@@ -85,3 +85,37 @@ def test_a_customer_created_by_the_service_is_found_before_and_after_a_refresh(
         assert service.decide(ref, "web", {})["customer_id"] == first
         assert ws.store.scalar(
             "SELECT count(*) FROM customers WHERE email = 'nouvelle.cliente@exemple.fr'") == 1
+
+
+def test_an_event_resolved_before_an_identify_job_ended_follows_its_record(
+        demo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Resolved with the old links, written after the job changed them: the row takes the
+    customer its record is linked to when it is written."""
+    from onetoone.interact.events import Event
+
+    with Workspace(demo) as ws:
+        service = ws.decisions
+        email = "suivie@exemple.fr"
+        before = service.decide({"email": email}, "web", {})["customer_id"]
+        service.writer.write(lambda _txn: None)  # its reference customer's rows are in
+        record_key = ws.store.scalar(
+            "SELECT record_key FROM customer_links WHERE customer_id = ?", [before])
+        other = ws.store.scalar(
+            "SELECT customer_id FROM customers WHERE customer_id <> ? LIMIT 1", [before])
+        write = service.writer.write
+
+        def after_a_job(work, timeout=60):  # type: ignore[no-untyped-def]
+            # what an identify job does between the look-up and the write: relink, reload
+            ws.store.execute("UPDATE customer_links SET customer_id = ? WHERE record_key = ?",
+                             [other, record_key])
+            service.resolver.generation += 1
+            return write(work, timeout)
+
+        monkeypatch.setattr(service.writer, "write", after_a_job)
+        event = Event.model_validate({
+            "event_id": "late-1", "occurred_at": "2026-11-24T10:00:00Z",
+            "customer": {"email": email}, "channel": "web", "type": "page_view"})
+        assert service.ingest_events([event])["accepted"] == 1
+        monkeypatch.undo()
+        assert ws.store.scalar(
+            "SELECT customer_id FROM interactions WHERE event_id = 'late-1'") == other

@@ -789,21 +789,8 @@ class IdentityResolver:
         self.con.execute("DROP TABLE IF EXISTS _event_links")
 
     def attach_late_events(self, since: Any) -> int:
-        """``customer_id`` of the event rows that another cursor wrote while a run's
-        transaction was open (the decision service during an identify job): the run could not
-        see them, so a row naming a record that the run linked to another customer still holds
-        the old one. Only records linked at ``since`` (the run's start) or later are looked at;
-        returns the rows updated. Run it after the run is committed, in a transaction."""
-        updated = 0
-        for entity in ENTITIES.values():
-            if entity.is_event:
-                table = ident(entity.table)
-                updated += sum(r[0] for r in self.con.execute(f"""
-                    UPDATE {table} SET customer_id = l.customer_id FROM customer_links l
-                    WHERE l.linked_at >= ? AND {table}.customer_record_key = l.record_key
-                      AND {table}.customer_id IS DISTINCT FROM l.customer_id
-                """, [since]).fetchall())
-        return updated
+        """:func:`attach_late_events` on this store."""
+        return attach_late_events(self.con, since)
 
     # -- manual decisions ---------------------------------------------------------------
     def _records_of(self, customer_id: str) -> list[str]:
@@ -876,3 +863,21 @@ class IdentityResolver:
         from onetoone.identify.explain import identity_view
 
         return identity_view(self.store, self.settings, customer_id, why=why)
+
+
+def attach_late_events(con: Connection, since: Any) -> int:
+    """``customer_id`` of the event rows that another cursor wrote while a run's transaction
+    was open (the decision service during an identify job): the run could not see them, so a
+    row naming a record that the run linked to another customer still holds the old one. Only
+    records linked at ``since`` (the run's start) or later are looked at; returns the rows
+    updated. Run it after the run is committed, in a transaction."""
+    updated = 0
+    for entity in ENTITIES.values():
+        if entity.is_event:
+            table = ident(entity.table)
+            updated += sum(r[0] for r in con.execute(f"""
+                UPDATE {table} SET customer_id = l.customer_id FROM customer_links l
+                WHERE l.linked_at >= ? AND {table}.customer_record_key = l.record_key
+                  AND {table}.customer_id IS DISTINCT FROM l.customer_id
+            """, [since]).fetchall())
+    return updated

@@ -153,6 +153,8 @@ class CustomerResolver:
         self.rank = {t: i for i, t in enumerate(priority)}
         self._norm: dict[tuple[str, str], str | None] = {}
         self._base: IdentifierIndex | None = None
+        #: how many times the index was read again (a customer found before may have moved)
+        self.generation = 0
         # customers created by the service since the index was read
         self._index: dict[str, tuple[str, str]] = {}
         self._customers: dict[str, tuple[str, str | None]] = {}
@@ -201,6 +203,7 @@ class CustomerResolver:
         fresh = IdentifierIndex.load(con)
         with self._lock:
             self._base = fresh
+            self.generation += 1
             self._index = {k: v for k, v in self._index.items() if fresh.find(k) is None}
             self._customers = {k: v for k, v in self._customers.items()
                                if fresh.customer(k) is None}

@@ -30,6 +30,7 @@ from onetoone.customize.policy import ContactPolicy
 from onetoone.customize.profile import Profile
 from onetoone.customize.propensity import AdaptivePropensities
 from onetoone.errors import InvalidInputError, NotFoundError
+from onetoone.identify.resolver import attach_late_events
 from onetoone.interact.events import Consent, Event, event_row, utc_naive
 from onetoone.interact.identity import CustomerResolver, Resolved
 from onetoone.interact.keys import ApiKeys
@@ -54,6 +55,19 @@ _SCORE_COLUMNS = {c.name for c in TABLES["customer_scores"].columns}
 ADDRESS_OF = {"email": "email", "sms": "phone", "phone": "phone"}
 RECENT_DECISIONS = 200_000
 
+
+
+def _follow_links(cur: Connection, rows: list[dict[str, Any]]) -> None:
+    """Give event rows the customer their record is linked to now (the ids they were given
+    were read before an identify job changed the links)."""
+    keys = list({r["customer_record_key"] for r in rows if r.get("customer_record_key")})
+    if not keys:
+        return
+    now = dict(cur.execute(
+        "SELECT record_key, customer_id FROM customer_links WHERE record_key IN "
+        "(SELECT unnest(?::VARCHAR[]))", [keys]).fetchall())
+    for row in rows:
+        row["customer_id"] = now.get(row.get("customer_record_key"), row["customer_id"])
 
 
 def _jsonable(value: Any) -> Any:
@@ -308,6 +322,7 @@ class DecisionService:
         planned: list[tuple[str, str, dict[str, Any]]] = []
         keys = [tuple(sorted(e.customer.items())) for e in events]
         unique = list(dict.fromkeys(keys))
+        generation = self.resolver.generation
         found = self._new_profiles(
             self.resolver.resolve_many([dict(k) for k in unique], self.writer.submit)
         )
@@ -320,6 +335,8 @@ class DecisionService:
             planned.append((event.event_id, table, row))
 
         def work(txn: Txn) -> list[dict[str, Any]]:
+            if self.resolver.generation != generation:  # an identify job ended meanwhile
+                _follow_links(txn.cur, [row for _, _, row in planned])
             accepted = []
             for event_id, table, row in planned:
                 if txn.claim(event_id):
@@ -342,6 +359,12 @@ class DecisionService:
             "accepted": len(accepted),
             "duplicates": len(events) - len(accepted),
         }
+
+    def attach_late_events(self, since: datetime) -> int:
+        """After an identify job and :meth:`refresh`: the events written during the job follow
+        their records to the customers it made (:func:`attach_late_events`), in the order of
+        the service's writes, so that no event resolved before the refresh is left behind."""
+        return int(self.writer.write(lambda txn: attach_late_events(txn.cur, since)))
 
     # -- customers ----------------------------------------------------------------------
     def find_customer(self, ref: Mapping[str, str]) -> str:
