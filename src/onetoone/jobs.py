@@ -13,6 +13,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -20,11 +25,12 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from onetoone.clock import utcnow
 from onetoone.errors import InvalidInputError, NotFoundError, OneToOneError
-from onetoone.store import Connection, DatabaseError
+from onetoone.store import DATABASE_FILE, Connection, DatabaseError, copy_database
 
 if TYPE_CHECKING:
     from onetoone.progress import Progress
@@ -111,6 +117,14 @@ STEPS: dict[str, tuple[Step, tuple[str, ...]]] = {
     "report": (_report, ("output",)),
 }
 
+#: Steps that the server runs in a worker process, and the only tables they write. Their work
+#: is Python (model fits, features) that would hold the interpreter's lock for tens of
+#: milliseconds at a time, and every request would wait for it: the worker computes on a copy
+#: of the database and the server copies the tables back, in the job's transaction.
+IN_WORKER: dict[str, tuple[str, ...]] = {
+    "score": ("customer_scores", "needs_segments", "defection_monitor", "kpis"),
+}
+
 
 class JobRunner:
     """The server's queue of jobs: one runs at a time, in a thread, in submission order."""
@@ -125,6 +139,8 @@ class JobRunner:
         self._running_con: Connection | None = None
         self._listeners: list[Callable[[Job], None]] = []
         self.interrupted = self._mark_interrupted()
+        for stale in (workspace.root / ".onetoone").glob("job-*"):  # a killed server's copies
+            shutil.rmtree(stale, ignore_errors=True)
         self._thread = threading.Thread(target=self._loop, name="onetoone-jobs", daemon=True)
         self._thread.start()
 
@@ -275,6 +291,33 @@ class JobRunner:
             job.log.append(f"{moved:,} event row(s) received during the job attached to the "
                            "customers it changed")
 
+    def _in_worker(self, view: Workspace, args: dict[str, Any],
+                   tell: Progress) -> dict[str, Any]:
+        """Run the running job's step in a worker process on a copy of the database, then
+        replace the tables it writes with the copy's, on ``view`` (the job's transaction)."""
+        from onetoone.config import CONFIG_FILE
+
+        step = next(j.step for j in self._jobs.values() if j.status == "running")
+        private = self.ws.root / ".onetoone"
+        private.mkdir(mode=0o700, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="job-", dir=private) as tmp:
+            folder = Path(tmp)
+            tell("copying the database for a worker process", 0.0)
+            shutil.copyfile(self.ws.root / CONFIG_FILE, folder / CONFIG_FILE)
+            copy_database(view.store.con, Path(self.ws.store.path), folder / DATABASE_FILE,
+                          self.ws.decisions.writer.between_groups)
+            result = _run_worker(folder, step, args, tell)
+            tell("copying the worker's results", 0.99)
+            alias = f"job_{uuid.uuid4().hex[:8]}"
+            view.store.execute(f"ATTACH '{folder / DATABASE_FILE}' AS {alias} (READ_ONLY)")
+            try:
+                for table in IN_WORKER[step]:
+                    view.store.execute(f'DELETE FROM "{table}"')
+                    view.store.execute(f'INSERT INTO "{table}" SELECT * FROM {alias}."{table}"')
+            finally:
+                view.store.execute(f"DETACH {alias}")
+        return result
+
     def _run(self, job: Job) -> None:
         def tell(part: str, done: float) -> None:
             if job.cancel.is_set():
@@ -285,6 +328,9 @@ class JobRunner:
             job.part, job.done = part, max(job.done, done)
 
         function = STEPS[job.step][0]
+        if (job.step in IN_WORKER and self.ws.running_service
+                and self.ws.config.api.job_worker):
+            function = self._in_worker
         try:
             # the whole step in one transaction on the job's cursor: kept only if it ends well
             with self.ws.reader() as view, view.store.atomic():
@@ -323,3 +369,65 @@ class JobRunner:
                 self._attach_late_events(job)
             job.done = 1.0
             self._end(job, "succeeded")
+
+
+def _run_worker(folder: Path, step: str, args: dict[str, Any],
+                tell: Progress) -> dict[str, Any]:
+    """``python -m onetoone._worker FOLDER STEP ARGS``, its progress relayed to ``tell`` (which
+    raises to cancel: the worker is then killed); its result, or its error raised."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "onetoone._worker", str(folder), step, json.dumps(args)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            message = json.loads(line)
+            if "part" in message:
+                tell(message["part"], message["done"])
+            result, error = message.get("result", result), message.get("error", error)
+        proc.wait()
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    finally:
+        if proc.stdin is not None:
+            proc.stdin.close()
+    if error is not None:
+        raise OneToOneError(error)
+    if result is None:
+        raise OneToOneError(f"The worker process of the job ended with code {proc.returncode}.",
+                            hint="See the server's memory and disk; run the job again.")
+    return result
+
+
+def worker_main(argv: list[str]) -> int:
+    """The worker process: runs one step on the workspace copy in ``argv[0]``, its progress
+    and its end as JSON lines on stdout; ends with its parent (its stdin closes)."""
+    from onetoone.workspace import Workspace
+
+    folder, step, args = Path(argv[0]), argv[1], json.loads(argv[2])
+
+    def orphaned() -> None:
+        sys.stdin.read()  # returns when the server closes the pipe or dies
+        os._exit(1)
+
+    threading.Thread(target=orphaned, daemon=True).start()
+
+    def say(message: dict[str, Any]) -> None:
+        print(json.dumps(message, default=str), flush=True)
+
+    try:
+        with Workspace(folder) as ws:
+            result = STEPS[step][0](ws, args, lambda part, done: say(
+                {"part": part, "done": done}))
+    except OneToOneError as exc:
+        say({"error": exc.user_message()})
+        return 1
+    except Exception as exc:  # a bug: its type only, never a value
+        say({"error": f"Internal error: {type(exc).__name__}."})
+        return 1
+    say({"result": result})
+    return 0

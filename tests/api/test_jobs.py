@@ -144,6 +144,10 @@ def test_after_a_score_job_decisions_use_the_new_scores(tmp_path: Path) -> None:
                 done = _wait(jobs, job["job_id"])
             assert done["status"] == "succeeded"
             assert "refreshing the decision service's profiles" in done["log"]
+            # computed in a worker process, copied back in the job's transaction
+            assert {"copying the database for a worker process", "copying the worker's results",
+                    "value: fitting and scoring"} <= set(done["log"])
+            assert not list((tmp_path / ".onetoone").glob("job-*"))  # the copy is removed
             ((tier,),) = sql(admin, "SELECT value_tier FROM customer_scores WHERE "
                              f"customer_id = '{customer_id}' ORDER BY as_of DESC LIMIT 1")
             assert segment_of_a_decision() == f"value_tier={tier}"

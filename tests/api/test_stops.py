@@ -148,6 +148,7 @@ def test_kill_9_during_a_job_leaves_the_workspace_as_it_was(tmp_path: Path, hook
                 ["interrupted", "The server stopped before the job ended."]]
         assert f"1 job(s) were interrupted by the last stop of the server: {job['job_id']}" \
             in server.log.read_text()
+        assert not list((tmp_path / ".onetoone").glob("job-*"))  # the worker's copy is gone
     finally:
         server.stop()
 

@@ -36,5 +36,6 @@ class ApiSettings(Section):
     durable_decisions: bool = False
     decision_log_ms: float = Field(100.0, ge=0, le=10_000)
     preload_profiles: bool = True
+    job_worker: bool = True
     keys: dict[str, ApiKeyConfig] = Field(default_factory=dict)
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -109,6 +109,8 @@ class _Item:
     work: Work
     future: Future[Any]
     deferred: bool = False
+    #: run on the writer's cursor outside any transaction, between two groups
+    bare: bool = False
 
 
 class GroupCommitWriter:
@@ -155,6 +157,15 @@ class GroupCommitWriter:
         self._queue.put(_Item(work, future, deferred))
         return future
 
+    def between_groups(self, work: Callable[[Connection], Any],
+                       timeout: float | None = 60) -> Any:
+        """Run ``work(cursor)`` in the writer's thread outside any transaction, once every
+        write queued before it is committed and before any queued after: while it runs, the
+        service commits nothing (a checkpoint sees every write acknowledged so far)."""
+        future: Future[Any] = Future()
+        self._queue.put(_Item(work, future, bare=True))  # type: ignore[arg-type]
+        return future.result(timeout)
+
     def sync(self) -> None:
         """Commit the deferred works queued so far (returns at once when there are none)."""
         if self._deferred_queued != self._deferred_done:
@@ -185,6 +196,12 @@ class GroupCommitWriter:
                 if waiting:
                     self._commit(waiting)
                 break
+            if item.bare:
+                if waiting:
+                    self._commit(waiting)
+                    waiting = []
+                self._bare(item)
+                continue
             if item.deferred and len(waiting) < self.max_group:
                 if not waiting:
                     due = time.perf_counter() + self.deferred_linger
@@ -192,6 +209,7 @@ class GroupCommitWriter:
                 continue
             group = [*waiting, item]
             waiting = []
+            bare: _Item | None = None
             deadline = time.perf_counter() + self.linger
             while len(group) < self.max_group:
                 try:
@@ -206,8 +224,19 @@ class GroupCommitWriter:
                 if nxt is None:
                     stop = True
                     break
+                if nxt.bare:
+                    bare = nxt
+                    break
                 group.append(nxt)
             self._commit(group)
+            if bare is not None:
+                self._bare(bare)
+
+    def _bare(self, item: _Item) -> None:
+        try:
+            item.future.set_result(item.work(self.cur))  # type: ignore[arg-type]
+        except Exception as exc:
+            self._fail(item, exc)
 
     def _commit(self, group: list[_Item]) -> None:
         deferred = sum(i.deferred for i in group)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -204,6 +205,34 @@ def transaction(target: Any) -> Iterator[Connection]:
         con.execute("ROLLBACK")
         raise
     con.execute("COMMIT")
+
+
+def copy_database(con: Connection, source: Path, dest: Path,
+                  quiet: Callable[[Callable[[Connection], Any]], Any]) -> None:
+    """Copy the database ``source`` as of now to ``dest``, a file another process opens on
+    its own, while ``con``'s process goes on writing.
+
+    ``quiet(f)`` runs ``f(cursor)`` while nothing commits (the decision service's writer
+    between two groups): there, automatic checkpoints are turned off and a checkpoint writes
+    every commit so far to the file. The file is then copied while commits go on: they go to
+    the write-ahead log and to blocks the checkpoint does not reference, so the copy holds
+    the checkpointed state. Automatic checkpoints are allowed again after the copy.
+    """
+    threshold = con.execute("SELECT current_setting('checkpoint_threshold')").fetchall()[0][0]
+    wal = Path(f"{source}.wal")
+
+    def checkpoint(cur: Connection) -> None:
+        cur.execute("SET checkpoint_threshold = '1000 TB'")
+        cur.execute("CHECKPOINT")
+        if wal.exists() and wal.stat().st_size > 0:
+            raise WorkspaceError("The database could not be checkpointed for the job's copy.",
+                                 hint="Run the job again.")
+
+    try:
+        quiet(checkpoint)
+        shutil.copyfile(source, dest)
+    finally:
+        con.execute(f"SET checkpoint_threshold = {_literal(threshold)}")
 
 
 class Store:
