@@ -455,8 +455,29 @@ def identify_merge(
     reason: Annotated[str, typer.Option(help="Why (kept in identity_events).")] = "",
 ) -> None:
     """Make two customers one (the older id survives), for good."""
-    with _friendly(), Workspace(workspace) as ws:
-        _identify_summary(ws.identity.merge(customer_a, customer_b, reason=reason))
+    _identify_decision(workspace, "merge", {
+        "customer_a": customer_a, "customer_b": customer_b, "reason": reason},
+        lambda ws: ws.identity.merge(customer_a, customer_b, reason=reason))
+
+
+def _identify_decision(workspace: Path, step: str, args: dict[str, Any],
+                       alone: Callable[[Workspace], Any]) -> None:
+    """A person's identity decision: a job of the server that owns the workspace, if one
+    runs, else ``alone(ws)``; the run's summary either way."""
+    with _friendly():
+        server = _served(workspace)
+        if server is not None:
+            from onetoone.identify import IdentifyResult
+
+            result = IdentifyResult(**_job(server, step, args, "identifying"))
+        else:
+            with Workspace(workspace) as ws:
+                result = alone(ws)
+                if isinstance(result, dict):
+                    from onetoone.identify import IdentifyResult
+
+                    result = IdentifyResult(**result)
+    _identify_summary(result)
 
 
 @identify_app.command("unmerge")
@@ -466,8 +487,8 @@ def identify_unmerge(
     reason: Annotated[str, typer.Option(help="Why (kept in identity_events).")] = "",
 ) -> None:
     """Take one record out of its customer, for good."""
-    with _friendly(), Workspace(workspace) as ws:
-        _identify_summary(ws.identity.unmerge(record_key, reason=reason))
+    _identify_decision(workspace, "unmerge", {"record_key": record_key, "reason": reason},
+                       lambda ws: ws.identity.unmerge(record_key, reason=reason))
 
 
 @identify_app.command("review")
@@ -479,19 +500,27 @@ def identify_review(
         help="Reject the pair LEFT,RIGHT (repeat).")] = None,
 ) -> None:
     """List the pairs waiting for a person, or accept / reject some."""
-    with _friendly(), Workspace(workspace) as ws:
-        decisions = [(p, True) for p in accept or []] + [(p, False) for p in reject or []]
-        for pair, ok in decisions:
-            left, _, right = pair.partition(",")
-            _identify_summary(ws.identity.review(left.strip(), right.strip(), ok))
-        if decisions:
-            return
-        table = Table(title="Pairs to review", title_justify="left")
-        for col in ("left", "right", "probability", "evidence"):
-            table.add_column(col)
-        for left, right, prob, evidence in ws.identity.pending_reviews():
-            table.add_row(left, right, f"{prob:.3f}", evidence)
-        console.print(table)
+    if accept or reject:
+        from onetoone.jobs import IDENTITY_STEPS
+
+        _identify_decision(workspace, "review", {"accept": accept or [], "reject": reject or []},
+                           lambda ws: IDENTITY_STEPS["review"][0](
+                               ws, {"accept": accept, "reject": reject}, lambda *_: None))
+        return
+    with _friendly():
+        server = _served(workspace)
+        if server is not None:
+            pairs = [(p["left"], p["right"], p["probability"], p["evidence"])
+                     for p in server.call("GET", "/v1/customers/identity/reviews")["pairs"]]
+        else:
+            with Workspace(workspace, read_only=True) as ws:
+                pairs = ws.identity.pending_reviews()
+    table = Table(title="Pairs to review", title_justify="left")
+    for col in ("left", "right", "probability", "evidence"):
+        table.add_column(col)
+    for left, right, prob, evidence in pairs:
+        table.add_row(left, right, f"{prob:.3f}", evidence)
+    console.print(table)
 
 
 @app.command()

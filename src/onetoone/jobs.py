@@ -107,8 +107,30 @@ def _report(ws: Workspace, args: dict[str, Any], tell: Progress) -> dict[str, An
     return {"path": str(ws.report(None if output is None else ws.path_inside(str(output))))}
 
 
+def _merge(ws: Workspace, args: dict[str, Any], tell: Progress) -> dict[str, Any]:
+    return ws.identity.merge(str(args["customer_a"]), str(args["customer_b"]),
+                             reason=str(args.get("reason") or "")).summary()
+
+
+def _unmerge(ws: Workspace, args: dict[str, Any], tell: Progress) -> dict[str, Any]:
+    return ws.identity.unmerge(str(args["record_key"]),
+                               reason=str(args.get("reason") or "")).summary()
+
+
+def _review(ws: Workspace, args: dict[str, Any], tell: Progress) -> dict[str, Any]:
+    """Accept or reject pairs (``"LEFT,RIGHT"``); the last run's summary."""
+    result: dict[str, Any] = {}
+    for key, accept in (("accept", True), ("reject", False)):
+        for pair in args.get(key) or []:
+            left, _, right = str(pair).partition(",")
+            result = ws.identity.review(left.strip(), right.strip(), accept).summary()
+    if not result:
+        raise InvalidInputError("Give at least one pair to accept or reject.")
+    return result
+
+
 Step = Callable[["Workspace", dict[str, Any], "Progress"], dict[str, Any]]
-#: step -> (function, the arguments it takes)
+#: step -> (function, the arguments it takes); the batch steps, which [schedule] can run
 STEPS: dict[str, tuple[Step, tuple[str, ...]]] = {
     "ingest": (_ingest, ("source",)),
     "identify": (_identify, ("full",)),
@@ -116,6 +138,21 @@ STEPS: dict[str, tuple[Step, tuple[str, ...]]] = {
     "kpis": (_kpis, ()),
     "report": (_report, ("output",)),
 }
+#: a person's decisions on identity (onetoone identify merge / unmerge / review), as jobs too
+IDENTITY_STEPS: dict[str, tuple[Step, tuple[str, ...]]] = {
+    "merge": (_merge, ("customer_a", "customer_b", "reason")),
+    "unmerge": (_unmerge, ("record_key", "reason")),
+    "review": (_review, ("accept", "reject")),
+}
+_REQUIRED = {"merge": ("customer_a", "customer_b"), "unmerge": ("record_key",)}
+
+
+def job_steps() -> dict[str, tuple[Step, tuple[str, ...]]]:
+    """What a job may run: the batch steps and a person's identity decisions."""
+    return {**STEPS, **IDENTITY_STEPS}
+
+#: steps after which the decision service reads the profiles and the identifier index again
+_REFRESHING = ("ingest", "identify", "score", *IDENTITY_STEPS)
 
 #: Steps that the server runs in a worker process, and the only tables they write. Their work
 #: is Python (model fits, features) that would hold the interpreter's lock for tens of
@@ -166,13 +203,17 @@ class JobRunner:
     # -- the API --------------------------------------------------------------------------
     def submit(self, step: str, args: dict[str, Any] | None = None) -> Job:
         """Queue ``step`` with ``args``; unknown steps or arguments are refused."""
-        if step not in STEPS:
+        steps = job_steps()
+        if step not in steps:
             raise InvalidInputError(f"Unknown step '{step}'.",
-                                    hint=f"Steps: {', '.join(STEPS)}.")
+                                    hint=f"Steps: {', '.join(steps)}.")
         args = dict(args or {})
-        unknown = sorted(set(args) - set(STEPS[step][1]))
+        missing = [name for name in _REQUIRED.get(step, ()) if not args.get(name)]
+        if missing:
+            raise InvalidInputError(f"'{step}' needs {', '.join(missing)}.")
+        unknown = sorted(set(args) - set(steps[step][1]))
         if unknown:
-            known = ", ".join(STEPS[step][1]) or "none"
+            known = ", ".join(steps[step][1]) or "none"
             raise InvalidInputError(f"Unknown argument(s) {', '.join(unknown)} for '{step}'.",
                                     hint=f"Its arguments: {known}.")
         job = Job(f"job-{utcnow():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}", step, args)
@@ -327,7 +368,7 @@ class JobRunner:
                 del job.log[:-LOG_LINES]
             job.part, job.done = part, max(job.done, done)
 
-        function = STEPS[job.step][0]
+        function = job_steps()[job.step][0]
         if (job.step in IN_WORKER and self.ws.running_service
                 and self.ws.config.api.job_worker):
             function = self._in_worker
@@ -357,7 +398,7 @@ class JobRunner:
             else:  # a bug: the job fails, the server keeps serving
                 self._end(job, "failed", error=f"Internal error: {type(exc).__name__}.")
         else:
-            if job.step in ("ingest", "identify", "score") and self.ws.running_service:
+            if job.step in _REFRESHING and self.ws.running_service:
                 job.log.append("refreshing the decision service's profiles")
                 try:
                     self.ws.decisions.refresh()
@@ -365,7 +406,7 @@ class JobRunner:
                     log.error("refresh after a job failed: %s", type(exc).__name__)
                     job.log.append("the refresh failed; restart the server to see the "
                                    "step's changes in decisions")
-            if job.step == "identify":
+            if job.step == "identify" or job.step in IDENTITY_STEPS:
                 self._attach_late_events(job)
             job.done = 1.0
             self._end(job, "succeeded")

@@ -153,3 +153,30 @@ def test_after_a_score_job_decisions_use_the_new_scores(tmp_path: Path) -> None:
             assert segment_of_a_decision() == f"value_tier={tier}"
     finally:
         server.stop()
+
+
+def test_identity_decisions_go_through_the_server_and_decisions_follow(tmp_path: Path) -> None:
+    server = _served_demo(tmp_path)
+    where = ["--workspace", str(tmp_path)]
+    try:
+        assert _cli("ingest", *where)[0] == 0 and _cli("identify", *where)[0] == 0
+        code, out, _ = _cli("identify", "review", *where)
+        assert code == 0 and "Pairs to review" in out
+        with server.client("admin") as admin:
+            (a, b), = admin.post("/v1/sql", json={"query": """
+                SELECT min(customer_id), max(customer_id) FROM
+                (SELECT customer_id FROM customers ORDER BY customer_id LIMIT 2)"""}
+            ).json()["rows"]
+            bad = admin.post("/v1/jobs", json={"step": "merge", "args": {"customer_a": a}})
+            assert bad.status_code == 422 and "customer_b" in bad.json()["message"]
+        code, out, _ = _cli("identify", "merge", a, b, "--reason", "same person", *where)
+        assert code == 0 and "1 merged" in out, out
+        with server.client("decider") as decider:
+            answers = {decider.post("/v1/decisions", json={
+                "customer": {"customer_id": c}, "channel": "web"}).json()["customer_id"]
+                for c in (a, b)}
+        assert len(answers) == 1 and answers <= {a, b}  # the merged id answered as the other
+        code, _, err = _cli("identify", "merge", a, "C-nobody", *where)
+        assert code == 1 and "No customer C-nobody" in err
+    finally:
+        server.stop()

@@ -47,6 +47,16 @@ def get_identity(
         return view.identity.explain(customer_id, why=why)
 
 
+@router.get("/identity/reviews")
+def get_reviews(ws: WorkspaceDep, _: CustomersReader) -> dict[str, Any]:
+    """The pairs of records waiting for a person (``onetoone identify review``): each pair,
+    its match probability and its evidence."""
+    with ws.reader() as view:
+        return {"pairs": [
+            {"left": left, "right": right, "probability": prob, "evidence": evidence}
+            for left, right, prob, evidence in view.identity.pending_reviews()]}
+
+
 @router.put("/{customer_id}/consents", response_model=ConsentsOut)
 def put_consent(
     customer_id: CustomerId, body: Consent, service: ServiceDep, _: EventsWriter
