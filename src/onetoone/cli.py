@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich import box
@@ -179,6 +179,20 @@ def _served(workspace: Path) -> Any:
     if said:
         err.print(said, markup=False, highlight=False)
     return server
+
+
+T = TypeVar("T")
+
+
+def _either(workspace: Path, served: Callable[[Any], T], alone: Callable[[Workspace], T], *,
+            read_only: bool = False) -> T:
+    """``served(server)`` when a server owns the workspace, else ``alone(ws)`` on the workspace
+    opened here."""
+    server = _served(workspace)
+    if server is not None:
+        return served(server)
+    with Workspace(workspace, read_only=read_only) as ws:
+        return alone(ws)
 
 
 def _parse_pairs(values: list[str] | None, option: str) -> dict[str, str]:
@@ -464,20 +478,13 @@ def _identify_decision(workspace: Path, step: str, args: dict[str, Any],
                        alone: Callable[[Workspace], Any]) -> None:
     """A person's identity decision: a job of the server that owns the workspace, if one
     runs, else ``alone(ws)``; the run's summary either way."""
+    from onetoone.identify import IdentifyResult
+
     with _friendly():
-        server = _served(workspace)
-        if server is not None:
-            from onetoone.identify import IdentifyResult
-
-            result = IdentifyResult(**_job(server, step, args, "identifying"))
-        else:
-            with Workspace(workspace) as ws:
-                result = alone(ws)
-                if isinstance(result, dict):
-                    from onetoone.identify import IdentifyResult
-
-                    result = IdentifyResult(**result)
-    _identify_summary(result)
+        result = _either(workspace, lambda server: _job(server, step, args, "identifying"),
+                         alone)
+    _identify_summary(result if isinstance(result, IdentifyResult) else
+                      IdentifyResult(**result))
 
 
 @identify_app.command("unmerge")
@@ -508,13 +515,10 @@ def identify_review(
                                ws, {"accept": accept, "reject": reject}, lambda *_: None))
         return
     with _friendly():
-        server = _served(workspace)
-        if server is not None:
-            pairs = [(p["left"], p["right"], p["probability"], p["evidence"])
-                     for p in server.call("GET", "/v1/customers/identity/reviews")["pairs"]]
-        else:
-            with Workspace(workspace, read_only=True) as ws:
-                pairs = ws.identity.pending_reviews()
+        pairs = _either(workspace, lambda server: [
+            (p["left"], p["right"], p["probability"], p["evidence"])
+            for p in server.call("GET", "/v1/customers/identity/reviews")["pairs"]],
+            lambda ws: ws.identity.pending_reviews(), read_only=True)
     table = Table(title="Pairs to review", title_justify="left")
     for col in ("left", "right", "probability", "evidence"):
         table.add_column(col)
@@ -920,12 +924,8 @@ def apikey_revoke(
 def apikey_list(workspace: WorkspaceOpt = Path(".")) -> None:
     """The stored keys (names, scopes, dates; never the keys themselves)."""
     with _friendly():
-        server = _served(workspace)
-        if server is not None:
-            keys = server.call("GET", "/v1/apikeys")
-        else:
-            with Workspace(workspace, read_only=True) as ws:
-                keys = ws.keys.list()
+        keys = _either(workspace, lambda server: server.call("GET", "/v1/apikeys"),
+                       lambda ws: ws.keys.list(), read_only=True)
         table = Table(title="API keys", title_justify="left")
         for col in ("name", "scopes", "created", "revoked"):
             table.add_column(col)
