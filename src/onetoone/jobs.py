@@ -11,6 +11,7 @@ marked ``interrupted`` at the next start.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -332,13 +333,12 @@ class JobRunner:
             job.log.append(f"{moved:,} event row(s) received during the job attached to the "
                            "customers it changed")
 
-    def _in_worker(self, view: Workspace, args: dict[str, Any],
+    def _in_worker(self, step: str, view: Workspace, args: dict[str, Any],
                    tell: Progress) -> dict[str, Any]:
-        """Run the running job's step in a worker process on a copy of the database, then
-        replace the tables it writes with the copy's, on ``view`` (the job's transaction)."""
+        """Run ``step`` in a worker process on a copy of the database, then replace the tables
+        it writes with the copy's, on ``view`` (the job's transaction)."""
         from onetoone.config import CONFIG_FILE
 
-        step = next(j.step for j in self._jobs.values() if j.status == "running")
         private = self.ws.root / ".onetoone"
         private.mkdir(mode=0o700, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="job-", dir=private) as tmp:
@@ -350,7 +350,8 @@ class JobRunner:
             result = _run_worker(folder, step, args, tell)
             tell("copying the worker's results", 0.99)
             alias = f"job_{uuid.uuid4().hex[:8]}"
-            view.store.execute(f"ATTACH '{folder / DATABASE_FILE}' AS {alias} (READ_ONLY)")
+            copy = str(folder / DATABASE_FILE).replace("'", "''")
+            view.store.execute(f"ATTACH '{copy}' AS {alias} (READ_ONLY)")
             try:
                 for table in IN_WORKER[step]:
                     view.store.execute(f'DELETE FROM "{table}"')
@@ -371,7 +372,7 @@ class JobRunner:
         function = job_steps()[job.step][0]
         if (job.step in IN_WORKER and self.ws.running_service
                 and self.ws.config.api.job_worker):
-            function = self._in_worker
+            function = functools.partial(self._in_worker, job.step)
         try:
             # the whole step in one transaction on the job's cursor: kept only if it ends well
             with self.ws.reader() as view, view.store.atomic():
