@@ -866,14 +866,11 @@ def _write_csv(columns: list[str], rows: list[list[Any]]) -> None:
     """CSV on stdout; a text cell a spreadsheet would read as a formula is quoted with '."""
     import csv
 
-    def cell(value: Any) -> Any:
-        if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-            return "'" + value
-        return "" if value is None else value
+    from onetoone.customize.templates import spreadsheet_cell
 
     writer = csv.writer(sys.stdout, lineterminator="\n")
-    writer.writerow([cell(c) for c in columns])
-    writer.writerows([cell(v) for v in row] for row in rows)
+    writer.writerow([spreadsheet_cell(c) for c in columns])
+    writer.writerows([spreadsheet_cell(v) for v in row] for row in rows)
 
 
 apikey_app = typer.Typer(help="API keys of the REST API (stored hashed).", no_args_is_help=True)

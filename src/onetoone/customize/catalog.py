@@ -18,7 +18,7 @@ from jinja2 import Template
 
 from onetoone.customize.rules import Rule, compile_rules
 from onetoone.customize.settings import ActionConfig
-from onetoone.customize.templates import template_environment
+from onetoone.customize.templates import is_html, plain_text, template_environment
 from onetoone.store import Connection
 
 LANGUAGES = ("fr", "en")
@@ -54,17 +54,19 @@ class Action:
             *compile_rules(config.applicability),
             *compile_rules(config.suitability),
         ]
-        env = template_environment()
+        def template(field: str, text: str) -> Template:
+            return template_environment(is_html(field)).from_string(text)
+
         templates: dict[str, dict[str, dict[str, Template]]] = {}
         for channel, treatment in config.treatments.items():
             by_language: dict[str, dict[str, Template]] = {}
             for key, item in treatment.items():
                 if isinstance(item, dict):  # language -> field -> template
                     by_language.setdefault(key, {}).update(
-                        {name: env.from_string(text) for name, text in item.items()}
+                        {name: template(name, text) for name, text in item.items()}
                     )
                 else:  # field -> template for every language
-                    by_language.setdefault("*", {})[key] = env.from_string(item)
+                    by_language.setdefault("*", {})[key] = template(key, item)
             templates[channel] = by_language
         return cls(
             action_id=action_id,
@@ -120,7 +122,9 @@ class Action:
         if chosen is None:
             chosen = next((k for k in by_language if k != "*"), default_language)
         fields.update(by_language.get(chosen, {}))
-        out: dict[str, Any] = {name: t.render(env) for name, t in fields.items()}
+        out: dict[str, Any] = {
+            name: t.render(env) if is_html(name) else plain_text(t.render(env))
+            for name, t in fields.items()}
         out["language"] = chosen if chosen != "*" else language
         return out
 

@@ -29,6 +29,7 @@ from onetoone.customize.engine import Decision, DecisionEngine
 from onetoone.customize.policy import ContactPolicy
 from onetoone.customize.profile import Profile
 from onetoone.customize.propensity import AdaptivePropensities
+from onetoone.customize.templates import spreadsheet_cell
 from onetoone.errors import InvalidInputError, NotFoundError
 from onetoone.identify.resolver import attach_late_events
 from onetoone.interact.events import Consent, Event, event_row, utc_naive
@@ -726,7 +727,7 @@ class DecisionService:
             writer = csv.writer(fh)
             writer.writerow(head)
             for r in rows:
-                writer.writerow(
+                writer.writerow([spreadsheet_cell(v) for v in
                     [
                         r["run_id"],
                         r["decision_id"],
@@ -740,4 +741,4 @@ class DecisionService:
                         r["_profile"].get("last_name") or "",
                         *[r["_fields"].get(f, "") for f in fields],
                     ]
-                )
+                ])
