@@ -61,3 +61,20 @@ def test_demo_end_to_end(tmp_path: Path):
     con.close()
     again = run("demo", "--workspace", "demo", cwd=tmp_path)
     assert again.returncode == 1 and "already holds a workspace" in again.stderr
+
+
+def test_what_the_cli_writes_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    import stat
+
+    from typer.testing import CliRunner
+
+    from onetoone.cli import app
+
+    root = tmp_path / "demo"
+    result = CliRunner().invoke(
+        app, ["demo", "--customers", "200", "--seed", "2", "--workspace", str(root)])
+    assert result.exit_code == 0, result.output
+    written = [p for p in root.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".duckdb" for p in written) and len(written) > 5
+    for path in written:
+        assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path

@@ -6,6 +6,7 @@ Errors are one sentence and what to do, exit code 1; ``--debug`` shows the trace
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -58,6 +59,9 @@ def _main(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
 ) -> None:
     _state["debug"] = debug
+    # what onetoone writes (the database, outbound lists, reports, exports, the server's
+    # token) holds personal data: readable by its owner only
+    os.umask(0o077)
 
 
 @contextmanager
