@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -41,6 +42,7 @@ import httpx
 import numpy as np
 
 from onetoone import Workspace
+from onetoone.errors import NotFoundError
 
 CONFIG = """
 [workspace]
@@ -397,6 +399,8 @@ def main() -> None:
     root = args.workspace.resolve() if given else Path(tempfile.mkdtemp(prefix="onetoone-bench-"))
     if given:
         with Workspace(root) as ws:
+            with contextlib.suppress(NotFoundError):  # left by a run that was stopped
+                ws.keys.revoke("bench")
             key = ws.keys.create("bench", ["admin"])
             emails = [r[0] for r in ws.store.fetchall(
                 "SELECT DISTINCT value FROM identifiers WHERE type = 'email' ORDER BY value "

@@ -57,3 +57,13 @@ def test_apikey_list_shows_names_never_keys(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "crm-sync" in result.output and "admin" in result.output
     assert key not in result.output
+
+
+def test_two_valid_keys_never_share_a_name(tmp_path: Path) -> None:
+    with Workspace.init(tmp_path / "w") as ws:
+        ws.keys.create("website", ["decisions"])
+        with pytest.raises(InvalidInputError, match="already named 'website'"):
+            ws.keys.create("website", ["admin"])
+        assert ws.keys.revoke("website") == 1
+        ws.keys.create("website", ["decisions"])  # the name is free again once revoked
+        assert [k["name"] for k in ws.keys.list()] == ["website", "website"]

@@ -96,6 +96,11 @@ class KeyRing:
         with self._lock:
             self._keys[key_hash] = principal
 
+    def named(self, name: str) -> bool:
+        """Whether a valid key is named ``name``."""
+        with self._lock:
+            return any(p.name == name for p in self._keys.values())
+
     def remove(self, name: str) -> int:
         with self._lock:
             hashes = [h for h, p in self._keys.items() if p.name == name]
@@ -146,8 +151,19 @@ class ApiKeys:
             raise InvalidInputError("A key needs a name.")
         key = PREFIX + secrets.token_urlsafe(32)
         digest = hash_key(key)
-        self._write(lambda con: con.execute(
-            "INSERT INTO api_keys VALUES (?, ?, ?, ?, NULL)", [name, digest, scopes, utcnow()]))
+
+        def insert(con: Connection) -> None:
+            taken = con.execute("SELECT count(*) FROM api_keys WHERE name = ? AND revoked_at "
+                                "IS NULL", [name]).fetchall()[0][0]
+            if taken or self.ring.named(name):  # revoking one would revoke both
+                raise InvalidInputError(
+                    f"A valid API key is already named '{name}'.",
+                    hint=f"Choose another name, or revoke it first ('onetoone apikey revoke "
+                    f"{name}').")
+            con.execute("INSERT INTO api_keys VALUES (?, ?, ?, ?, NULL)",
+                        [name, digest, scopes, utcnow()])
+
+        self._write(insert)
         self.ring.add(digest, Principal(name, frozenset(scopes)))
         return key
 
