@@ -77,6 +77,8 @@ class ResponseOut(BaseModel):
     response: str
     learned: bool
     propensity: float | None = None
+    #: the same response was recorded already (a retry): nothing was added
+    duplicate: bool = False
 
 
 class EventsOut(BaseModel):

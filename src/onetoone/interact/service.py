@@ -28,7 +28,7 @@ from onetoone.customize.catalog import Catalog, save_catalog
 from onetoone.customize.engine import Decision, DecisionEngine
 from onetoone.customize.policy import ContactPolicy
 from onetoone.customize.profile import Profile
-from onetoone.customize.propensity import AdaptivePropensities
+from onetoone.customize.propensity import FAILURE, SUCCESS, AdaptivePropensities
 from onetoone.customize.templates import spreadsheet_cell
 from onetoone.errors import InvalidInputError, NotFoundError
 from onetoone.identify.resolver import attach_late_events
@@ -180,6 +180,10 @@ class DecisionService:
         self._profile_lock = threading.Lock()
         self._decisions: OrderedDict[str, tuple[str, str, tuple[str, ...], tuple[str, ...]]] \
             = OrderedDict()
+        # responses recorded and outcomes learned lately (the tables say for older ones)
+        self._responses: OrderedDict[tuple[Any, ...], None] = OrderedDict()
+        self._outcomes: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._outcome_lock = threading.Lock()
         if self.config.api.preload_profiles:
             self._profiles = ProfileStore.load(
                 self.cursor(), utcnow(), self.policy.max_days, self.policy.outbound
@@ -599,8 +603,13 @@ class DecisionService:
             ref.given[0] if ref.given else (ref.withheld[0] if ref.withheld else None)
         )
         when = utc_naive(occurred_at, self.config.workspace.timezone) if occurred_at else utcnow()
+        if self._seen_response(decision_id, action, response, value, occurred_at is not None,
+                               when):
+            return {"decision_id": decision_id, "action": action, "response": response,
+                    "learned": False, "duplicate": True}
         learned = False
-        if action is not None and action in ref.given:
+        if action is not None and action in ref.given and self._first_outcome(
+                decision_id, action, response):
             profile = self.profile(ref.customer_id)
             with profile.lock:
                 profile.record_response(action, response, when)
@@ -634,6 +643,41 @@ class DecisionService:
         if learned and action is not None:
             out["propensity"] = round(self.propensities.posterior(action, segment).mean, 6)
         return out
+
+    def _seen_response(self, decision_id: str, action: str | None, response: str,
+                       value: float | None, dated: bool, when: datetime) -> bool:
+        """Whether this very response (same action, response, value and, when given, time)
+        was recorded already: a caller's retry, acknowledged without a second row."""
+        key = (decision_id, action, response, value, when if dated else None)
+        with self._outcome_lock:
+            if key in self._responses:
+                return True
+            self._responses[key] = None
+            while len(self._responses) > RECENT_DECISIONS:
+                self._responses.popitem(last=False)
+        rows = self.cursor().execute(
+            "SELECT count(*) FROM responses WHERE decision_id = ? AND action_id IS NOT "
+            "DISTINCT FROM ? AND response = ? AND value IS NOT DISTINCT FROM ?"
+            + (" AND occurred_at = ?" if dated else ""),
+            [decision_id, action, response, value, *([when] if dated else [])]).fetchall()
+        return bool(rows[0][0])
+
+    def _first_outcome(self, decision_id: str, action: str, response: str) -> bool:
+        """Whether a success or a failure is the first outcome of this action in this
+        decision: only that one is learned (a thousand clicks on one e-mail are one success)."""
+        if response not in SUCCESS | FAILURE:
+            return False
+        with self._outcome_lock:
+            if (decision_id, action) in self._outcomes:
+                return False
+            self._outcomes[(decision_id, action)] = None
+            while len(self._outcomes) > RECENT_DECISIONS:
+                self._outcomes.popitem(last=False)
+        learned_before = self.cursor().execute(
+            "SELECT count(*) FROM responses WHERE decision_id = ? AND action_id = ? AND "
+            "response IN (SELECT unnest(?::VARCHAR[]))",
+            [decision_id, action, sorted(SUCCESS | FAILURE)]).fetchall()[0][0]
+        return not learned_before
 
     # -- campaign runs ------------------------------------------------------------------
     def campaign(
