@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import threading
+from collections.abc import Iterator
 
 import pytest
 
@@ -138,6 +140,22 @@ def test_too_large_requests_are_413(server: Server) -> None:
         assert c.post("/v1/events", json=big).status_code == 413
         many = {"events": [_event(f"many-{i}", "many@exemple.fr") for i in range(501)]}
         assert c.post("/v1/events", json=many).status_code == 413
+        # the same body streamed without a length (chunked): 413 too, not a parsing error
+        body = json.dumps(big).encode()
+
+        def chunks() -> Iterator[bytes]:
+            for start in range(0, len(body), 65_536):
+                yield body[start:start + 65_536]
+
+        streamed = c.post("/v1/events", content=chunks(),
+                          headers={"Content-Type": "application/json"})
+        assert streamed.status_code == 413, streamed.text
+        assert streamed.json()["error"] == "PayloadTooLargeError"
+        # a small body streamed the same way is read as usual
+        small = json.dumps({"events": [_event("chunked-1", "chunked@exemple.fr")]}).encode()
+        ok = c.post("/v1/events", content=iter([small[:10], small[10:]]),
+                    headers={"Content-Type": "application/json"})
+        assert ok.status_code == 200 and ok.json()["accepted"] == 1, ok.text
 
 
 # -- decisions --------------------------------------------------------------------------

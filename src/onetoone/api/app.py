@@ -31,7 +31,7 @@ from onetoone.api.routes import (
     keys,
     measure,
 )
-from onetoone.errors import OneToOneError, PayloadTooLargeError
+from onetoone.errors import OneToOneError
 from onetoone.jobs import JobRunner
 from onetoone.schedule import Scheduler
 from onetoone.workspace import Workspace
@@ -57,6 +57,7 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        declared = None
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
@@ -66,18 +67,30 @@ class BodyLimit:
                 if declared > self.max_bytes:
                     await _too_large(self.max_bytes)(scope, receive, send)
                     return
-        seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
+        if declared is not None:  # the server reads no more than declared
+            await self.app(scope, receive, send)
+            return
+        # streamed without a length (chunked): read up to the limit before the application
+        # does, so that a body over it is a 413, not a body the application fails to parse
+        chunks, seen = [], 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise PayloadTooLargeError(f"The request body exceeds {self.max_bytes} bytes.")
-            return message
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            seen += len(chunks[-1])
+            if seen > self.max_bytes:
+                await _too_large(self.max_bytes)(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+        replay: list[Message] = [{"type": "http.request", "body": b"".join(chunks),
+                                  "more_body": False}]
 
-        await self.app(scope, limited, send)
+        async def buffered() -> Message:
+            return replay.pop() if replay else await receive()
+
+        await self.app(scope, buffered, send)
 
 
 class AccessLog:
