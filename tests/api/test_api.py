@@ -261,3 +261,33 @@ def test_decisions_answered_from_memory_are_logged_before_the_360_reads_them(
     logged = {d["decision_id"] for d in view["decisions"]}
     assert any(d["actions"] for d in [first, *again])  # else the check below proves nothing
     assert {d["decision_id"] for d in [first, *again] if d["actions"]} <= logged
+
+
+def test_the_server_log_holds_no_personal_data_even_on_errors(server: Server) -> None:
+    """Requests that fail in every way the API knows, each carrying a person's e-mail and
+    name: the server's log names routes and statuses, never them."""
+    email, name = "Lea.Secret-Marker@exemple.fr", "Secretmarkername"
+    with server.client("admin") as c:
+        customer_id = _customer(server, email.lower())
+        requests = [
+            c.post("/v1/events", json=_event("pii-1", email, properties={"name": name})),
+            c.post("/v1/events", json=_event("pii-2", f"{name} <not an e-mail>")),
+            c.post("/v1/events", content=f'{{"customer": {{"email": "{email}"', headers={
+                "Content-Type": "application/json"}),
+            c.get("/v1/customers", params={"identifier": f"email:nobody-{email}"}),
+            c.get(f"/v1/customers/{name}"),
+            c.put(f"/v1/customers/{customer_id}/consents",
+                  json={"channel": name, "granted": "maybe", "note": email}),
+            c.post("/v1/decisions", json={"customer": {"email": email}, "channel": "email",
+                                          "context": {"note": name, "x": "y" * 10}}),
+            c.post("/v1/decisions", json={"customer": {"email": email}, "channel": name}),
+            c.post(f"/v1/decisions/{name}/responses", json={"response": "click"}),
+            c.post("/v1/sql", json={"query": f"select * from customers where email = '{email}"}),
+            c.post("/v1/sql", json={"query": f"delete from customers where email = '{email}'"}),
+            c.post("/v1/jobs", json={"step": name, "args": {"email": email}}),
+        ]
+    assert {r.status_code for r in requests} >= {200, 404, 422}
+    log = server.log.read_text(encoding="utf-8", errors="replace").lower()
+    assert "/v1/customers/{customer_id}/consents 422" in log  # the log does log requests
+    for secret in (email.lower(), name.lower(), "secret-marker"):
+        assert secret not in log, secret
