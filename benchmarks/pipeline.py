@@ -239,23 +239,13 @@ def run_serve(workspace: Path, stats: Path | None, log: Path, timeout: float = 6
     """Start ``onetoone serve``; ready = it answers a decision for a known customer."""
     import duckdb
 
-    created = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "onetoone.cli",
-            "apikey",
-            "create",
-            "pipeline-bench",
-            "--scopes",
-            "decisions",
-            "--workspace",
-            str(workspace),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    def apikey(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "onetoone.cli", "apikey", *args, "--workspace",
+             str(workspace)], capture_output=True, text=True, check=check)
+
+    apikey("revoke", "pipeline-bench", check=False)  # left by a run that was stopped
+    created = apikey("create", "pipeline-bench", "--scopes", "decisions")
     key = created.stdout.strip().splitlines()[-1]
     with duckdb.connect(str(workspace / "onetoone.duckdb"), read_only=True) as con:
         row = con.execute(
@@ -289,6 +279,7 @@ def run_serve(workspace: Path, stats: Path | None, log: Path, timeout: float = 6
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
         status, _ = _wait(proc) if proc.returncode is None else (proc.returncode, 0)
+        apikey("revoke", "pipeline-bench", check=False)  # two keys never share a name
     hot = hot_functions(stats) if stats is not None and stats.exists() else []
     ok = (status or 1) if math.isnan(ready) else 0
     return StepResult("serve", ready, peak, ok, hot, detail)

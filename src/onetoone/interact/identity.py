@@ -34,7 +34,7 @@ from onetoone.identify.settings import IdentifySettings
 from onetoone.ingest._normalize import Normalizer
 from onetoone.ingest.settings import SourceConfig
 from onetoone.settings import WorkspaceSettings
-from onetoone.store import Connection
+from onetoone.store import Connection, OutOfMemory, engine_settings
 
 Cursor = Callable[[], Connection]
 #: normalized values kept in memory (the cache starts over beyond)
@@ -78,7 +78,17 @@ class IdentifierIndex:
 
     @classmethod
     def load(cls, con: Connection) -> IdentifierIndex:
-        """The index of the base as ``con`` sees it (one snapshot)."""
+        """The index of the base as ``con`` sees it, read within 256 MB of DuckDB's memory
+        (spilling past it; without the limit for a base too large for it), so that its buffers
+        do not stay in the service's memory (they kept some 300 MB at 200,000 customers)."""
+        try:
+            with engine_settings(con, memory_limit="256MB"):
+                return cls._read(con)
+        except OutOfMemory:  # a base too large to read within it
+            return cls._read(con)
+
+    @classmethod
+    def _read(cls, con: Connection) -> IdentifierIndex:
         customers = con.sql("""
             SELECT c.customer_id, l.record_key,
                    (row_number() OVER (ORDER BY c.customer_id) - 1)::INTEGER AS pos
