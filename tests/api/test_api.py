@@ -291,3 +291,32 @@ def test_the_server_log_holds_no_personal_data_even_on_errors(server: Server) ->
     assert "/v1/customers/{customer_id}/consents 422" in log  # the log does log requests
     for secret in (email.lower(), name.lower(), "secret-marker"):
         assert secret not in log, secret
+
+
+def test_consent_changes_cannot_be_dated_ahead_nor_name_what_does_not_exist(
+        server: Server) -> None:
+    customer_id = _customer(server, "vocabulary@exemple.fr")
+    url = f"/v1/customers/{customer_id}/consents"
+    with server.client("events") as c:
+        ahead = c.put(url, json={"channel": "email", "granted": True,
+                                 "occurred_at": "2199-12-31T00:00:00Z"})
+        assert ahead.status_code == 422 and "in the future" in ahead.json()["message"]
+        typo = c.put(url, json={"channel": "emial", "granted": False})
+        assert typo.status_code == 422 and "email" in typo.json()["message"]
+        assert "Unknown channel 'emial'" in typo.json()["message"]
+        purpose = c.put(url, json={"channel": "email", "purpose": "spam", "granted": True})
+        assert purpose.status_code == 422 and "marketing" in purpose.json()["message"]
+        everything = c.put(url, json={"channel": "all", "granted": True})
+        assert everything.status_code == 422 and "only withdraws" in everything.json()["message"]
+    for channel in ("email", "sms"):
+        _consent(server, customer_id, channel, True)
+    assert _decide(server, customer_id, "email")["actions"] != []
+    with server.client("events") as c:
+        withdrawn = c.put(url, json={"channel": "all", "purpose": "all", "granted": False})
+    assert withdrawn.status_code == 200, withdrawn.text
+    states = {(x["channel"], x["purpose"]): x["granted"] for x in withdrawn.json()["consents"]}
+    assert states[("email", "marketing")] is False and states[("sms", "marketing")] is False
+    assert not any(states.values()) and ("web", "service") in states
+    # in force for the very next decision
+    assert _decide(server, customer_id, "email")["actions"] == []
+    assert _decide(server, customer_id, "sms")["actions"] == []

@@ -18,7 +18,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -56,6 +56,14 @@ _SCORE_COLUMNS = {c.name for c in TABLES["customer_scores"].columns}
 ADDRESS_OF = {"email": "email", "sms": "phone", "phone": "phone"}
 RECENT_DECISIONS = 200_000
 
+
+
+#: channels where the customer is present (no outbound contact)
+PRESENT_CHANNELS = ("web", "app", "store", "call_centre")
+#: purposes a consent may always name
+CONSENT_PURPOSES = ("marketing", "service", "advertising")
+#: how far in the future a consent change may be dated (clocks differ)
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 def _follow_links(cur: Connection, rows: list[dict[str, Any]]) -> None:
@@ -472,8 +480,38 @@ class DecisionService:
             }
         )
 
+    def consent_vocabulary(self) -> tuple[list[str], list[str]]:
+        """The channels and purposes a consent may name: the outbound channels of
+        ``[contact_policy]``, the channels where customers are present and those of the
+        actions; the purposes of ``consent_defaults``, of the actions and the usual three."""
+        actions = [a.config for a in self.catalog.actions]
+        channels = {*self.policy.outbound, *PRESENT_CHANNELS,
+                    *(c for a in actions for c in a.channels)}
+        purposes = {*CONSENT_PURPOSES, *self.config.contact_policy.consent_defaults,
+                    *(a.purpose for a in actions)}
+        return sorted(channels), sorted(purposes)
+
+    def _consent_pairs(self, consent: Consent) -> list[tuple[str, str]]:
+        """The (channel, purpose) pairs a change names; refused with the known ones."""
+        channels, purposes = self.consent_vocabulary()
+        if consent.channel not in (*channels, "all"):
+            raise InvalidInputError(f"Unknown channel '{consent.channel}' for a consent.",
+                                    hint=f"Channels: {', '.join(channels)}, or 'all' to "
+                                    "withdraw everywhere.")
+        if consent.purpose not in (*purposes, "all"):
+            raise InvalidInputError(f"Unknown purpose '{consent.purpose}' for a consent.",
+                                    hint=f"Purposes: {', '.join(purposes)}, or 'all' to "
+                                    "withdraw them all.")
+        if consent.granted and "all" in (consent.channel, consent.purpose):
+            raise InvalidInputError("Consent is granted one channel and purpose at a time; "
+                                    "'all' only withdraws.")
+        return [(c, p) for c in (channels if consent.channel == "all" else [consent.channel])
+                for p in (purposes if consent.purpose == "all" else [consent.purpose])]
+
     def set_consent(self, customer_id: str, consent: Consent) -> dict[str, Any]:
-        """Record a consent change (history kept); effective for the next decision."""
+        """Record a consent change (history kept); effective for the next decision. A change
+        dated in the future is refused; ``all`` withdraws on every channel or purpose."""
+        pairs = self._consent_pairs(consent)
         resolved = self._resolve({"customer_id": customer_id}, create=False)
         now = utcnow()
         when = (
@@ -481,22 +519,29 @@ class DecisionService:
             if consent.occurred_at
             else now
         )
+        if when > now + CLOCK_SKEW:
+            raise InvalidInputError(
+                "occurred_at is in the future: a consent change takes effect when it is "
+                "received.", hint="Send it when it happens, or without occurred_at.")
         profile = self.profile(resolved.customer_id)
-        consent_id = uuid.uuid4().hex
-        row = {
-            "record_key": f"api:consent-{consent_id}",
-            "source": "api",
-            "source_id": f"consent-{consent_id}",
-            "channel": consent.channel,
-            "purpose": consent.purpose,
-            "granted": consent.granted,
-            "occurred_at": when,
-            "customer_record_key": resolved.record_key,
-            "customer_id": resolved.customer_id,
-        }
+        rows = []
+        for channel, purpose in pairs:
+            consent_id = uuid.uuid4().hex
+            rows.append({
+                "record_key": f"api:consent-{consent_id}",
+                "source": "api",
+                "source_id": f"consent-{consent_id}",
+                "channel": channel,
+                "purpose": purpose,
+                "granted": consent.granted,
+                "occurred_at": when,
+                "customer_record_key": resolved.record_key,
+                "customer_id": resolved.customer_id,
+            })
         with profile.lock:
-            profile.set_consent(consent.channel, consent.purpose, consent.granted, when)
-            future = self.writer.submit(lambda txn: txn.insert("consents", [row]))
+            for channel, purpose in pairs:
+                profile.set_consent(channel, purpose, consent.granted, when)
+            future = self.writer.submit(lambda txn: txn.insert("consents", rows))
         future.result(60)
         return {
             "customer_id": resolved.customer_id,
