@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 @dataclass(frozen=True)
@@ -264,7 +264,11 @@ def _entity_table(entity: Entity) -> tuple[Column, ...]:
             extra = (*extra, Column("event_id", "VARCHAR", "Id of the event sent to the API."))
     else:
         extra = ()
-    return (*head, *fields, *extra, *_LINEAGE)
+    tail: tuple[Column, ...] = ()
+    if entity.name == "consents":  # last: added by version 5
+        tail = (Column("received_at", "TIMESTAMP", "When onetoone received the change through "
+                       "its API (UTC); changes rank by it, a source's rows by `occurred_at`."),)
+    return (*head, *fields, *extra, *_LINEAGE, *tail)
 
 
 @dataclass(frozen=True)

@@ -87,7 +87,8 @@ def _profile_queries(
         "consents": (
             f"""
             SELECT customer_id, channel, coalesce(purpose, 'marketing') AS purpose,
-                   arg_max(granted, (occurred_at, rowid)) AS granted, max(occurred_at) AS last_at
+                   arg_max(granted, (coalesce(received_at, occurred_at), rowid)) AS granted,
+                   max(coalesce(received_at, occurred_at)) AS last_at
             FROM consents WHERE customer_id IS NOT NULL AND granted IS NOT NULL
               AND channel IS NOT NULL AND {where} GROUP BY ALL
             """,

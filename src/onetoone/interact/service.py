@@ -416,7 +416,8 @@ class DecisionService:
             for c, p, g, t in cur.execute(
                 """
             SELECT channel, coalesce(purpose, 'marketing') AS purpose,
-                   arg_max(granted, (occurred_at, rowid)), max(occurred_at)
+                   arg_max(granted, (coalesce(received_at, occurred_at), rowid)),
+                   arg_max(occurred_at, (coalesce(received_at, occurred_at), rowid))
             FROM consents WHERE customer_id = ? AND granted IS NOT NULL GROUP BY ALL
             ORDER BY channel, purpose""",
                 [customer_id],
@@ -535,12 +536,13 @@ class DecisionService:
                 "purpose": purpose,
                 "granted": consent.granted,
                 "occurred_at": when,
+                "received_at": now,
                 "customer_record_key": resolved.record_key,
                 "customer_id": resolved.customer_id,
             })
-        with profile.lock:
+        with profile.lock:  # changes rank by when they are received (a backdated one too)
             for channel, purpose in pairs:
-                profile.set_consent(channel, purpose, consent.granted, when)
+                profile.set_consent(channel, purpose, consent.granted, now)
             future = self.writer.submit(lambda txn: txn.insert("consents", rows))
         future.result(60)
         return {
