@@ -63,6 +63,7 @@ max_events_per_request = 500
 SCOPE_SETS = {
     "admin": ["admin"],
     "events": ["events:write"],
+    "consents": ["consents:write"],
     "reader": ["customers:read"],
     "decider": ["decisions"],
 }

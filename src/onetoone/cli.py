@@ -885,7 +885,8 @@ app.add_typer(apikey_app, name="apikey")
 def apikey_create(
     name: Annotated[str, typer.Argument(help="Who the key is for.")],
     scopes: Annotated[str, typer.Option(
-        help="Comma-separated: events:write, customers:read, decisions, jobs, admin.")
+        help="Comma-separated: events:write, consents:write, customers:read, decisions, jobs, "
+        "admin.")
                       ] = "decisions",
     workspace: WorkspaceOpt = Path("."),
 ) -> None:

@@ -606,7 +606,8 @@ TABLES: dict[str, Table] = {
             (
                 _c("name", "VARCHAR", "Name given at creation."),
                 _c("key_hash", "VARCHAR", "SHA-256 of the key (hexadecimal)."),
-                _c("scopes", "VARCHAR[]", "events:write, customers:read, decisions, jobs, admin."),
+                _c("scopes", "VARCHAR[]", "events:write, consents:write, customers:read, "
+                   "decisions, jobs, admin."),
                 _c("created_at", "TIMESTAMP", "When created (UTC)."),
                 _c("revoked_at", "TIMESTAMP", "When revoked (UTC); empty while valid."),
             ),

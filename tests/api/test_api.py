@@ -29,7 +29,7 @@ def _customer(server: Server, email: str) -> str:
 
 
 def _consent(server: Server, customer_id: str, channel: str, granted: bool) -> None:
-    with server.client("events") as c:
+    with server.client("consents") as c:
         r = c.put(f"/v1/customers/{customer_id}/consents",
                   json={"channel": channel, "purpose": "marketing", "granted": granted})
         assert r.status_code == 200, r.text
@@ -297,7 +297,7 @@ def test_consent_changes_cannot_be_dated_ahead_nor_name_what_does_not_exist(
         server: Server) -> None:
     customer_id = _customer(server, "vocabulary@exemple.fr")
     url = f"/v1/customers/{customer_id}/consents"
-    with server.client("events") as c:
+    with server.client("consents") as c:
         ahead = c.put(url, json={"channel": "email", "granted": True,
                                  "occurred_at": "2199-12-31T00:00:00Z"})
         assert ahead.status_code == 422 and "in the future" in ahead.json()["message"]
@@ -311,7 +311,9 @@ def test_consent_changes_cannot_be_dated_ahead_nor_name_what_does_not_exist(
     for channel in ("email", "sms"):
         _consent(server, customer_id, channel, True)
     assert _decide(server, customer_id, "email")["actions"] != []
-    with server.client("events") as c:
+    with server.client("events") as c:  # a key of the web site: it may withdraw, not grant
+        refused = c.put(url, json={"channel": "sms", "granted": True})
+        assert refused.status_code == 403 and "consents:write" in refused.json()["message"]
         withdrawn = c.put(url, json={"channel": "all", "purpose": "all", "granted": False})
     assert withdrawn.status_code == 200, withdrawn.text
     states = {(x["channel"], x["purpose"]): x["granted"] for x in withdrawn.json()["consents"]}

@@ -10,14 +10,15 @@ from pydantic import Field, field_validator
 
 from onetoone.settings import Section
 
-SCOPES = ("events:write", "customers:read", "decisions", "jobs", "admin")
+SCOPES = ("events:write", "consents:write", "customers:read", "decisions", "jobs", "admin")
 
 
 class ApiKeyConfig(Section):
     """[api.keys.NAME]: a key given by its SHA-256 (never the key itself)."""
 
     sha256: str
-    scopes: list[Literal["events:write", "customers:read", "decisions", "jobs", "admin"]]
+    scopes: list[Literal["events:write", "consents:write", "customers:read", "decisions",
+                         "jobs", "admin"]]
 
     @field_validator("sha256")
     @classmethod

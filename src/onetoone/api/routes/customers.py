@@ -6,8 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
-from onetoone.api.deps import CustomersReader, EventsWriter, ServiceDep, WorkspaceDep
+from onetoone.api.deps import AnyKey, CustomersReader, ServiceDep, WorkspaceDep
 from onetoone.api.models import ERROR_RESPONSES, ConsentsOut
+from onetoone.errors import PermissionDeniedError
 from onetoone.interact.events import Consent
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"], responses=ERROR_RESPONSES)
@@ -59,7 +60,15 @@ def get_reviews(ws: WorkspaceDep, _: CustomersReader) -> dict[str, Any]:
 
 @router.put("/{customer_id}/consents", response_model=ConsentsOut)
 def put_consent(
-    customer_id: CustomerId, body: Consent, service: ServiceDep, _: EventsWriter
+    customer_id: CustomerId, body: Consent, service: ServiceDep, key: AnyKey
 ) -> dict[str, Any]:
-    """Give or withdraw consent for a channel and purpose (history kept in ``consents``)."""
+    """Give or withdraw consent for a channel and purpose (history kept in ``consents``).
+    Withdrawing needs ``events:write`` or ``consents:write``; granting, ``consents:write``
+    (a key embedded in a web page can stop contacts, never start them)."""
+    if body.granted and not key.allows("consents:write"):
+        raise PermissionDeniedError("Granting consent needs an API key with the scope "
+                                    "'consents:write'.")
+    if not (key.allows("events:write") or key.allows("consents:write")):
+        raise PermissionDeniedError("This API key lacks the scope 'events:write' or "
+                                    "'consents:write'.")
     return service.set_consent(customer_id, body)
