@@ -474,21 +474,20 @@ def identify_merge(
 ) -> None:
     """Make two customers one (the older id survives), for good."""
     _identify_decision(workspace, "merge", {
-        "customer_a": customer_a, "customer_b": customer_b, "reason": reason},
-        lambda ws: ws.identity.merge(customer_a, customer_b, reason=reason))
+        "customer_a": customer_a, "customer_b": customer_b, "reason": reason})
 
 
-def _identify_decision(workspace: Path, step: str, args: dict[str, Any],
-                       alone: Callable[[Workspace], Any]) -> None:
-    """A person's identity decision: a job of the server that owns the workspace, if one
-    runs, else ``alone(ws)``; the run's summary either way."""
+def _identify_decision(workspace: Path, step: str, args: dict[str, Any]) -> None:
+    """A person's identity decision (a step of ``onetoone.jobs.IDENTITY_STEPS``): a job of
+    the server that owns the workspace, if one runs, else run here; its summary either way."""
     from onetoone.identify import IdentifyResult
+    from onetoone.jobs import IDENTITY_STEPS
+    from onetoone.progress import silent
 
     with _friendly():
         result = _either(workspace, lambda server: _job(server, step, args, "identifying"),
-                         alone)
-    _identify_summary(result if isinstance(result, IdentifyResult) else
-                      IdentifyResult(**result))
+                         lambda ws: IDENTITY_STEPS[step][0](ws, args, silent))
+    _identify_summary(IdentifyResult(**result))
 
 
 @identify_app.command("unmerge")
@@ -498,8 +497,7 @@ def identify_unmerge(
     reason: Annotated[str, typer.Option(help="Why (kept in identity_events).")] = "",
 ) -> None:
     """Take one record out of its customer, for good."""
-    _identify_decision(workspace, "unmerge", {"record_key": record_key, "reason": reason},
-                       lambda ws: ws.identity.unmerge(record_key, reason=reason))
+    _identify_decision(workspace, "unmerge", {"record_key": record_key, "reason": reason})
 
 
 @identify_app.command("review")
@@ -512,11 +510,7 @@ def identify_review(
 ) -> None:
     """List the pairs waiting for a person, or accept / reject some."""
     if accept or reject:
-        from onetoone.jobs import IDENTITY_STEPS
-
-        _identify_decision(workspace, "review", {"accept": accept or [], "reject": reject or []},
-                           lambda ws: IDENTITY_STEPS["review"][0](
-                               ws, {"accept": accept, "reject": reject}, lambda *_: None))
+        _identify_decision(workspace, "review", {"accept": accept or [], "reject": reject or []})
         return
     with _friendly():
         pairs = _either(workspace, lambda server: [

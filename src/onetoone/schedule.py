@@ -460,8 +460,7 @@ def schedule_status(ws: Workspace, scheduler: Scheduler | None = None,
     def local(moment: datetime | None) -> str | None:
         if moment is None:
             return None
-        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(
-            tz).isoformat()
+        return _utc(moment).astimezone(tz).isoformat()
 
     steps = []
     for step, entry in entries.items():

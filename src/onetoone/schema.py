@@ -518,7 +518,8 @@ TABLES: dict[str, Table] = {
             "workspace): one row per job, kept after it ends (docs/service.md).",
             (
                 _c("job_id", "VARCHAR", "Job id."),
-                _c("step", "VARCHAR", "`ingest`, `identify`, `score`, `kpis` or `report`."),
+                _c("step", "VARCHAR", "`ingest`, `identify`, `score`, `kpis`, `report`, or a "
+                   "person's identity decision: `merge`, `unmerge`, `review`."),
                 _c("args", "JSON", "The step's arguments."),
                 _c("status", "VARCHAR", "`queued`, `running`, `succeeded`, `failed`, "
                    "`cancelled`, or `interrupted` (the server stopped during it)."),

@@ -190,7 +190,7 @@ class DecisionService:
             = OrderedDict()
         # responses recorded and outcomes learned lately (the tables say for older ones)
         self._responses: OrderedDict[tuple[Any, ...], None] = OrderedDict()
-        self._outcomes: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._outcomes: OrderedDict[tuple[str, str | None], None] = OrderedDict()
         self._outcome_lock = threading.Lock()
         if self.config.api.preload_profiles:
             self._profiles = ProfileStore.load(
@@ -650,13 +650,13 @@ class DecisionService:
             ref.given[0] if ref.given else (ref.withheld[0] if ref.withheld else None)
         )
         when = utc_naive(occurred_at, self.config.workspace.timezone) if occurred_at else utcnow()
-        if self._seen_response(decision_id, action, response, value, occurred_at is not None,
-                               when):
+        duplicate, first = self._response_state(decision_id, action, response, value,
+                                                occurred_at is not None, when)
+        if duplicate:
             return {"decision_id": decision_id, "action": action, "response": response,
                     "learned": False, "duplicate": True}
         learned = False
-        if action is not None and action in ref.given and self._first_outcome(
-                decision_id, action, response):
+        if action is not None and action in ref.given and first:
             profile = self.profile(ref.customer_id)
             with profile.lock:
                 profile.record_response(action, response, when)
@@ -691,40 +691,31 @@ class DecisionService:
             out["propensity"] = round(self.propensities.posterior(action, segment).mean, 6)
         return out
 
-    def _seen_response(self, decision_id: str, action: str | None, response: str,
-                       value: float | None, dated: bool, when: datetime) -> bool:
-        """Whether this very response (same action, response, value and, when given, time)
-        was recorded already: a caller's retry, acknowledged without a second row."""
+    def _response_state(self, decision_id: str, action: str | None, response: str,
+                        value: float | None, dated: bool, when: datetime) -> tuple[bool, bool]:
+        """(whether this very response was recorded already: a caller's retry, acknowledged
+        without a second row; whether it is the first success or failure of this action in
+        this decision: only that one is learned, a thousand clicks on one e-mail being one
+        success). Recent ones are remembered, older ones read in one query."""
         key = (decision_id, action, response, value, when if dated else None)
+        outcome = action is not None and response in SUCCESS | FAILURE
         with self._outcome_lock:
             if key in self._responses:
-                return True
+                return True, False
             self._responses[key] = None
-            while len(self._responses) > RECENT_DECISIONS:
-                self._responses.popitem(last=False)
-        rows = self.cursor().execute(
-            "SELECT count(*) FROM responses WHERE decision_id = ? AND action_id IS NOT "
-            "DISTINCT FROM ? AND response = ? AND value IS NOT DISTINCT FROM ?"
-            + (" AND occurred_at = ?" if dated else ""),
-            [decision_id, action, response, value, *([when] if dated else [])]).fetchall()
-        return bool(rows[0][0])
-
-    def _first_outcome(self, decision_id: str, action: str, response: str) -> bool:
-        """Whether a success or a failure is the first outcome of this action in this
-        decision: only that one is learned (a thousand clicks on one e-mail are one success)."""
-        if response not in SUCCESS | FAILURE:
-            return False
-        with self._outcome_lock:
-            if (decision_id, action) in self._outcomes:
-                return False
-            self._outcomes[(decision_id, action)] = None
-            while len(self._outcomes) > RECENT_DECISIONS:
-                self._outcomes.popitem(last=False)
-        learned_before = self.cursor().execute(
-            "SELECT count(*) FROM responses WHERE decision_id = ? AND action_id = ? AND "
-            "response IN (SELECT unnest(?::VARCHAR[]))",
-            [decision_id, action, sorted(SUCCESS | FAILURE)]).fetchall()[0][0]
-        return not learned_before
+            first = outcome and (decision_id, action) not in self._outcomes
+            if first:
+                self._outcomes[(decision_id, action)] = None
+            for kept in (self._responses, self._outcomes):
+                while len(kept) > RECENT_DECISIONS:
+                    kept.popitem(last=False)
+        earlier = self.cursor().execute(
+            "SELECT response, value, occurred_at FROM responses WHERE decision_id = ? AND "
+            "action_id IS NOT DISTINCT FROM ?", [decision_id, action]).fetchall()
+        if any(r == response and v == value and (not dated or t == when)
+               for r, v, t in earlier):
+            return True, False
+        return False, first and not any(r in SUCCESS | FAILURE for r, _, _ in earlier)
 
     # -- campaign runs ------------------------------------------------------------------
     def campaign(
