@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 @dataclass(frozen=True)
@@ -611,6 +611,36 @@ TABLES: dict[str, Table] = {
                    "decisions, jobs, admin."),
                 _c("created_at", "TIMESTAMP", "When created (UTC)."),
                 _c("revoked_at", "TIMESTAMP", "When revoked (UTC); empty while valid."),
+                _c("expires_at", "TIMESTAMP", "When it stops being valid (UTC); empty: never "
+                   "(a rotated key expires after its grace period)."),
+            ),
+        ),
+        Table(
+            "audit_log",
+            "Who read or changed whose data (docs/privacy.md): every read of one person's data, "
+            "consent change, key change, merge, unmerge and erasure; bulk reads as one entry "
+            "per run with its counts. Written by onetoone only, readable by admins.",
+            (
+                _c("at", "TIMESTAMP", "When (UTC)."),
+                _c("actor", "VARCHAR", "Who: 'key:NAME' (REST API), 'cli:USER', 'job:STEP', "
+                   "'user:NAME' (dashboard)."),
+                _c("action", "VARCHAR", "What, e.g. customer.read, consent.change, "
+                   "privacy.export, privacy.erase, identity.merge, apikey.create, sql.query."),
+                _c("customer_id", "VARCHAR", "The person concerned; empty for a bulk entry."),
+                _c("details", "JSON", "Counts and parameters, never personal data."),
+            ),
+        ),
+        Table(
+            "erasures",
+            "People erased or anonymised at their request or by retention (docs/privacy.md): "
+            "keyed hashes of their identifiers, never the identifiers, so that a later load of "
+            "the same records sends them to quarantine instead of bringing them back.",
+            (
+                _c("identifier_hash", "VARCHAR", "HMAC-SHA-256 of TYPE:VALUE under the "
+                   "workspace's privacy key (hexadecimal)."),
+                _c("erased_at", "TIMESTAMP", "When (UTC)."),
+                _c("mode", "VARCHAR", "erase or anonymise."),
+                _c("reason", "VARCHAR", "request or retention."),
             ),
         ),
     )

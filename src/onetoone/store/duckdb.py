@@ -50,12 +50,18 @@ def _received_at(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE consents ADD COLUMN IF NOT EXISTS received_at TIMESTAMP")
 
 
+def _privacy(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS expires_at TIMESTAMP")
+    _create_tables(con)
+
+
 #: Migration to version N is MIGRATIONS[N]; each brings a database from N-1 to N. Version 2
 #: adds ``identity_graph`` (the next identify run is a full one); version 3 adds ``kpis``;
-#: version 4 adds ``jobs``; version 5 adds ``consents.received_at``.
+#: version 4 adds ``jobs``; version 5 adds ``consents.received_at``; version 6 adds
+#: ``api_keys.expires_at``, ``audit_log`` and ``erasures``.
 MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
     1: _create_tables, 2: _create_tables, 3: _create_tables, 4: _create_tables,
-    5: _received_at}
+    5: _received_at, 6: _privacy}
 
 
 def _con(target: Any) -> Connection:
