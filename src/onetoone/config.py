@@ -25,6 +25,7 @@ from onetoone.errors import ConfigError
 from onetoone.identify.settings import IdentifySettings
 from onetoone.ingest.settings import SourceConfig
 from onetoone.interact.settings import ApiSettings
+from onetoone.privacy.settings import ConsentSettings, PrivacySettings
 from onetoone.schedule import ScheduleSettings, zone
 from onetoone.schema import ENTITIES
 from onetoone.settings import Section, WorkspaceSettings
@@ -71,6 +72,8 @@ class Config(Section):
     defection: DefectionSettings = Field(default_factory=lambda: DefectionSettings())
     needs: NeedsSettings = Field(default_factory=lambda: NeedsSettings())
     schedule: ScheduleSettings = Field(default_factory=lambda: ScheduleSettings())
+    privacy: PrivacySettings = Field(default_factory=lambda: PrivacySettings())
+    consent: ConsentSettings = Field(default_factory=lambda: ConsentSettings())
 
     def check(self) -> Config:
         """Cross-field checks that pydantic cannot express per section."""
@@ -113,6 +116,18 @@ class Config(Section):
                                       f"'{seen[action]}' and '{name}'.",
                                       hint="Give each test actions of its own.")
                 seen[action] = name
+        purposes = self.consent.purposes
+        for name, action in self.actions.items():
+            if action.purpose not in purposes:
+                raise ConfigError(
+                    f"[actions.{name}] purpose = '{action.purpose}' is not a consent purpose.",
+                    hint=f"Purposes: {', '.join(purposes)} ([consent] purposes lists them).")
+        for purpose in self.contact_policy.consent_defaults:
+            if purpose not in purposes:
+                raise ConfigError(
+                    f"[contact_policy.consent_defaults] names '{purpose}', which is not a "
+                    "consent purpose.",
+                    hint=f"Purposes: {', '.join(purposes)} ([consent] purposes lists them).")
         if self.schedule.entries():
             zone(self.workspace.timezone)  # the schedule's times are read in it
         return self

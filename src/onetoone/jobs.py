@@ -108,14 +108,25 @@ def _report(ws: Workspace, args: dict[str, Any], tell: Progress) -> dict[str, An
     return {"path": str(ws.report(None if output is None else ws.path_inside(str(output))))}
 
 
+def _actor(args: dict[str, Any]) -> str:
+    """Who asked: the API key (set by the route), else the user of the command line."""
+    from onetoone.privacy.audit import cli_actor
+
+    return str(args.get("actor") or cli_actor())
+
+
 def _merge(ws: Workspace, args: dict[str, Any], tell: Progress) -> dict[str, Any]:
-    return ws.identity.merge(str(args["customer_a"]), str(args["customer_b"]),
-                             reason=str(args.get("reason") or "")).summary()
+    a, b = str(args["customer_a"]), str(args["customer_b"])
+    result = ws.identity.merge(a, b, reason=str(args.get("reason") or "")).summary()
+    ws.audit(_actor(args), "identity.merge", a, other=b)
+    return result
 
 
 def _unmerge(ws: Workspace, args: dict[str, Any], tell: Progress) -> dict[str, Any]:
-    return ws.identity.unmerge(str(args["record_key"]),
-                               reason=str(args.get("reason") or "")).summary()
+    result = ws.identity.unmerge(str(args["record_key"]),
+                                 reason=str(args.get("reason") or "")).summary()
+    ws.audit(_actor(args), "identity.unmerge", None, record=str(args["record_key"]))
+    return result
 
 
 def _review(ws: Workspace, args: dict[str, Any], tell: Progress) -> dict[str, Any]:
@@ -125,9 +136,26 @@ def _review(ws: Workspace, args: dict[str, Any], tell: Progress) -> dict[str, An
         for pair in args.get(key) or []:
             left, _, right = str(pair).partition(",")
             result = ws.identity.review(left.strip(), right.strip(), accept).summary()
+            ws.audit(_actor(args), "identity.review", None, left=left.strip(),
+                     right=right.strip(), accepted=accept)
     if not result:
         raise InvalidInputError("Give at least one pair to accept or reject.")
     return result
+
+
+def _erase(ws: Workspace, args: dict[str, Any], tell: Progress) -> dict[str, Any]:
+    """Erase or anonymise one person by customer id (``onetoone privacy erase``; the jobs
+    table keeps the arguments, so never an e-mail or a phone)."""
+    return ws.privacy.erase("customer", str(args["customer"]),
+                            mode=str(args.get("mode") or "erase"),
+                            actor=_actor(args)).summary()
+
+
+def _retention(ws: Workspace, args: dict[str, Any], tell: Progress) -> dict[str, Any]:
+    """People inactive beyond ``[privacy] retention_days`` erased or anonymised (with
+    ``dry_run``, only counted; the command line's default)."""
+    return ws.privacy.retention(actor=str(args.get("actor") or "job:retention"),
+                                apply=not args.get("dry_run", False))
 
 
 Step = Callable[["Workspace", dict[str, Any], "Progress"], dict[str, Any]]
@@ -138,22 +166,29 @@ STEPS: dict[str, tuple[Step, tuple[str, ...]]] = {
     "score": (_score, ("as_of",)),
     "kpis": (_kpis, ()),
     "report": (_report, ("output",)),
+    "retention": (_retention, ("dry_run", "actor")),
 }
 #: a person's decisions on identity (onetoone identify merge / unmerge / review), as jobs too
 IDENTITY_STEPS: dict[str, tuple[Step, tuple[str, ...]]] = {
-    "merge": (_merge, ("customer_a", "customer_b", "reason")),
-    "unmerge": (_unmerge, ("record_key", "reason")),
-    "review": (_review, ("accept", "reject")),
+    "merge": (_merge, ("customer_a", "customer_b", "reason", "actor")),
+    "unmerge": (_unmerge, ("record_key", "reason", "actor")),
+    "review": (_review, ("accept", "reject", "actor")),
 }
-_REQUIRED = {"merge": ("customer_a", "customer_b"), "unmerge": ("record_key",)}
+#: a person's rights exercised (onetoone privacy erase; DELETE /v1/customers/{id})
+PRIVACY_STEPS: dict[str, tuple[Step, tuple[str, ...]]] = {
+    "erase": (_erase, ("customer", "mode", "actor")),
+}
+_REQUIRED = {"merge": ("customer_a", "customer_b"), "unmerge": ("record_key",),
+             "erase": ("customer",)}
 
 
 def job_steps() -> dict[str, tuple[Step, tuple[str, ...]]]:
-    """What a job may run: the batch steps and a person's identity decisions."""
-    return {**STEPS, **IDENTITY_STEPS}
+    """What a job may run: the batch steps, a person's identity decisions, erasures."""
+    return {**STEPS, **IDENTITY_STEPS, **PRIVACY_STEPS}
 
 #: steps after which the decision service reads the profiles and the identifier index again
-_REFRESHING = ("ingest", "identify", "score", *IDENTITY_STEPS)
+_REFRESHING = ("ingest", "identify", "score", "retention", *IDENTITY_STEPS,
+               *PRIVACY_STEPS)
 
 #: Steps that the server runs in a worker process, and the only tables they write. Their work
 #: is Python (model fits, features) that would hold the interpreter's lock for tens of

@@ -259,6 +259,8 @@ class ScheduleSettings(Section):
     score: str | None = None
     kpis: str | None = None
     report: str | None = None
+    #: ``[privacy] retention_days`` applied (erase or anonymise the inactive)
+    retention: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -270,7 +272,7 @@ class ScheduleSettings(Section):
                                  f"{', '.join(STEPS)}")
         return data
 
-    @field_validator("ingest", "identify", "score", "kpis", "report")
+    @field_validator("ingest", "identify", "score", "kpis", "report", "retention")
     @classmethod
     def _entry(cls, value: str | None) -> str | None:
         if value is not None:

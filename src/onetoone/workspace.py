@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from onetoone.measure.abtest import ABTestResult
     from onetoone.measure.lift import Lift
     from onetoone.measure.uplift import UpliftRun
+    from onetoone.privacy.rights import Privacy
     from onetoone.progress import Progress
 
 class Workspace:
@@ -318,6 +319,26 @@ class Workspace:
                          until=end, detect=detect, campaign=campaign) for name in names]
 
     # -- interact -----------------------------------------------------------------------
+    @property
+    def privacy(self) -> Privacy:
+        """Data-subject rights: access, erasure, anonymisation, retention (docs/privacy.md)."""
+        from onetoone.privacy.rights import Privacy
+
+        return Privacy(self)
+
+    def audit(self, actor: str, action: str, customer_id: str | None = None,
+              **details: Any) -> None:
+        """One entry of the audit log (``audit_log``, docs/privacy.md): through the service's
+        writer while it runs (committed with the next group), else at once."""
+        from onetoone.privacy.audit import audit_row, record
+
+        if self.running_service:
+            row = audit_row(actor, action, customer_id, details)
+            self.decisions.writer.submit(lambda txn: txn.insert("audit_log", [row]),
+                                         deferred=True)
+        else:
+            record(self.store, actor, action, customer_id, details)
+
     @property
     def keys(self) -> ApiKeys:
         """The API keys of this base: ``create``, ``revoke``, ``list``, ``principal``."""

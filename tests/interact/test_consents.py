@@ -9,6 +9,7 @@ from pathlib import Path
 from _service_server import CONFIG
 from onetoone import Workspace
 from onetoone.interact.events import Consent
+from onetoone.schema import SCHEMA_VERSION
 
 
 def test_a_backdated_withdrawal_outranks_an_earlier_grant(tmp_path: Path) -> None:
@@ -37,5 +38,5 @@ def test_a_version_4_database_gains_received_at(tmp_path: Path) -> None:
         ws.store.execute("ALTER TABLE consents DROP COLUMN received_at")
         ws.store.execute("UPDATE onetoone_meta SET value = '4' WHERE key = 'schema_version'")
     with Workspace(root) as ws:
-        assert ws.store.schema_version() == 5
+        assert ws.store.schema_version() == SCHEMA_VERSION
         assert "received_at" in [r[0] for r in ws.store.fetchall("DESCRIBE consents")]

@@ -13,6 +13,7 @@ user), ``job:STEP`` (a scheduled job) and ``user:NAME`` (the dashboard).
 from __future__ import annotations
 
 import getpass
+import hashlib
 import json
 import re
 from typing import Any
@@ -30,6 +31,14 @@ def cli_actor() -> str:
         return f"cli:{getpass.getuser()}"
     except (KeyError, OSError):  # no user name in a container without /etc/passwd entry
         return "cli:unknown"
+
+
+def sql_details(query: str, table: Any, truncated: bool) -> dict[str, Any]:
+    """What the audit log keeps of a SQL read: counts and a fingerprint of the statement
+    (its text may hold an e-mail in a WHERE clause)."""
+    return {"statement_sha256": hashlib.sha256(query.encode()).hexdigest()[:16],
+            "rows": int(table.num_rows), "columns": int(table.num_columns),
+            "truncated": bool(truncated)}
 
 
 def _clean(value: Any, where: str) -> Any:
@@ -62,6 +71,7 @@ def record(target: Store | Connection, actor: str, action: str,
     row = audit_row(actor, action, customer_id, details)
     con = target.con if isinstance(target, Store) else target
     con.execute(
-        "INSERT INTO audit_log (at, actor, action, customer_id, details) VALUES (?, ?, ?, ?, ?)",
+        'INSERT INTO audit_log ("at", actor, action, customer_id, details) '
+        "VALUES (?, ?, ?, ?, ?)",
         [row["at"], row["actor"], row["action"], row["customer_id"], row["details"]],
     )

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from onetoone.api.deps import Admin, WorkspaceDep
 from onetoone.api.local import MAX_SQL_ROWS
 from onetoone.api.models import ERROR_RESPONSES
+from onetoone.privacy.audit import sql_details
 from onetoone.schedule import schedule_status
 
 router = APIRouter(prefix="/v1", tags=["admin"], responses=ERROR_RESPONSES)
@@ -40,18 +41,21 @@ class ReportIn(BaseModel):
 
 
 @router.post("/report")
-def report(body: ReportIn, ws: WorkspaceDep, _: Admin) -> dict[str, str]:
+def report(body: ReportIn, ws: WorkspaceDep, key: Admin) -> dict[str, str]:
     """Write the HTML report (and its plots) in the workspace folder; returns its path."""
     output = None if body.output is None else ws.path_inside(body.output)
     with ws.reader() as view:
-        return {"path": str(view.report(output))}
+        path = str(view.report(output))
+    ws.audit(f"key:{key.name}", "report.write", None)
+    return {"path": path}
 
 
 @router.post("/sql")
-def sql(body: SqlIn, ws: WorkspaceDep, _: Admin) -> dict[str, Any]:
+def sql(body: SqlIn, ws: WorkspaceDep, key: Admin) -> dict[str, Any]:
     """One read-only statement (SELECT, WITH, FROM, DESCRIBE, SUMMARIZE, EXPLAIN): its columns,
     its rows (at most ``limit``) and whether there were more; a write is refused (422)."""
     table, truncated = ws.sql(body.query, limit=body.limit)
+    ws.audit(f"key:{key.name}", "sql.query", None, **sql_details(body.query, table, truncated))
     return {"columns": table.column_names,
             "rows": [list(row.values()) for row in table.to_pylist()],
             "truncated": truncated}

@@ -9,7 +9,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from onetoone.api.deps import JobsScope
 from onetoone.api.models import ERROR_RESPONSES
-from onetoone.jobs import JobRunner
+from onetoone.errors import PermissionDeniedError
+from onetoone.jobs import IDENTITY_STEPS, PRIVACY_STEPS, JobRunner
+
+#: steps that exercise a person's rights or erase by retention
+PRIVACY_SCOPED = (*PRIVACY_STEPS, "retention")
+#: steps whose audit entries name the key that asked
+AUDITED = (*PRIVACY_SCOPED, *IDENTITY_STEPS)
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
 
@@ -20,7 +26,8 @@ class JobIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     step: Annotated[str, Field(min_length=1, max_length=32,
-                               description="ingest, identify, score, kpis or report")]
+                               description="ingest, identify, score, kpis, report, retention, "
+                               "merge, unmerge, review or erase")]
     args: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -30,10 +37,17 @@ def _runner(request: Request) -> JobRunner:
 
 
 @router.post("", status_code=202)
-def submit(body: JobIn, request: Request, _: JobsScope) -> dict[str, Any]:
+def submit(body: JobIn, request: Request, key: JobsScope) -> dict[str, Any]:
     """Queue a step; it runs when the jobs before it have ended (422 for an unknown step or
-    argument, naming the known ones)."""
-    return _runner(request).submit(body.step, body.args).as_dict()
+    argument, naming the known ones). Erasure and retention also need the scope
+    ``privacy``; the job's actor is the key."""
+    args = dict(body.args)
+    if body.step in PRIVACY_SCOPED and not key.allows("privacy"):
+        raise PermissionDeniedError(f"The step '{body.step}' needs an API key with the "
+                                    "scope 'privacy'.")
+    if body.step in AUDITED:
+        args["actor"] = f"key:{key.name}"
+    return _runner(request).submit(body.step, args).as_dict()
 
 
 @router.get("")

@@ -1,0 +1,484 @@
+"""Data-subject rights (GDPR articles 15, 17 and 20): access (one portable JSON document),
+erasure, anonymisation and retention, over every holding of the registry.
+
+Erasure deletes the person's rows everywhere (derived data included), rewrites the outbound
+lists and removes the access exports onetoone wrote under the workspace, and keeps a keyed
+hash of each identifier and record key in ``erasures``: a later load of the same records
+sends them to quarantine instead of bringing the person back. The database file still holds
+the deleted bytes until it is compacted (:func:`onetoone.store.compact_database`), which the
+command line does at once and the server when it stops (docs/privacy.md).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Iterable
+from contextlib import suppress
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from onetoone.clock import utcnow
+from onetoone.errors import InvalidInputError, NotFoundError, WorkspaceError
+from onetoone.ingest._normalize import Normalizer
+from onetoone.ingest.settings import SourceConfig
+from onetoone.privacy.audit import record
+from onetoone.privacy.registry import FILE_FOLDERS, HOLDINGS, Holding
+from onetoone.privacy.suppression import erasure_hash, privacy_key
+from onetoone.schema import TABLES
+from onetoone.store import Connection
+
+if TYPE_CHECKING:
+    from onetoone.workspace import Workspace
+
+#: The tables' event columns (``customer_record_key``), for anonymisation.
+_HAS_RECORD_KEY = {t for t, table in TABLES.items()
+                   if any(c.name == "customer_record_key" for c in table.columns)}
+_HAS_CUSTOMER_ID = {t for t, table in TABLES.items()
+                    if any(c.name == "customer_id" for c in table.columns)}
+#: identifier values shorter than this are not searched for in quarantined raw rows
+_MIN_VALUE = 5
+SELECTORS = ("customer", "email", "phone", "identifier")
+
+
+@dataclass
+class Erasure:
+    """What an erasure or anonymisation did."""
+
+    mode: str
+    customers: list[str]
+    rows: dict[str, int] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)
+    already: bool = False
+
+    def summary(self) -> dict[str, Any]:
+        return {"mode": self.mode, "customers": self.customers, "rows": self.rows,
+                "files": self.files, "already": self.already}
+
+
+# -- finding the person -------------------------------------------------------------------
+
+def selector(customer: str | None = None, email: str | None = None, phone: str | None = None,
+             identifier: str | None = None) -> tuple[str, str]:
+    """The one (type, value) a request names: ``customer`` and an id, or an identifier."""
+    given = [(k, v) for k, v in (("customer", customer), ("email", email), ("phone", phone),
+                                 ("identifier", identifier)) if v]
+    if len(given) != 1:
+        raise InvalidInputError("Name the person with exactly one of --customer, --email, "
+                                "--phone or --identifier TYPE:VALUE.")
+    kind, value = given[0]
+    if kind == "identifier":
+        kind, sep, value = value.partition(":")
+        if not sep or not kind or not value:
+            raise InvalidInputError("--identifier must be TYPE:VALUE, e.g. "
+                                    "loyalty_card:123456.")
+        kind = kind.strip().lower()
+    return kind, value.strip()
+
+
+def find_person(ws: Workspace, con: Connection, kind: str, value: str) -> str:
+    """The current customer id of the person named by (type, value); merged-away ids lead to
+    the survivor."""
+    if kind in ("customer", "customer_id"):
+        found = con.execute(
+            """WITH RECURSIVE chain(id, depth) AS (
+                 SELECT ?::VARCHAR, 0
+                 UNION ALL SELECT c.merged_into, depth + 1 FROM customer_ids c
+                 JOIN chain ON c.customer_id = chain.id
+                 WHERE c.merged_into IS NOT NULL AND depth < 100)
+               SELECT id FROM chain ORDER BY depth DESC LIMIT 1""", [value]).fetchall()
+        customer_id = found[0][0] if found else value
+        exists = con.execute("SELECT 1 FROM customers WHERE customer_id = ? UNION ALL "
+                             "SELECT 1 FROM customer_links WHERE customer_id = ? LIMIT 1",
+                             [customer_id, customer_id]).fetchall()
+        if not exists:
+            raise NotFoundError(f"No customer {value}.")
+        return str(customer_id)
+    normalized = _normalize(ws, con, kind, value)
+    row = con.execute(
+        """SELECT l.customer_id FROM identifiers i JOIN customer_links l USING (record_key)
+           WHERE i.type = ? AND i.value = ? ORDER BY l.linked_at DESC NULLS LAST LIMIT 1""",
+        [kind, normalized]).fetchall()
+    if not row:
+        raise NotFoundError(f"No customer carries this {kind}.")
+    return find_person(ws, con, "customer", str(row[0][0]))
+
+
+def _normalize(ws: Workspace, con: Connection, kind: str, raw: str) -> str:
+    if kind == "email":
+        value = Normalizer.email_value(raw)
+        if isinstance(value, str):
+            return value
+    normalizer = Normalizer(SourceConfig.model_validate({"entity": "customers", "path": "-"}),
+                            ws.config.workspace)
+    found = con.execute(f"SELECT {normalizer.identifier('v', kind)} FROM (SELECT ?::VARCHAR "
+                        "AS v)", [raw]).fetchall()
+    if not found or found[0][0] is None:
+        raise InvalidInputError(f"'{kind}' value is not a valid {kind}.")
+    return str(found[0][0])
+
+
+def _subjects(con: Connection, customer_ids: Iterable[str]) -> None:
+    """Fill ``_subject_ids`` (id, person), ``_subject_records`` and ``_subject_values``."""
+    con.execute("CREATE OR REPLACE TEMP TABLE _subject_people AS "
+                "SELECT DISTINCT unnest(?::VARCHAR[]) AS person", [list(customer_ids)])
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE _subject_ids AS
+        WITH RECURSIVE ids(customer_id, person, depth) AS (
+          SELECT person, person, 0 FROM _subject_people
+          UNION ALL SELECT c.customer_id, ids.person, depth + 1 FROM customer_ids c
+          JOIN ids ON c.merged_into = ids.customer_id WHERE depth < 100)
+        SELECT DISTINCT customer_id, person FROM ids""")
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE _subject_records AS
+        SELECT DISTINCT l.record_key, s.person FROM customer_links l
+        JOIN _subject_ids s USING (customer_id)""")
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _subject_values AS
+        SELECT DISTINCT lower(value) AS value FROM (
+          SELECT value FROM identifiers
+          WHERE record_key IN (SELECT record_key FROM _subject_records)
+          UNION ALL SELECT email FROM customer_records
+          WHERE record_key IN (SELECT record_key FROM _subject_records)
+          UNION ALL SELECT phone FROM customer_records
+          WHERE record_key IN (SELECT record_key FROM _subject_records)
+          UNION ALL SELECT '0' || substr(phone, 4) FROM customer_records
+          WHERE record_key IN (SELECT record_key FROM _subject_records) AND phone LIKE '+33%'
+        ) WHERE value IS NOT NULL AND length(value) >= {_MIN_VALUE}""")
+
+
+def _present(con: Connection) -> set[str]:
+    return {r[0] for r in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND NOT temporary").fetchall()}
+
+
+def _rows(con: Connection, holding: Holding) -> list[dict[str, Any]]:
+    res = con.execute(f'SELECT * FROM "{holding.table}" WHERE {holding.where}')
+    names = [d[0] for d in res.description]
+    json_cols = {c.name for c in TABLES[holding.table].columns if c.sql_type == "JSON"}
+    out = []
+    for row in res.fetchall():
+        item = {}
+        for name, value in zip(names, row, strict=True):
+            if name in json_cols and isinstance(value, str):
+                with suppress(ValueError):
+                    value = json.loads(value)
+            item[name] = _plain(value)
+        out.append(item)
+    return out
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+# -- access -------------------------------------------------------------------------------
+
+def export_person(ws: Workspace, con: Connection, customer_id: str, *,
+                  actor: str) -> dict[str, Any]:
+    """Everything the workspace holds about one person, as one JSON-ready document."""
+    _subjects(con, [customer_id])
+    ids = [r[0] for r in con.execute("SELECT customer_id FROM _subject_ids "
+                                     "ORDER BY customer_id").fetchall()]
+    present = _present(con)
+    tables = {h.table: _rows(con, h) for h in HOLDINGS
+              if h.table in present and not h.working}
+    golden = tables.get("customers") or []
+    files = _file_rows(ws.root, set(ids))
+    document = {
+        "format": "onetoone.subject-access/1",
+        "generated_at": utcnow().isoformat() + "Z",
+        "workspace": ws.config.workspace.name,
+        "customer_id": customer_id,
+        "customer_ids": ids,
+        "golden_record": golden[0] if golden else None,
+        "source_records": tables.pop("customer_records"),
+        "tables": tables,
+        "files": files,
+    }
+    record(con, actor, "privacy.export", customer_id,
+           {"rows": sum(len(v) for v in tables.values()), "files": len(files)})
+    return document
+
+
+def _outbound_files(root: Path) -> list[Path]:
+    return sorted(p for folder in FILE_FOLDERS for p in (root / folder).glob("*.csv")
+                  if p.is_file())
+
+
+def _file_rows(root: Path, ids: set[str]) -> list[dict[str, Any]]:
+    """The person's rows in the outbound lists onetoone wrote."""
+    out = []
+    for path in _outbound_files(root):
+        with path.open(newline="", encoding="utf-8") as f:
+            for row in csv.DictReader(f):
+                if row.get("customer_id") in ids:
+                    out.append({"file": str(path.relative_to(root)), **row})
+    return out
+
+
+# -- erasure ------------------------------------------------------------------------------
+
+def erase_people(ws: Workspace, con: Connection, customer_ids: list[str], *, mode: str,
+                 actor: str, reason: str = "request") -> Erasure:
+    """Erase (``mode="erase"``) or anonymise (``"anonymise"``) people, in the caller's
+    transaction; the outbound files are rewritten and the access exports removed."""
+    if mode not in ("erase", "anonymise"):
+        raise InvalidInputError("mode must be 'erase' or 'anonymise'.")
+    result = Erasure(mode, sorted(set(customer_ids)))
+    if not customer_ids:
+        return result
+    key = privacy_key(ws.root, create=True)
+    assert key is not None
+    _subjects(con, customer_ids)
+    ids = {r[0] for r in con.execute("SELECT customer_id FROM _subject_ids").fetchall()}
+    _remember(con, key, mode, reason)
+    if mode == "anonymise":
+        con.execute("CREATE OR REPLACE TEMP TABLE _subject_anon AS SELECT person, "
+                    "'anon-' || replace(uuid()::VARCHAR, '-', '') AS anon_id "
+                    "FROM _subject_people")
+    present = _present(con)
+    for holding in HOLDINGS:
+        if holding.keep or holding.table not in present:
+            continue
+        if mode == "anonymise" and holding.anonymise is not None:
+            result.rows[holding.table] = _anonymise(con, holding)
+        else:
+            result.rows[holding.table] = _delete(con, holding)
+    result.rows = {t: n for t, n in result.rows.items() if n}
+    result.files = _scrub_files(ws.root, con, ids)
+    for temp in ("_subject_people", "_subject_ids", "_subject_records", "_subject_values",
+                 "_subject_anon"):
+        con.execute(f"DROP TABLE IF EXISTS {temp}")
+    con.execute("INSERT OR REPLACE INTO onetoone_meta VALUES ('compact_pending', ?)",
+                [utcnow().isoformat()])
+    for customer_id in result.customers:
+        record(con, actor, f"privacy.{mode}", customer_id,
+               {"reason": reason, "rows": sum(result.rows.values()) if
+                len(result.customers) == 1 else None})
+    return result
+
+
+def _remember(con: Connection, key: bytes, mode: str, reason: str) -> None:
+    """Keyed hashes of the people's identifiers and records, into ``erasures``."""
+    pairs = con.execute("""
+        SELECT DISTINCT type, value FROM identifiers
+        WHERE record_key IN (SELECT record_key FROM _subject_records)
+        UNION SELECT 'record', record_key FROM _subject_records
+        UNION SELECT 'transaction', source_id FROM transactions
+        WHERE source_id IS NOT NULL AND (customer_id IN (SELECT customer_id FROM _subject_ids)
+              OR customer_record_key IN (SELECT record_key FROM _subject_records))""").fetchall()
+    now = utcnow()
+    hashes = sorted({erasure_hash(key, kind, value) for kind, value in pairs})
+    con.execute("""INSERT INTO erasures SELECT h, ?, ?, ? FROM (SELECT unnest(?::VARCHAR[]) h)
+                   WHERE h NOT IN (SELECT identifier_hash FROM erasures)""",
+                [now, mode, reason, hashes])
+
+
+def _delete(con: Connection, holding: Holding) -> int:
+    found = con.execute(f'DELETE FROM "{holding.table}" WHERE {holding.where}').fetchall()
+    return int(found[0][0]) if found else 0
+
+
+def _anonymise(con: Connection, holding: Holding) -> int:
+    """Keep the rows under a random id of the person's; empty what could identify them."""
+    table, cleared = holding.table, holding.anonymise or ()
+    sets = [f'"{c}" = NULL' for c in cleared]
+    if table in _HAS_RECORD_KEY:
+        sets.append("customer_record_key = NULL")
+    count = int(con.execute(f'SELECT count(*) FROM "{table}" WHERE {holding.where}')
+                .fetchall()[0][0])
+    if not count:
+        return 0
+    if table in _HAS_CUSTOMER_ID:
+        if table in _HAS_RECORD_KEY:  # rows not yet identified: by their customer record
+            con.execute(f"""
+                UPDATE "{table}" t SET customer_id = a.anon_id FROM _subject_records r
+                JOIN _subject_anon a USING (person)
+                WHERE t.customer_record_key = r.record_key""")
+        con.execute(f"""
+            UPDATE "{table}" t SET customer_id = a.anon_id FROM _subject_ids s
+            JOIN _subject_anon a USING (person) WHERE t.customer_id = s.customer_id""")
+        anon = "customer_id IN (SELECT anon_id FROM _subject_anon)"
+    else:
+        anon = holding.where
+    if sets:
+        con.execute(f'UPDATE "{table}" SET {", ".join(sets)} WHERE {anon}')
+    return count
+
+
+def _scrub_files(root: Path, con: Connection, ids: set[str]) -> list[str]:
+    """Rewrite the outbound lists without the people's rows; remove the access exports
+    onetoone wrote under the workspace for them."""
+    changed = []
+    for path in _outbound_files(root):
+        with path.open(newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            header = reader.fieldnames or []
+            rows = list(reader)
+        kept = [r for r in rows if r.get("customer_id") not in ids]
+        if len(kept) == len(rows):
+            continue
+        tmp = path.with_suffix(".tmp")
+        with tmp.open("w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=header)
+            writer.writeheader()
+            writer.writerows(kept)
+        os.replace(tmp, path)
+        changed.append(str(path.relative_to(root)))
+    for (details,) in con.execute(
+            "SELECT details FROM audit_log WHERE action = 'privacy.export.file' AND customer_id IN "
+            "(SELECT customer_id FROM _subject_ids)").fetchall():
+        written = json.loads(details or "{}").get("file")
+        if written:
+            target = root / written
+            if target.is_file():
+                target.unlink()
+                changed.append(written)
+    return changed
+
+
+# -- retention ----------------------------------------------------------------------------
+
+def inactive_people(con: Connection, days: int) -> list[str]:
+    """Customers without any activity for more than ``days``."""
+    cutoff = utcnow() - timedelta(days=days)
+    events = " UNION ALL ".join(
+        f"SELECT customer_id, max(occurred_at) AS at FROM {t} GROUP BY customer_id"
+        for t in ("transactions", "interactions", "consents", "social_posts", "feedback"))
+    rows = con.execute(f"""
+        WITH activity AS (
+          {events}
+          UNION ALL SELECT customer_id, max(decided_at) FROM decisions GROUP BY customer_id
+          UNION ALL SELECT customer_id, max(coalesce(first_seen_at, resolved_at))
+          FROM customers GROUP BY customer_id
+          UNION ALL SELECT l.customer_id, max(greatest(r.created_at, r.updated_at))
+          FROM customer_records r JOIN customer_links l USING (record_key)
+          GROUP BY l.customer_id)
+        SELECT c.customer_id FROM customers c LEFT JOIN (
+          SELECT customer_id, max(at) AS last FROM activity GROUP BY customer_id) a
+        USING (customer_id)
+        WHERE a.last IS NULL OR a.last < ? ORDER BY c.customer_id""", [cutoff]).fetchall()
+    return [r[0] for r in rows]
+
+
+class Privacy:
+    """``Workspace.privacy``: the data-subject rights over one workspace."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+
+    @property
+    def con(self) -> Connection:
+        return self.ws.store.con
+
+    def find(self, kind: str, value: str) -> str:
+        return find_person(self.ws, self.con, kind, value)
+
+    def export(self, kind: str, value: str, *, actor: str,
+               output: Path | None = None) -> dict[str, Any]:
+        """The access document of the person named; with ``output``, also written there
+        (owner-only), and remembered when inside the workspace so that erasure removes it."""
+        with self.ws.store.transaction() as con:
+            customer_id = find_person(self.ws, con, kind, value)
+            document = export_person(self.ws, con, customer_id, actor=actor)
+            if output is not None:
+                write_private(output, json.dumps(document, indent=2, ensure_ascii=False))
+                inside = _inside(self.ws.root, output)
+                if inside is not None:
+                    record(con, actor, "privacy.export.file", customer_id, {"file": inside})
+        return document
+
+    def erase(self, kind: str, value: str, *, actor: str, mode: str = "erase") -> Erasure:
+        """Erase (or anonymise) the person named; a person already erased is reported so."""
+        with self.ws.store.transaction() as con:
+            try:
+                customer_id = find_person(self.ws, con, kind, value)
+            except NotFoundError:
+                if self._erased(con, kind, value):
+                    return Erasure(mode, [], already=True)
+                raise
+            return erase_people(self.ws, con, [customer_id], mode=mode, actor=actor)
+
+    def retention(self, *, actor: str, apply: bool = False) -> dict[str, Any]:
+        """Customers inactive beyond ``[privacy] retention_days``: counted (dry run), or
+        erased or anonymised as ``retention_mode`` says."""
+        settings = self.ws.config.privacy
+        if settings.retention_days is None:
+            raise InvalidInputError("No retention period is set.",
+                                    hint="Set [privacy] retention_days in onetoone.toml.")
+        with self.ws.store.transaction() as con:
+            people = inactive_people(con, settings.retention_days)
+            out: dict[str, Any] = {"retention_days": settings.retention_days,
+                                   "mode": settings.retention_mode, "customers": len(people),
+                                   "applied": apply}
+            if apply and people:
+                done = erase_people(self.ws, con, people, mode=settings.retention_mode,
+                                    actor=actor, reason="retention")
+                out["rows"] = done.rows
+            elif not apply:
+                record(con, actor, "privacy.retention.dry_run", None,
+                       {"customers": len(people)})
+        return out
+
+    def _erased(self, con: Connection, kind: str, value: str) -> bool:
+        """Whether the person named was erased or anonymised before."""
+        if kind in ("customer", "customer_id"):
+            return bool(con.execute(
+                "SELECT count(*) FROM audit_log WHERE customer_id = ? AND action IN "
+                "('privacy.erase', 'privacy.anonymise')", [value]).fetchall()[0][0])
+        key = privacy_key(self.ws.root)
+        if key is None:
+            return False
+        digest = erasure_hash(key, kind, _normalize(self.ws, con, kind, value))
+        return bool(con.execute("SELECT count(*) FROM erasures WHERE identifier_hash = ?",
+                                [digest]).fetchall()[0][0])
+
+
+def _inside(root: Path, path: Path) -> str | None:
+    try:
+        return str(path.resolve().relative_to(root))
+    except ValueError:
+        return None
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to a new file readable by its owner only (replacing any)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+    os.replace(tmp, path)
+
+
+def compact_if_pending(root: Path) -> bool | None:
+    """After erasures, rewrite the database file so that the erased values leave it (needs
+    the database closed everywhere): True done, False held by another process, None when
+    nothing was pending."""
+    from onetoone.store import DATABASE_FILE, Store, compact_database
+
+    path = root / DATABASE_FILE
+    flag = "FROM onetoone_meta WHERE key = 'compact_pending'"
+    try:
+        with Store(path) as store:
+            if store.scalar(f"SELECT value {flag}") is None:
+                return None
+        if not compact_database(path):
+            return False
+        with Store(path) as store:  # the flag goes once the file is rewritten
+            store.execute(f"DELETE {flag}")
+    except WorkspaceError:
+        return False
+    return True
