@@ -66,6 +66,7 @@ SCOPE_SETS = {
     "consents": ["consents:write"],
     "reader": ["customers:read"],
     "decider": ["decisions"],
+    "privacy": ["privacy"],
 }
 
 

@@ -33,6 +33,7 @@ from rich.text import Text
 
 from onetoone.errors import OneToOneError
 from onetoone.ingest import SourceResult
+from onetoone.privacy.audit import cli_actor, sql_details
 from onetoone.workspace import Workspace
 
 app = typer.Typer(
@@ -422,8 +423,9 @@ def report(
             path = server.call("POST", "/v1/report", {
                 "output": None if output is None else str(Path(output).resolve())})["path"]
         else:
-            with Workspace(workspace, read_only=True) as ws:
+            with Workspace(workspace) as ws:
                 path = ws.report(output)
+                ws.audit(cli_actor(), "report.write", None)
         console.print(f"Report written to {path}.")
 
 
@@ -542,8 +544,9 @@ def customer(
             view = server.call("GET", f"/v1/customers/{quote(customer_id, safe='')}/identity"
                                + ("?why=true" if why else ""))
         else:
-            with Workspace(workspace, read_only=True) as ws:
+            with Workspace(workspace) as ws:
                 view = ws.customer(customer_id, why=why)
+                ws.audit(cli_actor(), "customer.read", customer_id, view="identity")
         golden = Table(title=f"Customer {customer_id}", title_justify="left", show_header=False)
         for key, value in view["customer"].items():
             if value is not None and key not in ("field_sources", "customer_id"):
@@ -631,6 +634,7 @@ def serve(
             pass
         finally:
             remove_server_file(ws.root)
+            _compact(ws.root)  # the erasures made while it ran leave the file
         if not server.started:  # the address was in use, say
             raise typer.Exit(3)
 
@@ -645,6 +649,8 @@ def decide(
     """Decide for every customer on a channel: the outbound list (CSV + table 'outbound')."""
     with _friendly(), Workspace(workspace) as ws:
         result = ws.decisions.campaign(channel, output=output)
+        ws.audit(cli_actor(), "campaign.run", None, channel=channel, run=result.run_id,
+                 customers=result.customers, contacted=result.contacted)
         table = Table(title=f"Campaign {result.run_id} on {channel}", title_justify="left")
         table.add_column("outcome")
         table.add_column("customers", justify="right")
@@ -839,8 +845,9 @@ def sql(
                                                                 MAX_SQL_ROWS)})
             columns, rows, more = data["columns"], data["rows"], data["truncated"]
         else:
-            with Workspace(workspace, read_only=True) as ws:
+            with Workspace(workspace) as ws:
                 table, more = ws.sql(query, limit=wanted)
+                ws.audit(cli_actor(), "sql.query", None, **sql_details(query, table, more))
             columns = table.column_names
             rows = [list(row.values()) for row in table.to_pylist()]
         if as_csv:
@@ -882,19 +889,63 @@ def apikey_create(
         help="Comma-separated: events:write, consents:write, customers:read, decisions, jobs, "
         "admin.")
                       ] = "decisions",
+    expires_in: Annotated[str | None, typer.Option(
+        "--expires-in", help="When it expires: 90d, 12h, or a date (2027-01-31, UTC). "
+        "Default: never.")] = None,
     workspace: WorkspaceOpt = Path("."),
 ) -> None:
     """Create a key; it is printed once, on the last line."""
+    from onetoone.interact.keys import parse_expiry
+
     with _friendly():
+        expires_at = parse_expiry(expires_in) if expires_in else None
         server = _served(workspace)
         if server is not None:
-            key = server.call("POST", "/v1/apikeys",
-                              {"name": name, "scopes": scopes.split(",")})["key"]
+            key = server.call("POST", "/v1/apikeys", {
+                "name": name, "scopes": scopes.split(","),
+                "expires_at": expires_at.isoformat() if expires_at else None})["key"]
         else:
             with Workspace(workspace) as ws:
-                key = ws.keys.create(name, scopes.split(","))
-        console.print(f"API key '{name}' created with scopes {scopes}. Keep it secret; it is "
-                      "shown only once:", markup=False, highlight=False)
+                key = ws.keys.create(name, scopes.split(","), expires_at)
+        until = f", valid until {_minute(expires_at)} UTC" if expires_at else ""
+        console.print(f"API key '{name}' created with scopes {scopes}{until}. Keep it secret; "
+                      "it is shown only once:", markup=False, highlight=False)
+        print(key)
+
+
+@apikey_app.command("rotate")
+def apikey_rotate(
+    name: Annotated[str, typer.Argument(help="Name of the key.")],
+    grace: Annotated[str, typer.Option(
+        help="How long the old key stays valid: 7d, 12h, 0h.")] = "7d",
+    expires_in: Annotated[str | None, typer.Option(
+        "--expires-in", help="When the new key expires: 90d, 12h, or a date (UTC). Default: "
+        "after the lifetime of the old one.")] = None,
+    workspace: WorkspaceOpt = Path("."),
+) -> None:
+    """A new key for the same name and scopes, printed once, on the last line; the old one
+    stays valid for the grace period, then expires."""
+    from urllib.parse import quote
+
+    from onetoone.interact.keys import parse_duration, parse_expiry
+
+    with _friendly():
+        period = parse_duration(grace)
+        expires_at = parse_expiry(expires_in) if expires_in else None
+        server = _served(workspace)
+        if server is not None:
+            done = server.call("POST", f"/v1/apikeys/{quote(name, safe='')}/rotate", {
+                "grace_days": period.total_seconds() / 86400,
+                "expires_at": expires_at.isoformat() if expires_at else None})
+            key, old_end, new_end = done["key"], done["previous_expires_at"], done["expires_at"]
+        else:
+            with Workspace(workspace) as ws:
+                rotated = ws.keys.rotate(name, period, expires_at)
+            key, old_end, new_end = rotated.key, rotated.previous_expires_at, rotated.expires_at
+        until = f" (valid until {_minute(new_end)} UTC)" if new_end else ""
+        console.print(f"API key '{name}' rotated: the old key stays valid until "
+                      f"{_minute(old_end)} UTC. The new key{until}, shown only once:",
+                      markup=False, highlight=False)
         print(key)
 
 
@@ -903,7 +954,7 @@ def apikey_revoke(
     name: Annotated[str, typer.Argument(help="Name of the key.")],
     workspace: WorkspaceOpt = Path("."),
 ) -> None:
-    """Revoke every valid key of that name."""
+    """Revoke every key of that name (both keys of a rotated pair)."""
     from urllib.parse import quote
 
     with _friendly():
@@ -922,18 +973,167 @@ def apikey_list(workspace: WorkspaceOpt = Path(".")) -> None:
     with _friendly():
         keys = _either(workspace, lambda server: server.call("GET", "/v1/apikeys"),
                        lambda ws: ws.keys.list(), read_only=True)
-        table = Table(title="API keys", title_justify="left")
-        for col in ("name", "scopes", "created", "revoked"):
+        table = Table(title="API keys (times in UTC)", title_justify="left")
+        for col in ("name", "scopes", "created", "expires", "revoked"):
             table.add_column(col)
         for key in keys:
             table.add_row(key["name"], ", ".join(key["scopes"]), _minute(key["created_at"]),
-                          _minute(key["revoked_at"]))
+                          _minute(key.get("expires_at")), _minute(key["revoked_at"]))
         console.print(table)
 
 
 def _minute(when: Any) -> str:
     """A time to the minute, stored (datetime) or sent by the server (ISO text)."""
     return "" if when is None else str(when).replace("T", " ")[:16]
+
+
+privacy_app = typer.Typer(help="A person's rights: access (export), erasure, anonymisation; "
+                          "retention (docs/privacy.md).", no_args_is_help=True)
+app.add_typer(privacy_app, name="privacy")
+
+_PERSON_OPTS = {
+    "customer": typer.Option("--customer", help="Customer id."),
+    "email": typer.Option("--email", help="E-mail."),
+    "phone": typer.Option("--phone", help="Phone number."),
+    "identifier": typer.Option("--identifier", help="TYPE:VALUE, e.g. loyalty_card:123456."),
+}
+Customer = Annotated[str | None, _PERSON_OPTS["customer"]]
+Email = Annotated[str | None, _PERSON_OPTS["email"]]
+Phone = Annotated[str | None, _PERSON_OPTS["phone"]]
+Identifier = Annotated[str | None, _PERSON_OPTS["identifier"]]
+
+
+def _compact(root: Path) -> None:
+    """Rewrite the database file after erasures (the command line alone, or a server that
+    stopped), saying so."""
+    from onetoone.privacy.rights import compact_if_pending
+
+    done = compact_if_pending(root)
+    if done:
+        err.print("The database file was compacted: the erased values are gone from it.",
+                  markup=False, highlight=False)
+    elif done is False:
+        err.print("The database file could not be compacted now (in use): run 'onetoone "
+                  "privacy compact' once it is free.", markup=False, highlight=False)
+
+
+def _served_customer(server: Any, kind: str, value: str) -> str:
+    """The customer id of the person named, asked to the server."""
+    from urllib.parse import quote
+
+    if kind in ("customer", "customer_id"):
+        return value
+    found = server.call("GET", "/v1/customers?identifier=" + quote(f"{kind}:{value}", safe=""))
+    return str(found["customer"]["customer_id"])
+
+
+@privacy_app.command("export")
+def privacy_export(
+    workspace: WorkspaceOpt = Path("."),
+    customer: Customer = None, email: Email = None, phone: Phone = None,
+    identifier: Identifier = None,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="JSON file (readable by you only); default: stdout.")] = None,
+) -> None:
+    """Everything the workspace holds about one person, as one JSON document (GDPR articles
+    15 and 20). Audited."""
+    from urllib.parse import quote
+
+    from onetoone.privacy.rights import selector, write_private
+
+    with _friendly():
+        kind, value = selector(customer, email, phone, identifier)
+        server = _served(workspace)
+        if server is not None:
+            found = _served_customer(server, kind, value)
+            document = server.call("GET", f"/v1/customers/{quote(found, safe='')}/export")
+            text = json.dumps(document, indent=2, ensure_ascii=False)
+            if output is not None:
+                write_private(output, text)
+        else:
+            with Workspace(workspace) as ws:
+                document = ws.privacy.export(kind, value, actor=cli_actor(), output=output)
+            text = json.dumps(document, indent=2, ensure_ascii=False)
+        if output is None:
+            sys.stdout.write(text + "\n")
+        else:
+            err.print(f"Export of {document['customer_id']} written to {output} (readable by "
+                      "you only).", markup=False, highlight=False)
+
+
+@privacy_app.command("erase")
+def privacy_erase(
+    workspace: WorkspaceOpt = Path("."),
+    customer: Customer = None, email: Email = None, phone: Phone = None,
+    identifier: Identifier = None,
+    anonymise: Annotated[bool, typer.Option(
+        "--anonymise", help="Keep their events for statistics under a random id; remove "
+        "their identity.")] = False,
+) -> None:
+    """Erase one person from every table and file onetoone wrote (GDPR article 17); keyed
+    hashes of their identifiers keep them from coming back with a later load. Idempotent;
+    audited."""
+    from onetoone.privacy.rights import selector
+
+    mode = "anonymise" if anonymise else "erase"
+    with _friendly():
+        kind, value = selector(customer, email, phone, identifier)
+        server = _served(workspace)
+        if server is not None:
+            found = _served_customer(server, kind, value)
+            result = _job(server, "erase", {"customer": found, "mode": mode}, "erasing")
+        else:
+            with Workspace(workspace) as ws:
+                result = ws.privacy.erase(kind, value, mode=mode, actor=cli_actor()).summary()
+            _compact(Path(workspace))
+    if result.get("already"):
+        console.print("Nothing to do: this person was already erased.", markup=False)
+        return
+    rows = result.get("rows") or {}
+    console.print(f"{'Anonymised' if anonymise else 'Erased'} {', '.join(result['customers'])}:"
+                  f" {sum(rows.values()):,} rows in {len(rows)} tables"
+                  + (f", {len(result['files'])} files rewritten or removed"
+                     if result.get("files") else "") + ".", markup=False, highlight=False)
+    if server is not None:
+        console.print("The database file is compacted when the server stops.", markup=False)
+
+
+@privacy_app.command("retention")
+def privacy_retention(
+    workspace: WorkspaceOpt = Path("."),
+    apply: Annotated[bool, typer.Option(
+        "--apply", help="Erase or anonymise them (default: only count them).")] = False,
+) -> None:
+    """Customers without activity for longer than [privacy] retention_days: counted, or with
+    --apply erased or anonymised as [privacy] retention_mode says."""
+    with _friendly():
+        server = _served(workspace)
+        if server is not None:
+            result = _job(server, "retention", {"dry_run": not apply}, "retention")
+        else:
+            with Workspace(workspace) as ws:
+                result = ws.privacy.retention(actor=cli_actor(), apply=apply)
+            if apply:
+                _compact(Path(workspace))
+    verb = {"erase": "erased", "anonymise": "anonymised"}[result["mode"]]
+    if result["applied"]:
+        console.print(f"{result['customers']:,} customers inactive for more than "
+                      f"{result['retention_days']} days {verb}.", markup=False)
+    else:
+        console.print(f"{result['customers']:,} customers inactive for more than "
+                      f"{result['retention_days']} days would be {verb} (run again with "
+                      "--apply).", markup=False)
+
+
+@privacy_app.command("compact")
+def privacy_compact(workspace: WorkspaceOpt = Path(".")) -> None:
+    """Rewrite the database file after erasures so that no erased value stays in it (the
+    command line does it after an erasure; a server when it stops)."""
+    with _friendly():
+        if _served(workspace) is not None:
+            raise OneToOneError("The server of this workspace holds the database file.",
+                                hint="It compacts the file when it stops.")
+        _compact(Path(workspace))
 
 
 def main() -> None:

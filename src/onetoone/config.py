@@ -117,10 +117,11 @@ class Config(Section):
                                       hint="Give each test actions of its own.")
                 seen[action] = name
         purposes = self.consent.purposes
-        for name, action in self.actions.items():
-            if action.purpose not in purposes:
+        for name, declared in self.actions.items():
+            if declared.purpose not in purposes:
                 raise ConfigError(
-                    f"[actions.{name}] purpose = '{action.purpose}' is not a consent purpose.",
+                    f"[actions.{name}] purpose = '{declared.purpose}' is not a consent "
+                    "purpose.",
                     hint=f"Purposes: {', '.join(purposes)} ([consent] purposes lists them).")
         for purpose in self.contact_policy.consent_defaults:
             if purpose not in purposes:

@@ -6,6 +6,8 @@ to do. The CLI prints both without a traceback; the REST API answers with ``http
 
 from __future__ import annotations
 
+import math
+
 
 class OneToOneError(Exception):
     """Root of every error onetoone raises on purpose."""
@@ -70,3 +72,14 @@ class PayloadTooLargeError(OneToOneError):
     """A request body (or batch of events) larger than the service accepts."""
 
     http_status = 413
+
+
+class RateLimitedError(OneToOneError):
+    """An API key over its request rate or its bound of new customers; ``retry_after`` is
+    the whole number of seconds (at least 1) to wait before trying again."""
+
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after: float, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after = max(1, math.ceil(min(retry_after, 86_400.0)))

@@ -139,11 +139,19 @@ class Workspace:
                     hint="Add a [sources.NAME] section, or run 'onetoone ingest PATH "
                     "--entity ENTITY'.",
                 )
+        erased = self._erasure_key()
         return [
             SourceLoader(self.store, name, self.config.sources[name], self.config.workspace,
-                         self.root, progress).load()
+                         self.root, progress, erased).load()
             for name in self._load_order(names)
         ]
+
+    def _erasure_key(self) -> bytes | None:
+        """The erasure list's key when people were erased (their records then go to
+        quarantine at load), after making its table on this store's connection."""
+        from onetoone.privacy.suppression import erased_list
+
+        return erased_list(self.store.con, self.root)
 
     def _load_order(self, names: list[str]) -> list[str]:
         """Customers sources first, so that events find the profiles they name."""
@@ -168,7 +176,7 @@ class Workspace:
         full = Config(workspace=self.config.workspace, sources={name: config})
         full.check()
         return SourceLoader(self.store, name, config, self.config.workspace, self.root,
-                            progress).load()
+                            progress, self._erasure_key()).load()
 
     # -- look --------------------------------------------------------------------------
     def summary(self) -> dict[str, int]:
@@ -324,7 +332,7 @@ class Workspace:
         """Data-subject rights: access, erasure, anonymisation, retention (docs/privacy.md)."""
         from onetoone.privacy.rights import Privacy
 
-        return Privacy(self)
+        return Privacy(self.root, self.config.workspace, self.config.privacy, self.store)
 
     def audit(self, actor: str, action: str, customer_id: str | None = None,
               **details: Any) -> None:

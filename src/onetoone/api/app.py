@@ -6,8 +6,11 @@ personal data reaches them.
 
 from __future__ import annotations
 
+import base64
 import gc
+import hashlib
 import logging
+import re
 import time
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -17,7 +20,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from onetoone import __version__
@@ -31,7 +36,7 @@ from onetoone.api.routes import (
     keys,
     measure,
 )
-from onetoone.errors import OneToOneError
+from onetoone.errors import OneToOneError, RateLimitedError
 from onetoone.jobs import JobRunner
 from onetoone.schedule import Scheduler
 from onetoone.workspace import Workspace
@@ -44,6 +49,14 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+#: Swagger UI (npm ``swagger-ui-dist``, Apache-2.0), shipped in the package so that ``/docs``
+#: needs no CDN: see static/swagger-ui/README.txt.
+SWAGGER_UI_DIR = Path(__file__).resolve().parent / "static" / "swagger-ui"
+SWAGGER_UI_URL = "/static/swagger-ui"
+OPENAPI_URL = "/openapi.json"
+DOCS_URL = "/docs"
+OAUTH2_REDIRECT_URL = "/docs/oauth2-redirect"  # FastAPI's default, kept
 
 
 class BodyLimit:
@@ -181,7 +194,13 @@ def build_app(workspace: Workspace | Path | str) -> FastAPI:
         lifespan=lifespan,
         description="Events in, next best action out: the one-to-one decision service. "
         "Authenticate with `Authorization: Bearer KEY`.",
+        openapi_url=OPENAPI_URL,
+        # FastAPI's own pages load their scripts from a CDN: /docs is served below from the
+        # vendored Swagger UI instead, and ReDoc is not offered
+        docs_url=None,
+        redoc_url=None,
     )
+    _swagger_ui(app)
     app.state.workspace = ws
     app.state.jobs = runner
     app.state.scheduler = scheduler
@@ -191,6 +210,8 @@ def build_app(workspace: Workspace | Path | str) -> FastAPI:
     @app.exception_handler(OneToOneError)
     async def _domain(_request: Request, exc: OneToOneError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
+        if isinstance(exc, RateLimitedError):
+            headers = {"Retry-After": str(exc.retry_after)}
         return _error(exc.http_status, type(exc).__name__, exc.user_message(), headers)
 
     @app.exception_handler(RequestValidationError)
@@ -211,6 +232,56 @@ def build_app(workspace: Workspace | Path | str) -> FastAPI:
     app.add_middleware(AccessLog)
     app.add_middleware(BodyLimit, max_bytes=ws.config.api.max_body_bytes)
     return app
+
+
+def _swagger_ui(app: FastAPI) -> None:
+    """``/docs``: Swagger UI from the package's own files, under a Content-Security-Policy."""
+    app.mount(SWAGGER_UI_URL, StaticFiles(directory=SWAGGER_UI_DIR), name="swagger-ui")
+
+    @app.get(DOCS_URL, include_in_schema=False)
+    async def _docs(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "").rstrip("/")
+        page = get_swagger_ui_html(
+            openapi_url=root + OPENAPI_URL,
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{root}{SWAGGER_UI_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{SWAGGER_UI_URL}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{SWAGGER_UI_URL}/favicon-32x32.png",
+            oauth2_redirect_url=root + OAUTH2_REDIRECT_URL,
+            # no badge fetched from validator.swagger.io
+            swagger_ui_parameters={"validatorUrl": None},
+        )
+        return _with_csp(page)
+
+    @app.get(OAUTH2_REDIRECT_URL, include_in_schema=False)
+    async def _oauth2_redirect() -> HTMLResponse:
+        return _with_csp(get_swagger_ui_oauth2_redirect_html())
+
+
+_INLINE_SCRIPT = re.compile(rb"<script>(.*?)</script>", re.DOTALL)
+
+
+def _with_csp(page: HTMLResponse) -> HTMLResponse:
+    """``page`` with a Content-Security-Policy allowing this origin only.
+
+    FastAPI's pages start Swagger UI with an inline ``<script>``. Rather than
+    ``'unsafe-inline'``, or a nonce (which ``get_swagger_ui_html`` has no way to put on the
+    tag), the policy allows that script by its SHA-256 hash: exactly the script that was sent,
+    and nothing injected beside it. Swagger UI sets its inline styles through the DOM's style
+    properties, which CSP does not restrict, so ``style-src`` needs no ``'unsafe-inline'``;
+    its CSS draws icons from ``data:`` images. The API called by "Try it out" and the OpenAPI
+    document are on this origin (``connect-src 'self'``).
+    """
+    hashes = " ".join(
+        "'sha256-" + base64.b64encode(hashlib.sha256(script).digest()).decode() + "'"
+        for script in _INLINE_SCRIPT.findall(page.body)
+    )
+    page.headers["Content-Security-Policy"] = (
+        f"default-src 'none'; script-src 'self' {hashes}; style-src 'self'; "
+        "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; "
+        "frame-ancestors 'none'"
+    )
+    return page
 
 
 def _route(scope: Scope) -> str:

@@ -1,6 +1,10 @@
 """Dependencies of the routes, as ``Annotated`` aliases: the workspace, its decision service and
 the caller's scopes.
 
+:func:`get_principal` checks the key (401 unknown or expired, 429 over ``[api] rate_limit``)
+and sets :data:`~onetoone.interact.keys.CALLER` for the rest of the request: the decision
+service reads it to bound the customers a key creates.
+
 They are ``async`` (they only read memory): FastAPI runs a plain ``def`` dependency in the
 thread pool, a hop per dependency and per request.
 """
@@ -14,7 +18,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from onetoone.errors import AuthenticationError, PermissionDeniedError
-from onetoone.interact.keys import Principal
+from onetoone.interact.keys import CALLER, Principal
 from onetoone.interact.service import DecisionService
 from onetoone.workspace import Workspace
 
@@ -37,11 +41,8 @@ async def get_principal(
         raise AuthenticationError(
             "An API key is required.", hint="Send 'Authorization: Bearer KEY'."
         )
-    principal = (await get_workspace(request)).keys.principal(credentials.credentials)
-    if principal is None:
-        raise AuthenticationError(
-            "This API key is not valid.", hint="Create one with 'onetoone apikey create'."
-        )
+    principal = (await get_workspace(request)).keys.authenticate(credentials.credentials)
+    CALLER.set(principal)  # this request's context only (a task, and its thread-pool calls)
     return principal
 
 
@@ -62,3 +63,4 @@ CustomersReader = Annotated[Principal, Depends(require("customers:read"))]
 Decider = Annotated[Principal, Depends(require("decisions"))]
 JobsScope = Annotated[Principal, Depends(require("jobs"))]
 Admin = Annotated[Principal, Depends(require("admin"))]
+PrivacyScope = Annotated[Principal, Depends(require("privacy"))]

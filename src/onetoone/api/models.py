@@ -3,10 +3,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from onetoone.interact.events import (
     Code,
@@ -99,16 +106,48 @@ class ConsentsOut(BaseModel):
     consents: list[ConsentOut]
 
 
-class KeyIn(BaseModel):
+class _Expiry(BaseModel):
+    """When a new key expires: after ``expires_in_days`` or at ``expires_at`` (UTC without an
+    offset); neither: never."""
+
     model_config = ConfigDict(extra="forbid")
 
+    expires_in_days: float | None = Field(None, gt=0, le=36_500)
+    expires_at: datetime | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> _Expiry:
+        if self.expires_in_days is not None and self.expires_at is not None:
+            raise ValueError("give expires_in_days or expires_at, not both")
+        return self
+
+    def expiry(self, now: datetime) -> datetime | None:
+        if self.expires_in_days is not None:
+            return now + timedelta(days=self.expires_in_days)
+        return self.expires_at
+
+
+class KeyIn(_Expiry):
     name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
     scopes: list[Annotated[str, StringConstraints(max_length=40)]] = Field(
         min_length=1, max_length=4
     )
 
 
+class KeyRotateIn(_Expiry):
+    """Rotate a key: the old secret stays valid ``grace_days`` more; the new one expires as
+    given, else after the lifetime of the old one."""
+
+    grace_days: float = Field(7.0, ge=0, le=365)
+
+
 class KeyOut(BaseModel):
     name: str
     scopes: list[str]
     key: str
+    expires_at: datetime | None = None
+
+
+class KeyRotatedOut(KeyOut):
+    #: when the old secret stops being valid
+    previous_expires_at: datetime

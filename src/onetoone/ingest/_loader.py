@@ -87,6 +87,13 @@ def resolve_paths(root: Path, pattern: str) -> list[Path]:
     return []
 
 
+def hash_sql(key: bytes, kind: str, value_sql: str) -> str:
+    """SQL of the keyed hash of the erasure list, ``sha256(key:kind:value)``
+    (``onetoone.privacy.suppression.erasure_hash``)."""
+    prefix = key.decode("ascii") + f":{kind}:"
+    return "sha256('" + prefix.replace("'", "''") + f"' || {value_sql})"
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -106,8 +113,12 @@ class SourceLoader:
         settings: WorkspaceSettings,
         root: Path,
         progress: RowsRead | None = None,
+        erasure_key: bytes | None = None,
     ) -> None:
         self.store = store
+        #: with people erased, the key of the erasure list (``_erased`` on the store's
+        #: connection): their records go to quarantine (docs/privacy.md)
+        self._erasure_key = erasure_key
         self.name = name
         self.source = source
         self.entity: Entity = ENTITIES[source.entity]
@@ -128,6 +139,7 @@ class SourceLoader:
                 )
         result = SourceResult(self.name, self.entity.name)
         con = self.store.con
+        self._plan.cache_clear()  # the erasure list may differ from the last load's
         register_lookups(con)
         with engine_settings(con, TimeZone=self.norm.timezone), self.store.transaction():
             for path in paths:
@@ -222,7 +234,9 @@ class SourceLoader:
             result.rows_read += batch.num_rows
             if self.progress:
                 self.progress(self.name, batch.num_rows)
-        if source_file.format in ("json", "jsonl"):
+        # (A JSON file whose every record was rejected has no columns to check: it is
+        # quarantined, not refused.)
+        if source_file.format in ("json", "jsonl") and (seen_columns or not source_file.rejects):
             self._check_columns(sorted(seen_columns), source_file)
         for reject in source_file.rejects:
             con.execute(
@@ -296,6 +310,9 @@ class SourceLoader:
             layer1.append(f"{value} AS {ident('__id_' + kind)}")
         reason = (f"nullif(concat_ws('; ', {', '.join(reasons)}), '')" if reasons
                   else "NULL::VARCHAR")
+        erased = self._erased_reason(mapped, identifiers)
+        if erased:  # that reason alone: the others quote the row's values
+            reason = f"coalesce({erased}, {reason})"
         layer2 = f"SELECT *, {reason} AS __reason FROM (SELECT {', '.join(layer1)} FROM _batch)"
 
         if "source_id" in mapped:
@@ -336,7 +353,9 @@ class SourceLoader:
         raw_json = f"json_object({', '.join(f'{q(n)}, {ident(n)}' for n in names)})"
         staged_cols = [f"{expr} AS {ident(name)}" for name, expr in out.items()]
         staged_cols += ["__reason",
-                        f"CASE WHEN __reason IS NOT NULL THEN {raw_json} END AS __raw"]
+                        # an erased person's row is refused without keeping its values
+                        f"CASE WHEN __reason IS NOT NULL AND NOT regexp_matches(__reason, "
+                        f"'^(erased|anonymised) ') THEN {raw_json} END AS __raw"]
         staged_cols += [ident("__id_" + kind) for kind, _ in identifiers]
         staged = f"SELECT {', '.join(staged_cols)} FROM ({layer2})"
 
@@ -361,6 +380,26 @@ class SourceLoader:
                 "NOT IN (SELECT source_row FROM _rejected) GROUP BY k, p.t, p.v"
             )
         return _BatchPlan(insert_rows, insert_rejects, insert_identifiers)
+
+    def _erased_reason(self, mapped: dict[str, str],
+                       identifiers: list[tuple[str, str]]) -> str | None:
+        """SQL of the reason a row of an erased person is refused (``_erased``), if any was:
+        a customer record by its key, an event by the record it names, either by any of its
+        identifiers."""
+        key = self._erasure_key
+        if key is None:
+            return None
+        values = [hash_sql(key, kind, ident("__id_" + kind)) for kind, _ in identifiers]
+        if self.entity.name == "customers" and "source_id" in mapped:
+            values.append(hash_sql(key, "record", f"{q(self.name + ':')} || __v_source_id"))
+        elif self.entity.name == "transaction_items":  # lines of an erased transaction
+            values.append(hash_sql(key, "transaction", "__v_transaction_id"))
+        elif "customer_source_id" in mapped and self.source.customer_source:
+            values.append(hash_sql(key, "record", f"{q(self.source.customer_source + ':')} || "
+                                   "__v_customer_source_id"))
+        if not values:
+            return None
+        return f"(SELECT min(reason) FROM _erased WHERE h IN ({', '.join(values)}))"
 
     def _identifier_columns(self, names: list[str] | tuple[str, ...]) -> list[tuple[str, str]]:
         """(identifier type, SQL of its normalized value) for this source's rows."""

@@ -37,6 +37,7 @@ from onetoone.interact.identity import CustomerResolver, Resolved
 from onetoone.interact.keys import ApiKeys
 from onetoone.interact.profiles import ProfileStore, load_profiles
 from onetoone.interact.writer import GroupCommitWriter, Txn
+from onetoone.privacy.audit import audit_row
 from onetoone.schema import TABLES
 from onetoone.store import Connection, Store
 
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
     )
     from onetoone.identify.settings import IdentifySettings
     from onetoone.interact.settings import ApiSettings
+    from onetoone.privacy.settings import ConsentSettings
     from onetoone.settings import WorkspaceSettings
 
 _SCORE_COLUMNS = {c.name for c in TABLES["customer_scores"].columns}
@@ -60,8 +62,6 @@ RECENT_DECISIONS = 200_000
 
 #: channels where the customer is present (no outbound contact)
 PRESENT_CHANNELS = ("web", "app", "store", "call_centre")
-#: purposes a consent may always name
-CONSENT_PURPOSES = ("marketing", "service", "advertising")
 #: how far in the future a consent change may be dated (clocks differ)
 CLOCK_SKEW = timedelta(minutes=5)
 
@@ -129,6 +129,7 @@ class ServiceSettings:
     contact_policy: ContactPolicySettings
     control_groups: ControlGroupSettings
     api: ApiSettings
+    consent: ConsentSettings
 
     @classmethod
     def of(cls, config: Any) -> ServiceSettings:
@@ -307,6 +308,8 @@ class DecisionService:
 
     def _resolve(self, ref: Mapping[str, str], create: bool = True) -> Resolved:
         if create:
+            # a new customer counts against the caller's [api] new_identities_per_minute
+            self.keys.bound_new_customers(lambda: int(self.resolver.find(dict(ref)) is None))
             return self._new_profiles([self.resolver.resolve(dict(ref), self.writer.submit)])[0]
         found = self.resolver.find(dict(ref))
         if found is None:
@@ -336,6 +339,12 @@ class DecisionService:
         keys = [tuple(sorted(e.customer.items())) for e in events]
         unique = list(dict.fromkeys(keys))
         generation = self.resolver.generation
+
+        def unknown() -> int:  # the customers these events would create
+            self.resolver.normalize([p for k in unique for p in k if p[0] != "customer_id"])
+            return sum(self.resolver.find(dict(k)) is None for k in unique)
+
+        self.keys.bound_new_customers(unknown)  # [api] new_identities_per_minute
         found = self._new_profiles(
             self.resolver.resolve_many([dict(k) for k in unique], self.writer.submit)
         )
@@ -484,13 +493,12 @@ class DecisionService:
     def consent_vocabulary(self) -> tuple[list[str], list[str]]:
         """The channels and purposes a consent may name: the outbound channels of
         ``[contact_policy]``, the channels where customers are present and those of the
-        actions; the purposes of ``consent_defaults``, of the actions and the usual three."""
+        actions; the purposes of ``[consent] purposes`` (checked at load to hold those of the
+        actions and of ``consent_defaults``)."""
         actions = [a.config for a in self.catalog.actions]
         channels = {*self.policy.outbound, *PRESENT_CHANNELS,
                     *(c for a in actions for c in a.channels)}
-        purposes = {*CONSENT_PURPOSES, *self.config.contact_policy.consent_defaults,
-                    *(a.purpose for a in actions)}
-        return sorted(channels), sorted(purposes)
+        return sorted(channels), sorted(self.config.consent.purposes)
 
     def _consent_pairs(self, consent: Consent) -> list[tuple[str, str]]:
         """The (channel, purpose) pairs a change names; refused with the known ones."""
@@ -509,7 +517,8 @@ class DecisionService:
         return [(c, p) for c in (channels if consent.channel == "all" else [consent.channel])
                 for p in (purposes if consent.purpose == "all" else [consent.purpose])]
 
-    def set_consent(self, customer_id: str, consent: Consent) -> dict[str, Any]:
+    def set_consent(self, customer_id: str, consent: Consent,
+                    actor: str = "python") -> dict[str, Any]:
         """Record a consent change (history kept); effective for the next decision. A change
         dated in the future is refused; ``all`` withdraws on every channel or purpose."""
         pairs = self._consent_pairs(consent)
@@ -543,7 +552,15 @@ class DecisionService:
         with profile.lock:  # changes rank by when they are received (a backdated one too)
             for channel, purpose in pairs:
                 profile.set_consent(channel, purpose, consent.granted, now)
-            future = self.writer.submit(lambda txn: txn.insert("consents", rows))
+            audit = audit_row(actor, "consent.change", resolved.customer_id, {
+                "channel": consent.channel, "purpose": consent.purpose,
+                "granted": consent.granted})
+
+            def write(txn: Txn) -> None:
+                txn.insert("consents", rows)
+                txn.insert("audit_log", [audit])
+
+            future = self.writer.submit(write)
         future.result(60)
         return {
             "customer_id": resolved.customer_id,

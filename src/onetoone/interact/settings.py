@@ -10,7 +10,8 @@ from pydantic import Field, field_validator
 
 from onetoone.settings import Section
 
-SCOPES = ("events:write", "consents:write", "customers:read", "decisions", "jobs", "admin")
+SCOPES = ("events:write", "consents:write", "customers:read", "decisions", "jobs", "privacy",
+          "admin")
 
 
 class ApiKeyConfig(Section):
@@ -40,3 +41,15 @@ class ApiSettings(Section):
     job_worker: bool = True
     keys: dict[str, ApiKeyConfig] = Field(default_factory=dict)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    #: requests a second per key, refilling a bucket of ``rate_burst`` (0: no limit)
+    rate_limit: float = Field(0.0, ge=0)
+    #: requests a key may send at once (default: twice ``rate_limit``, at least 1)
+    rate_burst: int | None = Field(None, ge=1)
+    #: new customers a key (by name) may create a minute, at most that many at once (0: no
+    #: bound); keys with the scope ``admin`` are not bounded
+    new_identities_per_minute: int = Field(600, ge=0)
+
+    @property
+    def burst(self) -> int:
+        """``rate_burst``, or twice ``rate_limit`` (at least 1)."""
+        return self.rate_burst or max(1, round(2 * self.rate_limit))

@@ -30,10 +30,12 @@ from onetoone.privacy.audit import record
 from onetoone.privacy.registry import FILE_FOLDERS, HOLDINGS, Holding
 from onetoone.privacy.suppression import erasure_hash, privacy_key
 from onetoone.schema import TABLES
-from onetoone.store import Connection
+from onetoone.store import Connection, has_table
 
 if TYPE_CHECKING:
-    from onetoone.workspace import Workspace
+    from onetoone.privacy.settings import PrivacySettings
+    from onetoone.settings import WorkspaceSettings
+    from onetoone.store import Store
 
 #: The tables' event columns (``customer_record_key``), for anonymisation.
 _HAS_RECORD_KEY = {t for t, table in TABLES.items()
@@ -80,7 +82,7 @@ def selector(customer: str | None = None, email: str | None = None, phone: str |
     return kind, value.strip()
 
 
-def find_person(ws: Workspace, con: Connection, kind: str, value: str) -> str:
+def find_person(config: WorkspaceSettings, con: Connection, kind: str, value: str) -> str:
     """The current customer id of the person named by (type, value); merged-away ids lead to
     the survivor."""
     if kind in ("customer", "customer_id"):
@@ -98,23 +100,23 @@ def find_person(ws: Workspace, con: Connection, kind: str, value: str) -> str:
         if not exists:
             raise NotFoundError(f"No customer {value}.")
         return str(customer_id)
-    normalized = _normalize(ws, con, kind, value)
+    normalized = _normalize(config, con, kind, value)
     row = con.execute(
         """SELECT l.customer_id FROM identifiers i JOIN customer_links l USING (record_key)
            WHERE i.type = ? AND i.value = ? ORDER BY l.linked_at DESC NULLS LAST LIMIT 1""",
         [kind, normalized]).fetchall()
     if not row:
         raise NotFoundError(f"No customer carries this {kind}.")
-    return find_person(ws, con, "customer", str(row[0][0]))
+    return find_person(config, con, "customer", str(row[0][0]))
 
 
-def _normalize(ws: Workspace, con: Connection, kind: str, raw: str) -> str:
+def _normalize(config: WorkspaceSettings, con: Connection, kind: str, raw: str) -> str:
     if kind == "email":
         value = Normalizer.email_value(raw)
         if isinstance(value, str):
             return value
     normalizer = Normalizer(SourceConfig.model_validate({"entity": "customers", "path": "-"}),
-                            ws.config.workspace)
+                            config)
     found = con.execute(f"SELECT {normalizer.identifier('v', kind)} FROM (SELECT ?::VARCHAR "
                         "AS v)", [raw]).fetchall()
     if not found or found[0][0] is None:
@@ -152,9 +154,8 @@ def _subjects(con: Connection, customer_ids: Iterable[str]) -> None:
 
 
 def _present(con: Connection) -> set[str]:
-    return {r[0] for r in con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
-        "AND NOT temporary").fetchall()}
+    """The holdings' tables that exist (working tables are made by their step)."""
+    return {h.table for h in HOLDINGS if not h.working or has_table(con, h.table)}
 
 
 def _rows(con: Connection, holding: Holding) -> list[dict[str, Any]]:
@@ -185,7 +186,7 @@ def _plain(value: Any) -> Any:
 
 # -- access -------------------------------------------------------------------------------
 
-def export_person(ws: Workspace, con: Connection, customer_id: str, *,
+def export_person(root: Path, config: WorkspaceSettings, con: Connection, customer_id: str, *,
                   actor: str) -> dict[str, Any]:
     """Everything the workspace holds about one person, as one JSON-ready document."""
     _subjects(con, [customer_id])
@@ -195,11 +196,11 @@ def export_person(ws: Workspace, con: Connection, customer_id: str, *,
     tables = {h.table: _rows(con, h) for h in HOLDINGS
               if h.table in present and not h.working}
     golden = tables.get("customers") or []
-    files = _file_rows(ws.root, set(ids))
+    files = _file_rows(root, set(ids))
     document = {
         "format": "onetoone.subject-access/1",
         "generated_at": utcnow().isoformat() + "Z",
-        "workspace": ws.config.workspace.name,
+        "workspace": config.name,
         "customer_id": customer_id,
         "customer_ids": ids,
         "golden_record": golden[0] if golden else None,
@@ -230,7 +231,7 @@ def _file_rows(root: Path, ids: set[str]) -> list[dict[str, Any]]:
 
 # -- erasure ------------------------------------------------------------------------------
 
-def erase_people(ws: Workspace, con: Connection, customer_ids: list[str], *, mode: str,
+def erase_people(root: Path, con: Connection, customer_ids: list[str], *, mode: str,
                  actor: str, reason: str = "request") -> Erasure:
     """Erase (``mode="erase"``) or anonymise (``"anonymise"``) people, in the caller's
     transaction; the outbound files are rewritten and the access exports removed."""
@@ -239,7 +240,7 @@ def erase_people(ws: Workspace, con: Connection, customer_ids: list[str], *, mod
     result = Erasure(mode, sorted(set(customer_ids)))
     if not customer_ids:
         return result
-    key = privacy_key(ws.root, create=True)
+    key = privacy_key(root, create=True)
     assert key is not None
     _subjects(con, customer_ids)
     ids = {r[0] for r in con.execute("SELECT customer_id FROM _subject_ids").fetchall()}
@@ -257,7 +258,7 @@ def erase_people(ws: Workspace, con: Connection, customer_ids: list[str], *, mod
         else:
             result.rows[holding.table] = _delete(con, holding)
     result.rows = {t: n for t, n in result.rows.items() if n}
-    result.files = _scrub_files(ws.root, con, ids)
+    result.files = _scrub_files(root, con, ids)
     for temp in ("_subject_people", "_subject_ids", "_subject_records", "_subject_values",
                  "_subject_anon"):
         con.execute(f"DROP TABLE IF EXISTS {temp}")
@@ -376,55 +377,53 @@ def inactive_people(con: Connection, days: int) -> list[str]:
 class Privacy:
     """``Workspace.privacy``: the data-subject rights over one workspace."""
 
-    def __init__(self, ws: Workspace) -> None:
-        self.ws = ws
-
-    @property
-    def con(self) -> Connection:
-        return self.ws.store.con
+    def __init__(self, root: Path, workspace: WorkspaceSettings, settings: PrivacySettings,
+                 store: Store) -> None:
+        self.root, self.config, self.settings, self.store = root, workspace, settings, store
 
     def find(self, kind: str, value: str) -> str:
-        return find_person(self.ws, self.con, kind, value)
+        """The current customer id of the person named by (type, value)."""
+        return find_person(self.config, self.store.con, kind, value)
 
     def export(self, kind: str, value: str, *, actor: str,
                output: Path | None = None) -> dict[str, Any]:
         """The access document of the person named; with ``output``, also written there
         (owner-only), and remembered when inside the workspace so that erasure removes it."""
-        with self.ws.store.transaction() as con:
-            customer_id = find_person(self.ws, con, kind, value)
-            document = export_person(self.ws, con, customer_id, actor=actor)
+        with self.store.transaction() as con:
+            customer_id = find_person(self.config, con, kind, value)
+            document = export_person(self.root, self.config, con, customer_id, actor=actor)
             if output is not None:
                 write_private(output, json.dumps(document, indent=2, ensure_ascii=False))
-                inside = _inside(self.ws.root, output)
+                inside = _inside(self.root, output)
                 if inside is not None:
                     record(con, actor, "privacy.export.file", customer_id, {"file": inside})
         return document
 
     def erase(self, kind: str, value: str, *, actor: str, mode: str = "erase") -> Erasure:
         """Erase (or anonymise) the person named; a person already erased is reported so."""
-        with self.ws.store.transaction() as con:
+        with self.store.transaction() as con:
             try:
-                customer_id = find_person(self.ws, con, kind, value)
+                customer_id = find_person(self.config, con, kind, value)
             except NotFoundError:
                 if self._erased(con, kind, value):
                     return Erasure(mode, [], already=True)
                 raise
-            return erase_people(self.ws, con, [customer_id], mode=mode, actor=actor)
+            return erase_people(self.root, con, [customer_id], mode=mode, actor=actor)
 
     def retention(self, *, actor: str, apply: bool = False) -> dict[str, Any]:
         """Customers inactive beyond ``[privacy] retention_days``: counted (dry run), or
         erased or anonymised as ``retention_mode`` says."""
-        settings = self.ws.config.privacy
+        settings = self.settings
         if settings.retention_days is None:
             raise InvalidInputError("No retention period is set.",
                                     hint="Set [privacy] retention_days in onetoone.toml.")
-        with self.ws.store.transaction() as con:
+        with self.store.transaction() as con:
             people = inactive_people(con, settings.retention_days)
             out: dict[str, Any] = {"retention_days": settings.retention_days,
                                    "mode": settings.retention_mode, "customers": len(people),
                                    "applied": apply}
             if apply and people:
-                done = erase_people(self.ws, con, people, mode=settings.retention_mode,
+                done = erase_people(self.root, con, people, mode=settings.retention_mode,
                                     actor=actor, reason="retention")
                 out["rows"] = done.rows
             elif not apply:
@@ -438,10 +437,10 @@ class Privacy:
             return bool(con.execute(
                 "SELECT count(*) FROM audit_log WHERE customer_id = ? AND action IN "
                 "('privacy.erase', 'privacy.anonymise')", [value]).fetchall()[0][0])
-        key = privacy_key(self.ws.root)
+        key = privacy_key(self.root)
         if key is None:
             return False
-        digest = erasure_hash(key, kind, _normalize(self.ws, con, kind, value))
+        digest = erasure_hash(key, kind, _normalize(self.config, con, kind, value))
         return bool(con.execute("SELECT count(*) FROM erasures WHERE identifier_hash = ?",
                                 [digest]).fetchall()[0][0])
 

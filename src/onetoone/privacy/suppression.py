@@ -49,12 +49,6 @@ def erasure_hash(key: bytes, kind: str, value: str) -> str:
     return hashlib.sha256(key + f":{kind}:{value}".encode()).hexdigest()
 
 
-def hash_sql(key: bytes, kind: str, value_sql: str) -> str:
-    """SQL of :func:`erasure_hash` for the value of ``value_sql``."""
-    prefix = key.decode("ascii") + f":{kind}:"
-    return "sha256('" + prefix.replace("'", "''") + f"' || {value_sql})"
-
-
 def erased_list(con: Connection, root: Path) -> bytes | None:
     """When people were erased: make the temporary table ``_erased`` (h, reason) and return
     the key; None when nobody was. A missing key with erasures is an error, never a silent
