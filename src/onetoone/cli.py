@@ -1024,7 +1024,7 @@ def _served_customer(server: Any, kind: str, value: str) -> str:
     if kind in ("customer", "customer_id"):
         return value
     found = server.call("GET", "/v1/customers?identifier=" + quote(f"{kind}:{value}", safe=""))
-    return str(found["customer"]["customer_id"])
+    return str(found["customer_id"])
 
 
 @privacy_app.command("export")

@@ -353,24 +353,24 @@ def _scrub_files(root: Path, con: Connection, ids: set[str]) -> list[str]:
 # -- retention ----------------------------------------------------------------------------
 
 def inactive_people(con: Connection, days: int) -> list[str]:
-    """Customers without any activity for more than ``days``."""
+    """Customers without any activity for more than ``days``: their last event, decision or
+    record date; for a customer with none, when onetoone first saw them."""
     cutoff = utcnow() - timedelta(days=days)
     events = " UNION ALL ".join(
-        f"SELECT customer_id, max(occurred_at) AS at FROM {t} GROUP BY customer_id"
+        f"SELECT customer_id, max(occurred_at) AS last_at FROM {t} GROUP BY customer_id"
         for t in ("transactions", "interactions", "consents", "social_posts", "feedback"))
     rows = con.execute(f"""
         WITH activity AS (
           {events}
           UNION ALL SELECT customer_id, max(decided_at) FROM decisions GROUP BY customer_id
-          UNION ALL SELECT customer_id, max(coalesce(first_seen_at, resolved_at))
-          FROM customers GROUP BY customer_id
           UNION ALL SELECT l.customer_id, max(greatest(r.created_at, r.updated_at))
           FROM customer_records r JOIN customer_links l USING (record_key)
           GROUP BY l.customer_id)
         SELECT c.customer_id FROM customers c LEFT JOIN (
-          SELECT customer_id, max(at) AS last FROM activity GROUP BY customer_id) a
+          SELECT customer_id, max(last_at) AS last FROM activity GROUP BY customer_id) a
         USING (customer_id)
-        WHERE a.last IS NULL OR a.last < ? ORDER BY c.customer_id""", [cutoff]).fetchall()
+        WHERE coalesce(a.last, c.first_seen_at, c.resolved_at) < ?
+        ORDER BY c.customer_id""", [cutoff]).fetchall()
     return [r[0] for r in rows]
 
 
