@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
 @dataclass(frozen=True)
@@ -599,6 +599,30 @@ TABLES: dict[str, Table] = {
                 _c("language", "VARCHAR", "Language of the treatment."),
                 _c("treatment", "JSON", "Rendered treatment (subject, body...)."),
                 _c("created_at", "TIMESTAMP", "When the run decided (UTC)."),
+            ),
+        ),
+        Table(
+            "deliveries",
+            "One row per message handed to a channel (docs/channels.md): its state from queued "
+            "to sent, delivered, bounced or failed; a message is sent once (its id is fixed by "
+            "the campaign, the occurrence and the customer).",
+            (
+                _c("delivery_id", "VARCHAR", "Message id (stable: a resumed run skips sent "
+                   "ones)."),
+                _c("decision_id", "VARCHAR", "Decision that chose it."),
+                _c("customer_id", "VARCHAR", "Customer."),
+                _c("campaign", "VARCHAR", "Campaign (or `decide` run) that sent it."),
+                _c("channel", "VARCHAR", "Channel name (`[channels.NAME]`, or the outbox)."),
+                _c("action_id", "VARCHAR", "Action delivered."),
+                _c("provider_id", "VARCHAR", "Id given by the provider (SMTP queue id, SMS "
+                   "gateway id...)."),
+                _c("status", "VARCHAR", "`queued`, `sent`, `delivered`, `bounced`, `failed`, "
+                   "`dead` (a webhook after its retries)."),
+                _c("attempts", "INTEGER", "Tries so far."),
+                _c("error", "VARCHAR", "Why the last try failed, in one sentence."),
+                _c("created_at", "TIMESTAMP", "When queued (UTC)."),
+                _c("sent_at", "TIMESTAMP", "When the channel accepted it (UTC)."),
+                _c("updated_at", "TIMESTAMP", "Last change (UTC)."),
             ),
         ),
         Table(

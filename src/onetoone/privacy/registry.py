@@ -55,6 +55,7 @@ HOLDINGS: tuple[Holding, ...] = (
     Holding("decisions", IDS, anonymise=("context",)),
     Holding("responses", IDS, anonymise=()),
     Holding("outbound", IDS),
+    Holding("deliveries", IDS),
     Holding("customer_scores", IDS),
     Holding("identity_review", "record_key_l IN (SELECT record_key FROM _subject_records) "
             "OR record_key_r IN (SELECT record_key FROM _subject_records)"),
@@ -86,6 +87,10 @@ NO_PERSON: frozenset[str] = frozenset({
 #: Folders of the workspace where onetoone writes files that can name a person: outbound
 #: lists (CSV, one row per person) and the subject-access exports it wrote there.
 FILE_FOLDERS: tuple[str, ...] = ("outbound", "privacy")
+#: The outbox of messages not sent to a real channel (docs/channels.md): e-mails as
+#: ``outbox/email/<campaign>/<delivery_id>.eml``, other channels as ``outbox/<channel>.jsonl``
+#: (one JSON object a line, with its ``customer_id``).
+OUTBOX = "outbox"
 
 
 def holding(table: str) -> Holding:
