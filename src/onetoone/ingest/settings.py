@@ -31,6 +31,9 @@ class SourceConfig(Section):
     )
     customer_source: str | None = None
     explode: str | None = None
+    #: Longest line read, in bytes (characters where a line is read as text); a longer line
+    #: is quarantined with its first 1,000 characters (docs/ingestion.md).
+    max_line_bytes: int = Field(16 << 20, ge=1024)
     country: str | None = None
     timezone: str | None = None
     columns: dict[str, str] = Field(default_factory=dict)
