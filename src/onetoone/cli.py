@@ -1136,6 +1136,103 @@ def privacy_compact(workspace: WorkspaceOpt = Path(".")) -> None:
         _compact(Path(workspace))
 
 
+campaign_app = typer.Typer(help="Campaigns of [campaigns.NAME]: preview, run, status "
+                           "(docs/campaigns.md).", no_args_is_help=True)
+app.add_typer(campaign_app, name="campaign")
+
+
+def _counts_table(title: str, rows: list[tuple[str, Any]]) -> None:
+    table = Table(title=title, title_justify="left", show_header=False)
+    for label, value in rows:
+        table.add_row(label, f"{value:,}" if isinstance(value, int) else str(value))
+    console.print(table)
+
+
+@campaign_app.command("preview")
+def campaign_preview(
+    name: Annotated[str, typer.Argument(help="Campaign name.")],
+    workspace: WorkspaceOpt = Path("."),
+) -> None:
+    """Who would get what and what it should bring, with sample messages; nothing written,
+    no cap consumed."""
+    from urllib.parse import quote
+
+    with _friendly():
+        result = _either(
+            workspace, lambda server: server.call(
+                "GET", f"/v1/campaigns/{quote(name, safe='')}/preview"),
+            lambda ws: _audited(ws, "campaign.preview", ws.campaigns.preview(name)))
+    _counts_table(f"Campaign {name} on {result['channel']} (preview)", [
+        ("customers", result["customers"]), ("in the audience", result["audience"]),
+        *((f"  not sent: {reason}", n) for reason, n in result["not_sent"].items()),
+        ("held out (control group)", result["held_out"]), ("to send", result["to_send"]),
+        *((f"  {action}", n) for action, n in result["actions"].items()),
+        ("expected responses", result["expected_responses"]),
+        ("expected value", result["expected_value"])])
+    for sample in result["samples"]:
+        console.print(json.dumps(sample, ensure_ascii=False), markup=False, highlight=False)
+    for error in result["errors"]:
+        err.print(f"Template error: {error}", markup=False, highlight=False)
+    if result["errors"]:
+        raise typer.Exit(1)
+
+
+def _audited(ws: Workspace, action: str, result: dict[str, Any]) -> dict[str, Any]:
+    ws.audit(cli_actor(), action, None, campaign=result["campaign"],
+             customers=result["audience"], to_send=result["to_send"])
+    return result
+
+
+@campaign_app.command("run")
+def campaign_run(
+    name: Annotated[str, typer.Argument(help="Campaign name.")],
+    workspace: WorkspaceOpt = Path("."),
+) -> None:
+    """Send the campaign: idempotent (a customer gets one message per occurrence), and a
+    run that stopped part way sends the rest."""
+    from onetoone.jobs import CAMPAIGN_STEPS
+    from onetoone.progress import silent
+
+    with _friendly():
+        result = _either(workspace, lambda server: _job(server, "campaign", {"name": name},
+                                                        "sending"),
+                         lambda ws: CAMPAIGN_STEPS["campaign"][0](ws, {"name": name}, silent))
+    delivery = result["delivery"]
+    _counts_table(f"Campaign {name}: run {result['run_id']}", [
+        ("in the audience", result["audience"]),
+        ("already in this run", result["already_in_this_occurrence"]),
+        *((f"  not sent: {reason}", n) for reason, n in result["not_sent"].items()),
+        ("held out (control group)", result["held_out"]), ("decided now", result["to_send"]),
+        ("sent", delivery["sent"]), ("failed", delivery["failed"])])
+    for reason, count in delivery["errors"].items():
+        err.print(f"{count:,} failed: {reason}", markup=False, highlight=False)
+
+
+@campaign_app.command("status")
+def campaign_status(
+    name: Annotated[str, typer.Argument(help="Campaign name.")],
+    workspace: WorkspaceOpt = Path("."),
+) -> None:
+    """Selected, held out, sent, delivered, bounced, opened, clicked, converted,
+    unsubscribed, and the lift against the control group."""
+    from urllib.parse import quote
+
+    from onetoone.api.routes.campaigns import _lift
+
+    with _friendly():
+        result = _either(
+            workspace, lambda server: server.call(
+                "GET", f"/v1/campaigns/{quote(name, safe='')}/status"),
+            lambda ws: ws.campaigns.status(name, lift=lambda run: _lift(ws, run)))
+    _counts_table(f"Campaign {name}", [
+        (key.replace("_", " "), result[key]) for key in (
+            "selected", "held_out", "sent", "delivered", "bounced", "failed", "queued",
+            "opened", "clicked", "converted", "unsubscribed")])
+    for found in result.get("lift", []):
+        console.print(f"{found['run']}: {found.get('text') or found.get('error')}",
+                      markup=False, highlight=False)
+
+
 def main() -> None:
     try:
         app()

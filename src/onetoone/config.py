@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pydantic import Field, ValidationError
 
+from onetoone.channels.settings import CampaignConfig, ChannelConfig
 from onetoone.customize.settings import (
     ABTestConfig,
     ActionConfig,
@@ -73,6 +74,8 @@ class Config(Section):
     needs: NeedsSettings = Field(default_factory=lambda: NeedsSettings())
     schedule: ScheduleSettings = Field(default_factory=lambda: ScheduleSettings())
     privacy: PrivacySettings = Field(default_factory=lambda: PrivacySettings())
+    channels: dict[str, ChannelConfig] = Field(default_factory=dict)
+    campaigns: dict[str, CampaignConfig] = Field(default_factory=dict)
     consent: ConsentSettings = Field(default_factory=lambda: ConsentSettings())
 
     def check(self) -> Config:
@@ -129,9 +132,56 @@ class Config(Section):
                     f"[contact_policy.consent_defaults] names '{purpose}', which is not a "
                     "consent purpose.",
                     hint=f"Purposes: {', '.join(purposes)} ([consent] purposes lists them).")
+        for name, campaign in self.campaigns.items():
+            self._check_campaign(name, campaign)
         if self.schedule.entries():
             zone(self.workspace.timezone)  # the schedule's times are read in it
         return self
+
+
+    def _check_campaign(self, name: str, campaign: CampaignConfig) -> None:
+        """A campaign names known channels, actions and profile fields."""
+        from onetoone.channels.campaigns import audience_names, known_fields
+        from onetoone.customize.rules import Rule, RuleError
+        from onetoone.schedule import Cron
+
+        where = f"[campaigns.{name}]"
+        outbound = self.contact_policy.outbound_channels
+        if campaign.channel not in outbound:
+            raise ConfigError(f"{where} channel = '{campaign.channel}' is not an outbound "
+                              "channel.", hint=f"Channels: {', '.join(outbound)}.")
+        unknown = [a for a in campaign.actions if a not in self.actions]
+        if unknown:
+            raise ConfigError(f"{where} names the action '{unknown[0]}', which the catalog "
+                              "does not hold.",
+                              hint=f"Actions: {', '.join(self.actions) or 'none'}.")
+        carried = [a for a in campaign.actions
+                   if campaign.channel not in self.actions[a].channels]
+        if carried:
+            raise ConfigError(f"{where}: the action '{carried[0]}' is not sent on "
+                              f"{campaign.channel}.",
+                              hint=f"Its channels: {', '.join(self.actions[carried[0]].channels)}.")
+        if campaign.deliver_with is not None and campaign.deliver_with not in self.channels:
+            raise ConfigError(f"{where} deliver_with = '{campaign.deliver_with}' is not a "
+                              "[channels.NAME] of this file.",
+                              hint=f"Channels: {', '.join(self.channels) or 'none declared'}.")
+        if campaign.audience:
+            try:
+                Rule(campaign.audience)
+            except RuleError as exc:
+                raise ConfigError(f"{where} audience: {exc}") from None
+            fields = known_fields()
+            strange = [n for n in audience_names(campaign.audience)
+                       if n not in fields and not n.startswith("context_")]
+            if strange:
+                raise ConfigError(f"{where} audience names the unknown field '{strange[0]}'.",
+                                  hint=f"Fields: {', '.join(sorted(fields))}.")
+        if campaign.schedule != "once":
+            try:
+                Cron(campaign.schedule, self.workspace.timezone)
+            except ValueError as exc:
+                raise ConfigError(f"{where} schedule: {exc}.",
+                                  hint='Use "once" or a cron expression.') from None
 
 
 def load_config(path: Path) -> Config:

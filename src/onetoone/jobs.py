@@ -158,6 +158,16 @@ def _retention(ws: Workspace, args: dict[str, Any], tell: Progress) -> dict[str,
                                 apply=not args.get("dry_run", False))
 
 
+def _campaign(ws: Workspace, args: dict[str, Any], tell: Progress) -> dict[str, Any]:
+    """Run a campaign (``onetoone campaign run NAME``): decide, commit, deliver."""
+    name = str(args["name"])
+    tell(f"campaign {name}", 0.0)
+    result = ws.campaigns.run(name)
+    ws.audit(_actor(args), "campaign.run", None, campaign=name, run=result["run_id"],
+             customers=result["audience"], sent=result["delivery"]["sent"])
+    return result
+
+
 Step = Callable[["Workspace", dict[str, Any], "Progress"], dict[str, Any]]
 #: step -> (function, the arguments it takes); the batch steps, which [schedule] can run
 STEPS: dict[str, tuple[Step, tuple[str, ...]]] = {
@@ -178,13 +188,18 @@ IDENTITY_STEPS: dict[str, tuple[Step, tuple[str, ...]]] = {
 PRIVACY_STEPS: dict[str, tuple[Step, tuple[str, ...]]] = {
     "erase": (_erase, ("customer", "mode", "actor")),
 }
+#: campaigns (onetoone campaign run): they decide and deliver through the running decision
+#: service itself (its profiles, its writer), not in one transaction of the job's own
+CAMPAIGN_STEPS: dict[str, tuple[Step, tuple[str, ...]]] = {
+    "campaign": (_campaign, ("name", "actor")),
+}
 _REQUIRED = {"merge": ("customer_a", "customer_b"), "unmerge": ("record_key",),
-             "erase": ("customer",)}
+             "erase": ("customer",), "campaign": ("name",)}
 
 
 def job_steps() -> dict[str, tuple[Step, tuple[str, ...]]]:
     """What a job may run: the batch steps, a person's identity decisions, erasures."""
-    return {**STEPS, **IDENTITY_STEPS, **PRIVACY_STEPS}
+    return {**STEPS, **IDENTITY_STEPS, **PRIVACY_STEPS, **CAMPAIGN_STEPS}
 
 #: steps after which the decision service reads the profiles and the identifier index again
 _REFRESHING = ("ingest", "identify", "score", "retention", *IDENTITY_STEPS,
@@ -409,17 +424,20 @@ class JobRunner:
                 and self.ws.config.api.job_worker):
             function = functools.partial(self._in_worker, job.step)
         try:
-            # the whole step in one transaction on the job's cursor: kept only if it ends well
-            with self.ws.reader() as view, view.store.atomic():
-                with self._lock:
-                    self._running_con = view.store.con if not job.cancel.is_set() else None
-                try:
-                    job.result = function(view, job.args, tell)
-                finally:
+            if job.step in CAMPAIGN_STEPS:  # through the decision service, resumable
+                job.result = function(self.ws, job.args, tell)
+            else:
+                # the whole step in one transaction on the job's cursor: kept only if it ends well
+                with self.ws.reader() as view, view.store.atomic():
                     with self._lock:
-                        self._running_con = None
-                if job.cancel.is_set():  # asked before the commit: nothing is kept
-                    raise JobCancelled("Cancelled.")
+                        self._running_con = view.store.con if not job.cancel.is_set() else None
+                    try:
+                        job.result = function(view, job.args, tell)
+                    finally:
+                        with self._lock:
+                            self._running_con = None
+                    if job.cancel.is_set():  # asked before the commit: nothing is kept
+                        raise JobCancelled("Cancelled.")
         except Exception as exc:
             if job.cancel.is_set():  # JobCancelled, or the statement that was interrupted
                 self._end(job, "cancelled", error=(

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
+    from onetoone.channels.campaigns import Campaigns
     from onetoone.differentiate.defection import DifferentiateRun
     from onetoone.differentiate.scores import Scores
     from onetoone.differentiate.value import ValueResult
@@ -333,6 +334,16 @@ class Workspace:
         from onetoone.privacy.rights import Privacy
 
         return Privacy(self.root, self.config.workspace, self.config.privacy, self.store)
+
+    @property
+    def campaigns(self) -> Campaigns:
+        """The campaigns of ``[campaigns.NAME]``: ``preview``, ``run``, ``status``
+        (docs/campaigns.md)."""
+        from onetoone.channels.campaigns import Campaigns
+
+        return Campaigns(self.decisions, self.config.campaigns, self.config.channels,
+                         self.root, self.store, self.config.api.public_url,
+                         self.config.workspace.timezone)
 
     def audit(self, actor: str, action: str, customer_id: str | None = None,
               **details: Any) -> None:

@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from onetoone import __version__
 from onetoone.api.routes import (
     admin,
+    campaigns,
     customers,
     decisions,
     events,
@@ -35,6 +36,7 @@ from onetoone.api.routes import (
     jobs,
     keys,
     measure,
+    tracking,
 )
 from onetoone.errors import OneToOneError, RateLimitedError
 from onetoone.jobs import JobRunner
@@ -204,7 +206,8 @@ def build_app(workspace: Workspace | Path | str) -> FastAPI:
     app.state.workspace = ws
     app.state.jobs = runner
     app.state.scheduler = scheduler
-    for module in (events, customers, decisions, keys, measure, admin, jobs, health):
+    for module in (events, customers, decisions, keys, measure, admin, jobs, health,
+                   campaigns, tracking):
         app.include_router(module.router)
 
     @app.exception_handler(OneToOneError)

@@ -53,3 +53,48 @@ class ChannelConfig(Section):
                 and self.method == "GET":
             raise ValueError("the gateway url needs the placeholders {to} and {text}")
         return self
+
+
+class CampaignConfig(Section):
+    """``[campaigns.NAME]``: who, on which channel, with what, when (docs/campaigns.md)."""
+
+    #: the decision channel (an outbound channel of [contact_policy]: email, sms...)
+    channel: str
+    #: a rule in the catalog's rule language over the customer's profile, e.g.
+    #: ``value_tier == "top" and defection_risk > 0.3``; empty: everyone
+    audience: str | None = None
+    #: value tiers kept (empty: all)
+    tiers: list[str] = Field(default_factory=list)
+    #: needs segments kept (empty: all)
+    segments: list[str] = Field(default_factory=list)
+    #: the actions it may send (empty: the next best action among all)
+    actions: list[str] = Field(default_factory=list)
+    #: share of the audience held out as the campaign's control group (the same customers
+    #: at every run), to measure its lift
+    control_share: float = Field(default=0.1, ge=0, le=0.5)
+    #: "once", or a cron expression (a new occurrence each time it runs)
+    schedule: str = "once"
+    #: hours of the day (workspace time) when it may send, e.g. "08:00-20:00"
+    send_window: str | None = None
+    #: the ``[channels.NAME]`` that delivers it; default: the one carrying ``channel``, else
+    #: the outbox
+    deliver_with: str | None = None
+
+    @model_validator(mode="after")
+    def _window(self) -> CampaignConfig:
+        if self.send_window is not None:
+            send_window(self.send_window)
+        return self
+
+
+def send_window(text: str) -> tuple[int, int]:
+    """Minutes of the day of "HH:MM-HH:MM" (start, end); refused with one sentence."""
+    import re
+
+    match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*", text)
+    if match is None:
+        raise ValueError(f"send_window '{text}' is not HH:MM-HH:MM")
+    h1, m1, h2, m2 = (int(g) for g in match.groups())
+    if h1 > 23 or h2 > 24 or m1 > 59 or m2 > 59:
+        raise ValueError(f"send_window '{text}' holds an impossible time")
+    return h1 * 60 + m1, h2 * 60 + m2

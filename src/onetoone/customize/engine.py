@@ -22,7 +22,7 @@ import itertools
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -224,8 +224,13 @@ class DecisionEngine:
         context: Mapping[str, Any],
         now: datetime,
         decision_id: str | None = None,
+        *,
+        only: Collection[str] | None = None,
+        holdout: tuple[str, float] | None = None,
     ) -> Decision:
-        """The decision for ``profile`` on ``channel`` at ``now`` (naive UTC).
+        """The decision for ``profile`` on ``channel`` at ``now`` (naive UTC); with ``only``,
+        among those actions; with ``holdout`` = (campaign, share), that share of customers
+        (the same ones at every run) is held out of the campaign as its control group.
 
         Updates the profile's contact counters when an outbound contact is made; call under
         ``profile.lock`` when several threads may decide for the same customer.
@@ -240,7 +245,8 @@ class DecisionEngine:
             self.segment_of(profile),
             dict(context),
         )
-        offered = [p for p in ranked if channel in p.action.config.channels]
+        offered = [p for p in ranked if channel in p.action.config.channels
+                   and (only is None or p.action.action_id in only)]
         if not ranked:
             decision.reason = "no applicable action"
             return decision
@@ -279,6 +285,9 @@ class DecisionEngine:
                 profile.customer_id, action.action_id, action.config.holdout_share, control.salt
             ):
                 decision.withheld.append((proposal, "holdout"))
+            elif holdout is not None and in_holdout(profile.customer_id, holdout[0],
+                                                    holdout[1], control.salt):
+                decision.withheld.append((proposal, "campaign"))
             else:
                 decision.given.append(proposal)
         if decision.given:

@@ -628,6 +628,10 @@ class DecisionService:
         while len(self._decisions) > RECENT_DECISIONS:
             self._decisions.popitem(last=False)
 
+    def customer_of_decision(self, decision_id: str) -> str:
+        """The customer a decision was taken for (404 when unknown)."""
+        return self._decision(decision_id).customer_id
+
     def _decision(self, decision_id: str) -> _DecisionRef:
         found = self._decisions.get(decision_id)
         if found is not None:

@@ -41,6 +41,9 @@ class ApiSettings(Section):
     job_worker: bool = True
     keys: dict[str, ApiKeyConfig] = Field(default_factory=dict)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    #: the address at which customers' browsers reach this server (https://...), for the
+    #: links of messages (open pixel, clicks, unsubscribe, QR codes); empty: no tracking
+    public_url: str | None = None
     #: requests a second per key, refilling a bucket of ``rate_burst`` (0: no limit)
     rate_limit: float = Field(0.0, ge=0)
     #: requests a key may send at once (default: twice ``rate_limit``, at least 1)

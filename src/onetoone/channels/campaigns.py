@@ -1,0 +1,404 @@
+"""Campaigns (``[campaigns.NAME]``, docs/campaigns.md): select an audience, decide the next best
+action of each customer under consent and the contact policy, hold out a control group,
+render, deliver on a channel, and report what happened against the control group.
+
+- :meth:`Campaigns.preview` decides on copies of the profiles and writes nothing: no decision
+  logged, no cap consumed, no message sent.
+- :meth:`Campaigns.run` is idempotent per occurrence (``once``, or the day of a scheduled
+  run): a customer already in the occurrence's outbound list is not decided for again, and
+  a message already accepted by its channel is not sent again. Decisions and the outbound
+  list are committed before anything is sent (a contact counts once its decision is
+  durable); a run that stopped part way sends the rest when run again.
+- :meth:`Campaigns.status` counts selected, held out, sent, delivered, bounced, opened,
+  clicked, converted, unsubscribed, and the lift against the control group.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from onetoone.channels.base import Channel, Message
+from onetoone.channels.delivery import Deliverer, Limits, Tally
+from onetoone.channels.outbox import Outbox
+from onetoone.channels.settings import CampaignConfig, ChannelConfig, send_window
+from onetoone.channels.tracking import Signer, message_links, track_clicks
+from onetoone.clock import utcnow
+from onetoone.errors import InvalidInputError, NotFoundError
+from onetoone.schema import TABLES
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from onetoone.customize.profile import Profile
+    from onetoone.interact.service import DecisionService
+    from onetoone.store import Store
+
+#: where each decision channel finds the customer's address
+ADDRESS_OF = {"email": "email", "sms": "phone", "phone": "phone"}
+#: names of the ``scores`` JSON that every scoring run writes
+SCORE_NAMES = ("age", "expected_purchases_52w", "expected_spend", "value_rank", "pareto_share",
+               "margin", "historical_spend", "defection_risk", "defection_status",
+               "defection_reasons", "defection_horizon_days", "needs_segment", "model",
+               "fallback", "customer_id")
+SAMPLE = 5
+
+
+def known_fields() -> set[str]:
+    """Profile fields an audience rule may name (``context_*`` too)."""
+    golden = {c.name for c in TABLES["customers"].columns}
+    scores = {c.name for c in TABLES["customer_scores"].columns} - {"scores", "scored_at"}
+    return golden | scores | set(SCORE_NAMES)
+
+
+def audience_names(rule: str) -> list[str]:
+    """The field names a rule reads."""
+    constants = {"true", "false", "none", "null", "True", "False", "None"}
+    return sorted({n.id for n in ast.walk(ast.parse(rule, mode="eval"))
+                   if isinstance(n, ast.Name) and n.id not in constants})
+
+
+def delivery_id(campaign: str, occurrence: str, customer_id: str) -> str:
+    """The message's id: one per campaign, occurrence and customer, so never sent twice."""
+    return "m" + hashlib.sha256(f"{campaign}\x1f{occurrence}\x1f{customer_id}".encode()
+                                ).hexdigest()[:23]
+
+
+@dataclass
+class Selection:
+    """What deciding over the audience gave (a preview, or the new part of a run)."""
+
+    customers: int = 0
+    audience: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+    held_out: int = 0
+    to_send: int = 0
+    already: int = 0
+    actions: Counter[str] = field(default_factory=Counter)
+    expected_responses: float = 0.0
+    expected_value: float = 0.0
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {"customers": self.customers, "audience": self.audience,
+                "not_sent": dict(self.reasons.most_common()), "held_out": self.held_out,
+                "to_send": self.to_send, "already_in_this_occurrence": self.already,
+                "actions": dict(self.actions.most_common()),
+                "expected_responses": round(self.expected_responses, 2),
+                "expected_value": round(self.expected_value, 2), "samples": self.samples,
+                "errors": self.errors}
+
+
+class Campaigns:
+    """``Workspace.campaigns``: preview, run and status of the configured campaigns."""
+
+    def __init__(self, service: DecisionService, campaigns: dict[str, CampaignConfig],
+                 channels: dict[str, ChannelConfig], root: Path, store: Store,
+                 public_url: str | None, timezone: str) -> None:
+        self.service, self.configs, self.channels = service, campaigns, channels
+        self.root, self.store, self.public_url, self.timezone = (root, store, public_url,
+                                                                 timezone)
+
+    def config(self, name: str) -> CampaignConfig:
+        found = self.configs.get(name)
+        if found is None:
+            raise NotFoundError(f"No campaign '{name}'.",
+                                hint=f"Campaigns: {', '.join(self.configs) or 'none'} "
+                                "([campaigns.NAME] in onetoone.toml).")
+        return found
+
+    # -- selection ----------------------------------------------------------------------
+    def _audience(self, now: datetime) -> Iterator[tuple[Profile, Profile]]:
+        """(fresh profile, the service's profile if it holds one) of every customer."""
+        from onetoone.interact.profiles import ProfileStore
+
+        service = self.service
+        loaded = ProfileStore.load(service.cursor(), now, service.policy.max_days,
+                                   service.policy.outbound)
+        for fresh in loaded.profiles():
+            yield fresh, (service._profiles.made(fresh.customer_id) or fresh)
+
+    def _select(self, name: str, config: CampaignConfig, now: datetime, *, live: bool,
+                occurrence: str, skip: set[str],
+                keep: Callable[[Any, Profile, str | None], None] | None = None) -> Selection:
+        """Decide for every customer of the audience (on copies unless ``live``)."""
+        from onetoone.customize.rules import Rule
+
+        out = Selection()
+        rule = Rule(config.audience) if config.audience else None
+        engine = self.service.engine
+        address_field = ADDRESS_OF.get(config.channel)
+        context = {"campaign": f"{name}:{occurrence}"}
+        only = frozenset(config.actions) or None
+        holdout = (f"campaign:{name}", config.control_share) if config.control_share else None
+        for fresh, current in self._audience(now):
+            out.customers += 1
+            attrs = fresh.attributes
+            if config.tiers and attrs.get("value_tier") not in config.tiers:
+                continue
+            if config.segments and attrs.get("needs_segment") not in config.segments:
+                continue
+            if rule is not None and not rule.test(engine.environment(fresh, {})):
+                continue
+            out.audience += 1
+            if fresh.customer_id in skip:
+                out.already += 1
+                continue
+            address = attrs.get(address_field) if address_field else None
+            if address_field and not address:
+                out.reasons[f"no {address_field}"] += 1
+                continue
+            profile = current if live else fresh
+            if live:
+                with profile.lock:
+                    decision = engine.decide(profile, config.channel, context, now,
+                                             only=only, holdout=holdout)
+            else:  # a copy: its counters are thrown away with it
+                decision = engine.decide(fresh, config.channel, context, now, only=only,
+                                         holdout=holdout)
+            if any(group == "campaign" for _, group in decision.withheld):
+                out.held_out += 1
+            if not decision.given:
+                if not decision.withheld:
+                    out.reasons[decision.reason or "no action"] += 1
+                elif keep is not None:
+                    keep(decision, profile, None)
+                continue
+            out.to_send += 1
+            for proposal in decision.given[:1]:
+                out.actions[proposal.action.action_id] += 1
+                out.expected_responses += float(proposal.propensity or 0)
+                out.expected_value += float(proposal.propensity or 0) * float(
+                    proposal.value or 0)
+                if len(out.samples) < SAMPLE:
+                    out.samples.append({"customer_id": fresh.customer_id,
+                                        "action": proposal.action.action_id,
+                                        **proposal.treatment})
+            if keep is not None:
+                keep(decision, profile, str(address))
+        return out
+
+    # -- preview ------------------------------------------------------------------------
+    def preview(self, name: str, now: datetime | None = None) -> dict[str, Any]:
+        """Who would get what, and what it should bring; nothing written, no cap consumed.
+        Every treatment of the allowed actions is rendered once: errors are listed (and
+        refuse the run)."""
+        config = self.config(name)
+        now = now or utcnow()
+        selection = self._select(name, config, now, live=False,
+                                 occurrence=self.occurrence(config, now), skip=set())
+        selection.errors = self._render_errors(config)
+        return {"campaign": name, "channel": config.channel, **selection.summary()}
+
+    def _render_errors(self, config: CampaignConfig) -> list[str]:
+        """Render each treatment of the campaign's actions on the channel with a sample
+        customer; the errors, one sentence each."""
+        errors = []
+        env = {"first_name": "Marie", "last_name": "Martin", "customer_id": "C0",
+               "context": {}, "value_tier": "top"}
+        for action in self.service.catalog.actions:
+            if config.actions and action.action_id not in config.actions:
+                continue
+            if config.channel not in action.config.channels:
+                continue
+            for language in ("fr", "en"):
+                try:
+                    action.render(config.channel, language, env, language)
+                except Exception as exc:  # a template that fails: said, never raised
+                    errors.append(f"{action.action_id} ({config.channel}, {language}): "
+                                  f"{type(exc).__name__}: {str(exc)[:200]}")
+        return errors
+
+    # -- run ----------------------------------------------------------------------------
+    def occurrence(self, config: CampaignConfig, now: datetime) -> str:
+        """``once``, or the day of a scheduled run in the workspace's time zone."""
+        if config.schedule == "once":
+            return "once"
+        from zoneinfo import ZoneInfo
+
+        return now.replace(tzinfo=ZoneInfo("UTC")).astimezone(ZoneInfo(self.timezone)
+                                                              ).strftime("%Y-%m-%d")
+
+    def _in_window(self, config: CampaignConfig, now: datetime) -> bool:
+        if config.send_window is None:
+            return True
+        from zoneinfo import ZoneInfo
+
+        local = now.replace(tzinfo=ZoneInfo("UTC")).astimezone(ZoneInfo(self.timezone))
+        minute = local.hour * 60 + local.minute
+        start, end = send_window(config.send_window)
+        return start <= minute < end if start <= end else minute >= start or minute < end
+
+    def run(self, name: str, now: datetime | None = None,
+            cancelled: Callable[[], bool] = lambda: False) -> dict[str, Any]:
+        """Decide for the new part of the audience, commit, then deliver what is not sent."""
+        config = self.config(name)
+        now = now or utcnow()
+        if not self._in_window(config, now):
+            raise InvalidInputError(f"The campaign '{name}' sends between "
+                                    f"{config.send_window} only ({self.timezone}).",
+                                    hint="Run it then, or schedule it.")
+        errors = self._render_errors(config)
+        if errors:
+            raise InvalidInputError(f"The campaign '{name}' has treatments that fail: "
+                                    f"{errors[0]}.", hint="'onetoone campaign preview' "
+                                    "lists them all; fix them in the catalog.")
+        started = time.perf_counter()
+        occurrence = self.occurrence(config, now)
+        run_id = f"{name}:{occurrence}"
+        service = self.service
+        cur = service.cursor()
+        skip = {r[0] for r in cur.execute("SELECT DISTINCT customer_id FROM outbound WHERE "
+                                          "run_id = ?", [run_id]).fetchall()}
+        decisions: list[dict[str, Any]] = []
+        outbound: list[dict[str, Any]] = []
+
+        def keep(decision: Any, profile: Profile, address: str | None) -> None:
+            decisions.extend(decision.rows())
+            for proposal in decision.given[:1]:
+                outbound.append({
+                    "run_id": run_id, "decision_id": decision.decision_id,
+                    "customer_id": profile.customer_id, "channel": config.channel,
+                    "action_id": proposal.action.action_id, "priority": proposal.priority,
+                    "address": address, "language": proposal.treatment.get("language"),
+                    "treatment": json.dumps(proposal.treatment, ensure_ascii=False),
+                    "created_at": now})
+
+        selection = self._select(name, config, now, live=True, occurrence=occurrence,
+                                 skip=skip, keep=keep)
+        # decisions and the list durable before any message leaves (a contact counts)
+        def commit(txn: Any) -> None:
+            txn.insert("decisions", decisions)
+            txn.insert("outbound", outbound)
+
+        service.writer.write(commit, timeout=None)
+        tally = self._deliver(name, config, run_id, occurrence, cancelled)
+        return {"campaign": name, "run_id": run_id, **selection.summary(),
+                "delivery": tally.summary(), "seconds": round(time.perf_counter() - started, 2)}
+
+    def _channel(self, config: CampaignConfig) -> tuple[str, Channel, Limits]:
+        """The adapter that delivers the campaign: ``deliver_with``, else the channel that
+        carries its decision channel, else the outbox."""
+        chosen = config.deliver_with or next(
+            (n for n, c in self.channels.items() if (c.carries or n) == config.channel), None)
+        if chosen is None:
+            return ("outbox", Outbox(config.channel, self.root / "outbox",
+                                     email=config.channel == "email"), Limits(1e6, 1, 0))
+        settings = self.channels[chosen]
+        limits = Limits(settings.rate_per_second, settings.max_attempts,
+                        settings.backoff_seconds)
+        return chosen, build_channel(chosen, settings, self.root, config.channel), limits
+
+    def _deliver(self, name: str, config: CampaignConfig, run_id: str, occurrence: str,
+                 cancelled: Callable[[], bool]) -> Tally:
+        """Send the occurrence's messages that no channel has accepted yet."""
+        service = self.service
+        service.writer.sync()
+        rows = service.cursor().execute(
+            "SELECT decision_id, customer_id, action_id, address, treatment FROM outbound "
+            "WHERE run_id = ? ORDER BY customer_id", [run_id]).fetchall()
+        # accepted by a channel, or bounced: never sent again (queued or failed: tried again)
+        done = {r[0] for r in service.cursor().execute(
+            "SELECT delivery_id FROM deliveries WHERE campaign = ? AND status IN "
+            "('sent', 'delivered', 'bounced', 'dead')", [run_id]).fetchall()}
+        channel_name, channel, limits = self._channel(config)
+        signer = self._signer()
+        messages = []
+        for decision_id, customer_id, action_id, address, treatment in rows:
+            did = delivery_id(name, occurrence, customer_id)
+            if did in done:
+                continue
+            fields = json.loads(treatment or "{}")
+            links: dict[str, str] = {}
+            if signer is not None and self.public_url:
+                links = message_links(signer, self.public_url, did, decision_id,
+                                      config.channel)
+                if fields.get("html"):
+                    fields["html"] = track_clicks(str(fields["html"]), signer,
+                                                  self.public_url, did, decision_id,
+                                                  config.channel)
+            messages.append(Message(did, decision_id, customer_id, run_id, channel_name,
+                                    action_id, str(address), fields, links))
+
+        def record(rows: list[dict[str, Any]]) -> None:
+            def work(txn: Any) -> None:
+                for row in rows:
+                    txn.upsert("deliveries", ("delivery_id",), row)
+            service.writer.write(work)
+
+        try:
+            return Deliverer(channel, limits, record).deliver(messages, cancelled)
+        finally:
+            channel.close()
+
+    def _signer(self) -> Signer | None:
+        if not self.public_url:
+            return None
+        from onetoone.channels.secrets import channel_secret
+
+        return Signer(channel_secret(self.root))
+
+    # -- status -------------------------------------------------------------------------
+    def status(self, name: str, lift: Callable[[str], Any] | None = None) -> dict[str, Any]:
+        """What the campaign's runs did, from the tables."""
+        self.config(name)
+        self.service.writer.sync()
+        cur = self.service.cursor()
+        like = [f"{name}:%"]
+        decided = cur.execute("""
+            SELECT count(DISTINCT customer_id) FILTER (WHERE control_group IS NULL
+                                                       AND action_id IS NOT NULL),
+                   count(DISTINCT customer_id) FILTER (WHERE control_group = 'campaign'),
+                   list(DISTINCT context->'context'->>'campaign')
+            FROM decisions WHERE context->'context'->>'campaign' LIKE ?""", like).fetchall()[0]
+        statuses = dict(cur.execute("SELECT status, count(*) FROM deliveries WHERE campaign "
+                                    "LIKE ? GROUP BY status", like).fetchall())
+        answers = dict(cur.execute("""
+            SELECT r.response, count(DISTINCT r.decision_id) FROM responses r
+            JOIN outbound o USING (decision_id) WHERE o.run_id LIKE ? GROUP BY r.response""",
+                                   like).fetchall())
+        events = dict(cur.execute("""
+            SELECT i.type, count(DISTINCT i.decision_id) FROM interactions i
+            JOIN outbound o USING (decision_id) WHERE o.run_id LIKE ? GROUP BY i.type""",
+                                  like).fetchall())
+        sent = sum(n for s, n in statuses.items() if s in ("sent", "delivered", "bounced"))
+        out: dict[str, Any] = {
+            "campaign": name, "runs": sorted(r for r in (decided[2] or []) if r),
+            "selected": int(decided[0] or 0) + int(decided[1] or 0),
+            "held_out": int(decided[1] or 0), "sent": sent,
+            "delivered": statuses.get("delivered", 0), "bounced": statuses.get("bounced", 0),
+            "failed": statuses.get("failed", 0) + statuses.get("dead", 0),
+            "queued": statuses.get("queued", 0),
+            "opened": events.get("open", 0), "clicked": answers.get("click", 0),
+            "converted": answers.get("conversion", 0) + answers.get("accept", 0),
+            "unsubscribed": events.get("unsubscribe", 0) + events.get("stop", 0),
+        }
+        if lift is not None and out["runs"]:
+            out["lift"] = [lift(run) for run in out["runs"]]
+        return out
+
+
+def build_channel(name: str, settings: ChannelConfig, root: Path, carries: str) -> Channel:
+    """The adapter of ``[channels.NAME]``."""
+    if settings.type == "outbox":
+        return Outbox(name, root / "outbox", email=carries == "email", sender=settings.sender)
+    if settings.type == "smtp":
+        from onetoone.channels.smtp import SmtpChannel
+
+        return SmtpChannel(name, settings)
+    if settings.type == "http_gateway":
+        from onetoone.channels.secrets import channel_secret
+        from onetoone.channels.sms import HttpGateway
+
+        return HttpGateway(name, settings, secret=channel_secret(root))
+    from onetoone.channels.webhook import Webhook
+
+    return Webhook(name, settings)

@@ -1,0 +1,169 @@
+"""Campaigns end to end into the outbox, and the answers coming back over HTTP: a preview
+writes nothing, a run sends each customer one message per occurrence, the open pixel, click
+redirect and one-click unsubscribe become responses, interactions and a withdrawal in force
+for the next decision; forged links are 404."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+from pathlib import Path
+
+import duckdb
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from _service_server import CONFIG, Server, make_workspace
+from onetoone import Workspace
+from onetoone.cli import app
+from onetoone.errors import ConfigError
+
+CUSTOMERS = 40
+
+
+def _crm() -> str:
+    rows = ["id;prenom;mail;langue"]
+    rows += [f"{i};Client{i};client{i}@exemple.fr;fr" for i in range(1, CUSTOMERS + 1)]
+    return "\n".join(rows) + "\n"
+
+
+def _consents() -> str:  # everyone but the last five consented to e-mail marketing
+    rows = ["client;canal;ok;date"]
+    rows += [f"{i};email;oui;2026-01-10" for i in range(1, CUSTOMERS - 4)]
+    return "\n".join(rows) + "\n"
+
+
+SOURCES = """
+[identify]
+probabilistic = false
+
+[sources.crm]
+entity = "customers"
+path = "crm.csv"
+delimiter = ";"
+[sources.crm.columns]
+source_id = "id"
+first_name = "prenom"
+email = "mail"
+language = "langue"
+
+[sources.optin]
+entity = "consents"
+path = "consents.csv"
+delimiter = ";"
+customer_source = "crm"
+[sources.optin.columns]
+customer_source_id = "client"
+channel = "canal"
+granted = "ok"
+occurred_at = "date"
+
+[actions.retention_offer.treatments.email.fr.extra]
+
+[campaigns.spring]
+channel = "email"
+actions = ["retention_offer"]
+control_share = 0.2
+"""
+
+
+def _workspace(root: Path, public_url: str) -> dict[str, str]:
+    (root / "crm.csv").write_text(_crm(), encoding="utf-8")
+    (root / "consents.csv").write_text(_consents(), encoding="utf-8")
+    config = CONFIG.replace(
+        'body = "Votre code : FIDELE20"',
+        'body = "Votre code : FIDELE20"\n'
+        "html = '<p>Bonjour {{ first_name }}</p><a href=\"https://shop.example/offre?c=1\">"
+        "Voir</a>'")
+    config = config.replace("[api]\n", f'[api]\npublic_url = "{public_url}"\n')
+    sources = SOURCES.replace("[actions.retention_offer.treatments.email.fr.extra]\n", "")
+    keys = make_workspace(root, config + sources)
+    with Workspace(root) as ws:
+        ws.ingest()
+        ws.identify()
+    return keys
+
+
+def _count(root: Path, sql: str) -> int:
+    with duckdb.connect(str(root / "onetoone.duckdb"), read_only=True) as con:
+        return int(con.execute(sql).fetchone()[0])
+
+
+def test_preview_run_twice_and_the_answers_over_http(tmp_path: Path) -> None:
+    server = Server(tmp_path, {})
+    server.keys = _workspace(tmp_path, server.url)
+    runner = CliRunner()
+    where = ["--workspace", str(tmp_path)]
+
+    preview = runner.invoke(app, ["campaign", "preview", "spring", *where])
+    assert preview.exit_code == 0, preview.output
+    assert "to send" in preview.output and "FIDELE20" in preview.output
+    assert _count(tmp_path, "SELECT count(*) FROM decisions") == 0  # nothing written
+    assert _count(tmp_path, "SELECT count(*) FROM outbound") == 0
+
+    first = runner.invoke(app, ["campaign", "run", "spring", *where])
+    assert first.exit_code == 0, first.output
+    sent = _count(tmp_path, "SELECT count(*) FROM deliveries WHERE status = 'sent'")
+    held = _count(tmp_path, "SELECT count(DISTINCT customer_id) FROM decisions "
+                            "WHERE control_group = 'campaign'")
+    # 35 consented: some held out as the campaign's control group, the others sent
+    assert sent + held == CUSTOMERS - 5 and 2 <= held <= 15
+    mails = sorted((tmp_path / "outbox" / "email" / "spring_once").glob("*.eml"))
+    assert len(mails) == sent
+    again = runner.invoke(app, ["campaign", "run", "spring", *where])
+    assert again.exit_code == 0, again.output
+    assert _count(tmp_path, "SELECT count(*) FROM deliveries") == sent  # nobody twice
+    assert len(list((tmp_path / "outbox" / "email" / "spring_once").glob("*.eml"))) == sent
+
+    message = email.message_from_bytes(mails[0].read_bytes(), policy=email.policy.default)
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    unsubscribe = message["List-Unsubscribe"].strip("<>")
+    html = message.get_body(("html",)).get_content()
+    pixel = re.search(r'<img src="([^"]+)"', html).group(1)
+    click = re.search(r'<a href="([^"]+/t/c/[^"]+)"', html).group(1).replace("&amp;", "&")
+    customer = message["To"]
+
+    server.start()
+    try:
+        with httpx.Client(timeout=30) as web:
+            assert web.get(pixel).headers["content-type"] == "image/gif"
+            went = web.get(click, follow_redirects=False)
+            assert went.status_code == 302
+            assert went.headers["location"] == "https://shop.example/offre?c=1"
+            forged = click[:-3] + ("AAA" if not click.endswith("AAA") else "BBB")
+            assert web.get(forged, follow_redirects=False).status_code == 404
+            assert web.get(unsubscribe).status_code == 200  # a page, not an unsubscription
+            done = web.post(unsubscribe, data={"List-Unsubscribe": "One-Click"})
+            assert done.status_code == 200
+        with server.client("admin") as client:
+            status = client.get("/v1/campaigns/spring/status").json()
+            assert status["sent"] == sent and status["held_out"] == held
+            assert status["opened"] == 1 and status["clicked"] == 1
+            assert status["unsubscribed"] == 1
+            assert status["lift"] and status["lift"][0]["run"] == "spring:once"
+            # the withdrawal is in force for the very next decision
+            decision = client.post("/v1/decisions", json={
+                "customer": {"email": customer}, "channel": "email"}).json()
+            assert decision["actions"] == []
+            # a run through the server: a job, nothing new to send
+            job = client.post("/v1/campaigns/spring/run").json()
+            assert job["step"] == "campaign"
+    finally:
+        server.stop()
+    assert _count(tmp_path, "SELECT count(*) FROM deliveries") == sent
+
+
+def test_unknown_channel_action_and_field_are_refused_at_load(tmp_path: Path) -> None:
+    base = CONFIG
+    for extra, says in [
+        ('[campaigns.x]\nchannel = "emial"\n', "channel = 'emial' is not an outbound channel"),
+        ('[campaigns.x]\nchannel = "email"\nactions = ["nope"]\n', "the action 'nope'"),
+        ('[campaigns.x]\nchannel = "email"\naudience = "vallue_tier == 1"\n',
+         "unknown field 'vallue_tier'"),
+        ('[campaigns.x]\nchannel = "email"\nschedule = "every day"\n', "schedule"),
+    ]:
+        (tmp_path / "onetoone.toml").write_text(base + extra, encoding="utf-8")
+        with pytest.raises(ConfigError, match=re.escape(says)):
+            Workspace(tmp_path)
