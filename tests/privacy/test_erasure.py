@@ -88,11 +88,14 @@ def test_every_table_with_a_person_is_in_the_registry() -> None:
 def test_erasure_leaves_nothing_of_the_person_and_a_reload_quarantines_them(
         tmp_path: Path) -> None:
     company = generate_demo(tmp_path, customers=300, seed=5)
-    with Workspace.init(tmp_path, config_text=company.config_text() + "\n" + ACTIONS) as ws:
+    config = (company.config_text() + "\n" + ACTIONS
+              + '\n[campaigns.spring]\nchannel = "email"\ncontrol_share = 0.0\n')
+    with Workspace.init(tmp_path, config_text=config) as ws:
         ws.ingest()
         ws.identify()
         ws.score()
         campaign = ws.decisions.campaign("email")
+        ws.campaigns.run("spring")  # its e-mails in the outbox
         ws.report()
     runner = CliRunner()
     where = ["--workspace", str(tmp_path)]
@@ -121,7 +124,8 @@ def test_erasure_leaves_nothing_of_the_person_and_a_reload_quarantines_them(
     assert document["customer_id"] == person
     assert len(document["source_records"]) >= 2
     assert document["tables"]["consents"] and document["tables"]["customer_scores"]
-    assert document["tables"]["decisions"] and document["files"]
+    assert document["tables"]["decisions"] and document["tables"]["deliveries"]
+    assert {f["file"].split("/")[0] for f in document["files"]} == {"outbound", "outbox"}
     assert _hits(duckdb.connect(str(tmp_path / "onetoone.duckdb"), read_only=True), values)
     before = _digests(tmp_path)
 

@@ -27,7 +27,7 @@ from onetoone.errors import InvalidInputError, NotFoundError, WorkspaceError
 from onetoone.ingest._normalize import Normalizer
 from onetoone.ingest.settings import SourceConfig
 from onetoone.privacy.audit import record
-from onetoone.privacy.registry import FILE_FOLDERS, HOLDINGS, Holding
+from onetoone.privacy.registry import FILE_FOLDERS, HOLDINGS, OUTBOX, Holding
 from onetoone.privacy.suppression import erasure_hash, privacy_key
 from onetoone.schema import TABLES
 from onetoone.store import Connection, has_table
@@ -196,7 +196,7 @@ def export_person(root: Path, config: WorkspaceSettings, con: Connection, custom
     tables = {h.table: _rows(con, h) for h in HOLDINGS
               if h.table in present and not h.working}
     golden = tables.get("customers") or []
-    files = _file_rows(root, set(ids))
+    files = _file_rows(root, set(ids), _deliveries(con))
     document = {
         "format": "onetoone.subject-access/1",
         "generated_at": utcnow().isoformat() + "Z",
@@ -218,15 +218,42 @@ def _outbound_files(root: Path) -> list[Path]:
                   if p.is_file())
 
 
-def _file_rows(root: Path, ids: set[str]) -> list[dict[str, Any]]:
-    """The person's rows in the outbound lists onetoone wrote."""
+def _file_rows(root: Path, ids: set[str], deliveries: set[str]) -> list[dict[str, Any]]:
+    """The person's rows in the outbound lists and the outbox onetoone wrote (an e-mail of
+    the outbox as its file name and raw text)."""
     out = []
     for path in _outbound_files(root):
         with path.open(newline="", encoding="utf-8") as f:
             for row in csv.DictReader(f):
                 if row.get("customer_id") in ids:
                     out.append({"file": str(path.relative_to(root)), **row})
+    for path in _outbox_lists(root):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            with suppress(ValueError):
+                item = json.loads(line)
+                if item.get("customer_id") in ids:
+                    out.append({"file": str(path.relative_to(root)), **item})
+    for path in _outbox_mails(root, deliveries):
+        out.append({"file": str(path.relative_to(root)),
+                    "message": path.read_text(encoding="utf-8", errors="replace")})
     return out
+
+
+def _outbox_lists(root: Path) -> list[Path]:
+    """The outbox's JSON Lines files (SMS, web hooks, dead letters)."""
+    return sorted(p for p in (root / OUTBOX).rglob("*.jsonl") if p.is_file())
+
+
+def _outbox_mails(root: Path, deliveries: set[str]) -> list[Path]:
+    """The outbox's e-mails of these deliveries (``email/<campaign>/<delivery_id>.eml``)."""
+    return sorted(p for p in (root / OUTBOX / "email").glob("*/*.eml")
+                  if p.stem in deliveries)
+
+
+def _deliveries(con: Connection) -> set[str]:
+    return {r[0] for r in con.execute(
+        "SELECT delivery_id FROM deliveries WHERE customer_id IN "
+        "(SELECT customer_id FROM _subject_ids)").fetchall()}
 
 
 # -- erasure ------------------------------------------------------------------------------
@@ -249,6 +276,7 @@ def erase_people(root: Path, con: Connection, customer_ids: list[str], *, mode: 
         con.execute("CREATE OR REPLACE TEMP TABLE _subject_anon AS SELECT person, "
                     "'anon-' || replace(uuid()::VARCHAR, '-', '') AS anon_id "
                     "FROM _subject_people")
+    sent = _deliveries(con)  # read before their rows go: the outbox names its files by them
     present = _present(con)
     for holding in HOLDINGS:
         if holding.keep or holding.table not in present:
@@ -258,7 +286,7 @@ def erase_people(root: Path, con: Connection, customer_ids: list[str], *, mode: 
         else:
             result.rows[holding.table] = _delete(con, holding)
     result.rows = {t: n for t, n in result.rows.items() if n}
-    result.files = _scrub_files(root, con, ids)
+    result.files = _scrub_files(root, con, ids, sent)
     for temp in ("_subject_people", "_subject_ids", "_subject_records", "_subject_values",
                  "_subject_anon"):
         con.execute(f"DROP TABLE IF EXISTS {temp}")
@@ -319,10 +347,21 @@ def _anonymise(con: Connection, holding: Holding) -> int:
     return count
 
 
-def _scrub_files(root: Path, con: Connection, ids: set[str]) -> list[str]:
-    """Rewrite the outbound lists without the people's rows; remove the access exports
-    onetoone wrote under the workspace for them."""
+def _scrub_files(root: Path, con: Connection, ids: set[str], sent: set[str]) -> list[str]:
+    """Rewrite the outbound lists and the outbox's lists without the people's rows; remove
+    their e-mails from the outbox and the access exports onetoone wrote for them."""
     changed = []
+    for path in _outbox_lists(root):
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        others = [line for line in lines if not _names(line, ids)]
+        if len(others) != len(lines):
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text("".join(others), encoding="utf-8")
+            os.replace(tmp, path)
+            changed.append(str(path.relative_to(root)))
+    for path in _outbox_mails(root, sent):
+        path.unlink()
+        changed.append(str(path.relative_to(root)))
     for path in _outbound_files(root):
         with path.open(newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
@@ -348,6 +387,14 @@ def _scrub_files(root: Path, con: Connection, ids: set[str]) -> list[str]:
                 target.unlink()
                 changed.append(written)
     return changed
+
+
+def _names(line: str, ids: set[str]) -> bool:
+    """Whether a JSON line of the outbox is about one of these customers."""
+    try:
+        return json.loads(line).get("customer_id") in ids
+    except (ValueError, AttributeError):
+        return False
 
 
 # -- retention ----------------------------------------------------------------------------
