@@ -49,6 +49,8 @@ SCORE_NAMES = ("age", "expected_purchases_52w", "expected_spend", "value_rank", 
                "defection_reasons", "defection_horizon_days", "needs_segment", "model",
                "fallback", "customer_id")
 SAMPLE = 5
+#: customers decided, committed and sent at a time (memory stays bounded)
+CHUNK = 20_000
 
 
 def known_fields() -> set[str]:
@@ -254,35 +256,46 @@ class Campaigns:
         started = time.perf_counter()
         occurrence = self.occurrence(config, now)
         run_id = f"{name}:{occurrence}"
-        service = self.service
-        cur = service.cursor()
-        skip = {r[0] for r in cur.execute("SELECT DISTINCT customer_id FROM outbound WHERE "
-                                          "run_id = ?", [run_id]).fetchall()}
-        decisions: list[dict[str, Any]] = []
-        outbound: list[dict[str, Any]] = []
+        sender = _Sender(self, name, config, run_id, occurrence, cancelled)
+        try:
+            sender.resume()  # what an earlier run of this occurrence decided but did not send
+            decisions: list[dict[str, Any]] = []
+            outbound: list[dict[str, Any]] = []
 
-        def keep(decision: Any, profile: Profile, address: str | None) -> None:
-            decisions.extend(decision.rows())
-            for proposal in decision.given[:1]:
-                outbound.append({
-                    "run_id": run_id, "decision_id": decision.decision_id,
-                    "customer_id": profile.customer_id, "channel": config.channel,
-                    "action_id": proposal.action.action_id, "priority": proposal.priority,
-                    "address": address, "language": proposal.treatment.get("language"),
-                    "treatment": json.dumps(proposal.treatment, ensure_ascii=False),
-                    "created_at": now})
+            def flush() -> None:
+                """Decisions and the list durable, then their messages sent."""
+                rows, chosen = list(outbound), list(decisions)
+                decisions.clear()
+                outbound.clear()
 
-        selection = self._select(name, config, now, live=True, occurrence=occurrence,
-                                 skip=skip, keep=keep)
-        # decisions and the list durable before any message leaves (a contact counts)
-        def commit(txn: Any) -> None:
-            txn.insert("decisions", decisions)
-            txn.insert("outbound", outbound)
+                def commit(txn: Any) -> None:
+                    txn.insert("decisions", chosen)
+                    txn.insert("outbound", rows)
 
-        service.writer.write(commit, timeout=None)
-        tally = self._deliver(name, config, run_id, occurrence, cancelled)
+                self.service.writer.write(commit, timeout=None)
+                sender.send(rows)
+
+            def keep(decision: Any, profile: Profile, address: str | None) -> None:
+                decisions.extend(decision.rows())
+                for proposal in decision.given[:1]:
+                    outbound.append({
+                        "run_id": run_id, "decision_id": decision.decision_id,
+                        "customer_id": profile.customer_id, "channel": config.channel,
+                        "action_id": proposal.action.action_id, "priority": proposal.priority,
+                        "address": address, "language": proposal.treatment.get("language"),
+                        "treatment": json.dumps(proposal.treatment, ensure_ascii=False),
+                        "created_at": now})
+                if len(decisions) >= CHUNK:
+                    flush()
+
+            selection = self._select(name, config, now, live=True, occurrence=occurrence,
+                                     skip=sender.decided, keep=keep)
+            flush()
+        finally:
+            sender.close()
         return {"campaign": name, "run_id": run_id, **selection.summary(),
-                "delivery": tally.summary(), "seconds": round(time.perf_counter() - started, 2)}
+                "delivery": sender.tally.summary(),
+                "seconds": round(time.perf_counter() - started, 2)}
 
     def _channel(self, config: CampaignConfig) -> tuple[str, Channel, Limits]:
         """The adapter that delivers the campaign: ``deliver_with``, else the channel that
@@ -296,48 +309,6 @@ class Campaigns:
         limits = Limits(settings.rate_per_second, settings.max_attempts,
                         settings.backoff_seconds)
         return chosen, build_channel(chosen, settings, self.root, config.channel), limits
-
-    def _deliver(self, name: str, config: CampaignConfig, run_id: str, occurrence: str,
-                 cancelled: Callable[[], bool]) -> Tally:
-        """Send the occurrence's messages that no channel has accepted yet."""
-        service = self.service
-        service.writer.sync()
-        rows = service.cursor().execute(
-            "SELECT decision_id, customer_id, action_id, address, treatment FROM outbound "
-            "WHERE run_id = ? ORDER BY customer_id", [run_id]).fetchall()
-        # accepted by a channel, or bounced: never sent again (queued or failed: tried again)
-        done = {r[0] for r in service.cursor().execute(
-            "SELECT delivery_id FROM deliveries WHERE campaign = ? AND status IN "
-            "('sent', 'delivered', 'bounced', 'dead')", [run_id]).fetchall()}
-        channel_name, channel, limits = self._channel(config)
-        signer = self._signer()
-        messages = []
-        for decision_id, customer_id, action_id, address, treatment in rows:
-            did = delivery_id(name, occurrence, customer_id)
-            if did in done:
-                continue
-            fields = json.loads(treatment or "{}")
-            links: dict[str, str] = {}
-            if signer is not None and self.public_url:
-                links = message_links(signer, self.public_url, did, decision_id,
-                                      config.channel)
-                if fields.get("html"):
-                    fields["html"] = track_clicks(str(fields["html"]), signer,
-                                                  self.public_url, did, decision_id,
-                                                  config.channel)
-            messages.append(Message(did, decision_id, customer_id, run_id, channel_name,
-                                    action_id, str(address), fields, links))
-
-        def record(rows: list[dict[str, Any]]) -> None:
-            def work(txn: Any) -> None:
-                for row in rows:
-                    txn.upsert("deliveries", ("delivery_id",), row)
-            service.writer.write(work)
-
-        try:
-            return Deliverer(channel, limits, record).deliver(messages, cancelled)
-        finally:
-            channel.close()
 
     def _signer(self) -> Signer | None:
         if not self.public_url:
@@ -384,6 +355,82 @@ class Campaigns:
         if lift is not None and out["runs"]:
             out["lift"] = [lift(run) for run in out["runs"]]
         return out
+
+
+class _Sender:
+    """The messages of one campaign occurrence: built from outbound rows, delivered, and
+    recorded in ``deliveries`` (inserted once, replaced only when tried again)."""
+
+    def __init__(self, campaigns: Campaigns, name: str, config: CampaignConfig, run_id: str,
+                 occurrence: str, cancelled: Callable[[], bool]) -> None:
+        self.campaigns, self.name, self.config = campaigns, name, config
+        self.run_id, self.occurrence, self.cancelled = run_id, occurrence, cancelled
+        service = campaigns.service
+        service.writer.sync()
+        cur = service.cursor()
+        #: customers already in this occurrence's list (not decided for again)
+        self.decided = {r[0] for r in cur.execute(
+            "SELECT DISTINCT customer_id FROM outbound WHERE run_id = ?", [run_id]).fetchall()}
+        states = dict(cur.execute("SELECT delivery_id, status FROM deliveries WHERE "
+                                  "campaign = ?", [run_id]).fetchall())
+        #: accepted by a channel, or bounced: never sent again (queued or failed: again)
+        self.done = {d for d, status in states.items()
+                     if status in ("sent", "delivered", "bounced", "dead")}
+        #: deliveries with a row already (replaced, not inserted, when recorded)
+        self.rowed = set(states)
+        self.channel_name, self.channel, self.limits = campaigns._channel(config)
+        self.signer = campaigns._signer()
+        self.tally = Tally()
+
+    def resume(self) -> None:
+        rows = self.campaigns.service.cursor().execute(
+            "SELECT decision_id, customer_id, action_id, address, treatment FROM outbound "
+            "WHERE run_id = ? ORDER BY customer_id", [self.run_id]).fetchall()
+        names = ("decision_id", "customer_id", "action_id", "address", "treatment")
+        for start in range(0, len(rows), CHUNK):
+            self.send([dict(zip(names, r, strict=True)) for r in rows[start:start + CHUNK]])
+
+    def send(self, rows: list[dict[str, Any]]) -> None:
+        public = self.campaigns.public_url
+        messages = []
+        for row in rows:
+            did = delivery_id(self.name, self.occurrence, row["customer_id"])
+            if did in self.done:
+                continue
+            fields = json.loads(row["treatment"] or "{}")
+            links: dict[str, str] = {}
+            if self.signer is not None and public:
+                links = message_links(self.signer, public, did, row["decision_id"],
+                                      self.config.channel)
+                if fields.get("html"):
+                    fields["html"] = track_clicks(str(fields["html"]), self.signer, public, did,
+                                                  row["decision_id"], self.config.channel)
+            messages.append(Message(did, row["decision_id"], row["customer_id"], self.run_id,
+                                    self.channel_name, row["action_id"], str(row["address"]),
+                                    fields, links))
+        if not messages:
+            return
+        done = Deliverer(self.channel, self.limits, self._record).deliver(messages,
+                                                                          self.cancelled)
+        for key in ("sent", "failed", "retried"):
+            setattr(self.tally, key, getattr(self.tally, key) + getattr(done, key))
+        for reason, count in done.errors.items():
+            self.tally.errors[reason] = self.tally.errors.get(reason, 0) + count
+
+    def _record(self, rows: list[dict[str, Any]]) -> None:
+        again = [r["delivery_id"] for r in rows if r["delivery_id"] in self.rowed]
+        self.rowed.update(r["delivery_id"] for r in rows)
+
+        def work(txn: Any) -> None:
+            if again:
+                txn.cur.execute("DELETE FROM deliveries WHERE delivery_id IN "
+                                "(SELECT unnest(?::VARCHAR[]))", [again])
+            txn.insert("deliveries", rows)
+
+        self.campaigns.service.writer.write(work)
+
+    def close(self) -> None:
+        self.channel.close()
 
 
 def build_channel(name: str, settings: ChannelConfig, root: Path, carries: str) -> Channel:
