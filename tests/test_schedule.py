@@ -453,3 +453,26 @@ def test_status_without_a_server_computes_next_runs_and_reads_last_results(
     assert "succeeded 20" in code.stdout
     assert "The schedule runs only while 'onetoone serve' runs" in code.stdout
 
+
+
+def test_a_campaign_with_a_cron_schedule_is_queued_as_its_job(queue: Any,
+                                                              monkeypatch: Any) -> None:
+    from onetoone.jobs import CAMPAIGN_STEPS
+
+    monkeypatch.setitem(CAMPAIGN_STEPS, "campaign", (
+        lambda _ws, args, _tell: {"campaign": args["name"]}, CAMPAIGN_STEPS["campaign"][1]))
+    runner, _ = queue
+    clock = Clock(paris(2026, 6, 10, 7, 0))
+    settings = parse_config("").schedule
+    scheduler = Scheduler(runner, settings, "Europe/Paris", clock=clock,
+                          campaigns={"newsletter": "30 8 * * MON-FRI"}).start()
+    try:
+        assert scheduler.next_runs() == {"campaign:newsletter": paris(2026, 6, 10, 8, 30)}
+        (job,) = scheduler.tick(paris(2026, 6, 10, 8, 30, 1))
+        assert job.step == "campaign" and job.args == {"name": "newsletter",
+                                                       "actor": "job:schedule"}
+        _until(lambda: _ended(job))
+        assert job.status == "succeeded" and job.result == {"campaign": "newsletter"}
+        assert scheduler.next_runs() == {"campaign:newsletter": paris(2026, 6, 11, 8, 30)}
+    finally:
+        scheduler.stop()

@@ -15,7 +15,7 @@ import calendar
 import logging
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
@@ -303,6 +303,9 @@ class ScheduleSettings(Section):
 
 
 # -- the scheduler ---------------------------------------------------------------------------
+#: the schedule's key of a campaign's cron runs
+CAMPAIGN = "campaign:"
+
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -321,12 +324,16 @@ class Scheduler:
     """
 
     def __init__(self, runner: JobRunner, settings: ScheduleSettings, timezone: str, *,
-                 clock: Callable[[], datetime] = _utc_now) -> None:
+                 clock: Callable[[], datetime] = _utc_now,
+                 campaigns: Mapping[str, str] | None = None) -> None:
         self.runner = runner
         self.tz = zone(timezone)
         self.clock = clock
         self.entries = settings.entries(self.tz)
         self.crons = {step: e for step, e in self.entries.items() if isinstance(e, Cron)}
+        # campaigns with a cron schedule ([campaigns.NAME] schedule), as "campaign:NAME"
+        for name, expression in (campaigns or {}).items():
+            self.crons[f"{CAMPAIGN}{name}"] = Cron(expression, self.tz)
         self._followers: dict[str, list[str]] = {}
         for step, entry in self.entries.items():
             if isinstance(entry, Chain):
@@ -415,8 +422,12 @@ class Scheduler:
                 self._submit(step, f"after {job.step} ({job.job_id})")
 
     def _submit(self, step: str, why: str) -> Job | None:
+        name = step.removeprefix(CAMPAIGN) if step.startswith(CAMPAIGN) else None
+        kind, args = ("campaign", {"name": name, "actor": "job:schedule"}) if name else (step,
+                                                                                         {})
         active = next((j for j in self.runner.list()
-                       if j.step == step and j.status in ("queued", "running")), None)
+                       if j.step == kind and j.args.get("name") == name
+                       and j.status in ("queued", "running")), None)
         if active is not None:
             log.info("schedule: %s not queued (%s): job %s is %s", step, why, active.job_id,
                      active.status)
@@ -424,7 +435,7 @@ class Scheduler:
                               f"was {active.status}")
             return None
         try:
-            job = self.runner.submit(step)
+            job = self.runner.submit(kind, args)
         except OneToOneError as exc:
             log.warning("schedule: %s not queued (%s): %s", step, why, exc)
             return None

@@ -29,6 +29,7 @@ from onetoone import __version__
 from onetoone.api.routes import (
     admin,
     campaigns,
+    channels,
     customers,
     decisions,
     events,
@@ -175,7 +176,9 @@ def build_app(workspace: Workspace | Path | str) -> FastAPI:
     _ = ws.decisions  # started now: the catalog saved, the propensities and profiles loaded
     runner = JobRunner(ws)  # the batch steps, one at a time, beside the decisions
     # [schedule]: runs steps as jobs by cron expressions and chains, while the server serves
-    scheduler = Scheduler(runner, ws.config.schedule, ws.config.workspace.timezone)
+    scheduler = Scheduler(runner, ws.config.schedule, ws.config.workspace.timezone,
+                          campaigns={name: c.schedule for name, c in ws.config.campaigns.items()
+                                     if c.schedule != "once"})
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -209,6 +212,7 @@ def build_app(workspace: Workspace | Path | str) -> FastAPI:
     for module in (events, customers, decisions, keys, measure, admin, jobs, health,
                    campaigns, tracking):
         app.include_router(module.router)
+    app.include_router(channels.router)  # SMS gateways' callbacks (tokens, no key)
 
     @app.exception_handler(OneToOneError)
     async def _domain(_request: Request, exc: OneToOneError) -> JSONResponse:
