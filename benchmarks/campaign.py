@@ -42,6 +42,10 @@ html = '''<p>Bonjour {{ first_name or "" }},</p>
 subject = "{{ first_name or 'Hello' }}, your account is changing"
 body = "Hello {{ first_name or '' }}, your account gets a new look."
 
+[contact_policy]
+quiet_hours_start = ""            # a benchmark runs at any hour
+quiet_hours_end = ""
+
 [campaigns.bench]
 channel = "email"
 actions = ["bench_notice"]

@@ -17,7 +17,7 @@ KEY_FILE = Path(".onetoone") / "channels.key"
 KEY_ENV = "ONETOONE_CHANNELS_KEY"
 
 
-def channel_secret(root: Path) -> bytes:
+def channel_secret(root: Path | str) -> bytes:
     """The channel secret of the workspace at ``root`` (created on first use)."""
     given = os.environ.get(KEY_ENV)
     if given:
