@@ -308,7 +308,8 @@ class Campaigns:
         settings = self.channels[chosen]
         limits = Limits(settings.rate_per_second, settings.max_attempts,
                         settings.backoff_seconds)
-        return chosen, build_channel(chosen, settings, self.root, config.channel), limits
+        return chosen, build_channel(chosen, settings, self.root, config.channel,
+                                     self.public_url), limits
 
     def _signer(self) -> Signer | None:
         if not self.public_url:
@@ -410,22 +411,44 @@ class _Sender:
                                     fields, links))
         if not messages:
             return
-        done = Deliverer(self.channel, self.limits, self._record).deliver(messages,
-                                                                          self.cancelled)
-        for key in ("sent", "failed", "retried"):
+        dead = None
+        if self.channel_name in self.campaigns.channels and \
+                self.campaigns.channels[self.channel_name].type == "webhook":
+            from onetoone.channels.webhook import dead_letters
+
+            dead = dead_letters(self.campaigns.root, self.channel_name)
+        done = Deliverer(self.channel, self.limits, self._record,
+                         dead_letters=dead).deliver(messages, self.cancelled)
+        for key in ("sent", "failed", "retried", "dead"):
             setattr(self.tally, key, getattr(self.tally, key) + getattr(done, key))
         for reason, count in done.errors.items():
             self.tally.errors[reason] = self.tally.errors.get(reason, 0) + count
 
     def _record(self, rows: list[dict[str, Any]]) -> None:
-        again = [r["delivery_id"] for r in rows if r["delivery_id"] in self.rowed]
+        """New rows inserted; known ones updated, except a state a delivery report set
+        meanwhile (a gateway may report ``delivered`` before its send call returns)."""
+        from onetoone.interact.writer import arrow_table
+        from onetoone.store import frame_view
+
+        known = [r for r in rows if r["delivery_id"] in self.rowed]
+        fresh = [r for r in rows if r["delivery_id"] not in self.rowed]
         self.rowed.update(r["delivery_id"] for r in rows)
 
         def work(txn: Any) -> None:
-            if again:
-                txn.cur.execute("DELETE FROM deliveries WHERE delivery_id IN "
-                                "(SELECT unnest(?::VARCHAR[]))", [again])
-            txn.insert("deliveries", rows)
+            if fresh:
+                txn.insert("deliveries", fresh)
+            if known:
+                with frame_view(txn.cur, "_delivered", arrow_table("deliveries", known)):
+                    txn.cur.execute("""
+                        UPDATE deliveries d SET
+                          status = CASE WHEN d.status IN ('delivered', 'bounced')
+                                        THEN d.status ELSE n.status END,
+                          provider_id = coalesce(n.provider_id, d.provider_id),
+                          attempts = n.attempts,
+                          error = CASE WHEN d.status IN ('delivered', 'bounced')
+                                       THEN d.error ELSE n.error END,
+                          sent_at = coalesce(d.sent_at, n.sent_at), updated_at = n.updated_at
+                        FROM _delivered n WHERE d.delivery_id = n.delivery_id""")
 
         self.campaigns.service.writer.write(work)
 
@@ -433,7 +456,8 @@ class _Sender:
         self.channel.close()
 
 
-def build_channel(name: str, settings: ChannelConfig, root: Path, carries: str) -> Channel:
+def build_channel(name: str, settings: ChannelConfig, root: Path, carries: str,
+                  public_url: str | None = None) -> Channel:
     """The adapter of ``[channels.NAME]``."""
     if settings.type == "outbox":
         return Outbox(name, root / "outbox", email=carries == "email", sender=settings.sender)
@@ -445,7 +469,7 @@ def build_channel(name: str, settings: ChannelConfig, root: Path, carries: str) 
         from onetoone.channels.secrets import channel_secret
         from onetoone.channels.sms import HttpGateway
 
-        return HttpGateway(name, settings, secret=channel_secret(root))
+        return HttpGateway(name, settings, secret=channel_secret(root), server_url=public_url)
     from onetoone.channels.webhook import Webhook
 
     return Webhook(name, settings)

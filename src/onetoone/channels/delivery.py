@@ -16,20 +16,23 @@ from onetoone.clock import utcnow
 BATCH = 100
 #: Writes ``deliveries`` rows (replacing the rows with the same delivery_id).
 Record = Callable[[list[dict[str, Any]]], None]
+#: Keeps the messages that exhausted their tries, given with their last error.
+DeadLetters = Callable[[list[Message], str], None]
 
 
 @dataclass
 class Tally:
-    """What a delivery run did."""
+    """What a delivery run did (``dead``: those of ``failed`` handed to the dead letters)."""
 
     sent: int = 0
     failed: int = 0
     retried: int = 0
     errors: dict[str, int] = field(default_factory=dict)
+    dead: int = 0
 
     def summary(self) -> dict[str, Any]:
         return {"sent": self.sent, "failed": self.failed, "retried": self.retried,
-                "errors": self.errors}
+                "errors": self.errors, "dead": self.dead}
 
 
 @dataclass
@@ -42,13 +45,19 @@ class Limits:
 
 
 class Deliverer:
-    """Sends messages through one channel and records each one."""
+    """Sends messages through one channel and records each one.
+
+    With ``dead_letters``, the messages still failing after ``max_attempts`` tries are handed
+    to it (with their last error) before their rows are recorded with the status ``dead``;
+    permanent failures stay ``failed``."""
 
     def __init__(self, channel: Channel, limits: Limits, record: Record, *,
                  sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 dead_letters: DeadLetters | None = None) -> None:
         self.channel, self.limits, self.record = channel, limits, record
         self.sleep, self.clock = sleep, clock
+        self.dead_letters = dead_letters
 
     def deliver(self, messages: Iterable[Message],
                 cancelled: Callable[[], bool] = lambda: False) -> Tally:
@@ -68,6 +77,7 @@ class Deliverer:
                 began = self.clock()
                 outcomes = self._send(batch)
                 rows = []
+                dead: dict[str, list[Message]] = {}
                 by_id = {m.delivery_id: m for m in batch}
                 for outcome in outcomes:
                     message = by_id[outcome.delivery_id]
@@ -76,10 +86,15 @@ class Deliverer:
                     status = outcome.status
                     if status == "retry" and tries >= self.limits.max_attempts:
                         status = "failed"
+                        if self.dead_letters is not None:
+                            status = "dead"
+                            dead.setdefault(outcome.error or "failed", []).append(message)
                     if status == "sent":
                         tally.sent += 1
-                    elif status == "failed":
+                    elif status in ("failed", "dead"):
                         tally.failed += 1
+                        if status == "dead":
+                            tally.dead += 1
                         key = (outcome.error or "failed").split(":")[0][:80]
                         tally.errors[key] = tally.errors.get(key, 0) + 1
                     else:
@@ -89,6 +104,9 @@ class Deliverer:
                                      tries, outcome.provider_id, outcome.error,
                                      created[message.delivery_id],
                                      sent=status == "sent"))
+                if self.dead_letters is not None:
+                    for error, letters in dead.items():
+                        self.dead_letters(letters, error)
                 self.record(rows)
                 # the rate limit: a batch of n takes at least n / rate seconds
                 spent = self.clock() - began

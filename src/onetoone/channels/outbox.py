@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+from email.utils import formatdate
 from pathlib import Path
 
 from onetoone.channels.base import Message, Outcome
-from onetoone.channels.mail import build_email
+from onetoone.channels.mail import email_bytes
 
 
 class Outbox:
@@ -17,14 +18,18 @@ class Outbox:
 
     def __init__(self, name: str, root: Path, *, email: bool, sender: str | None = None) -> None:
         self.name, self.root, self.email, self.sender = name, root, email, sender
+        self._folders: set[Path] = set()
 
     def send(self, messages: list[Message]) -> list[Outcome]:
         if self.email:
+            date = formatdate(localtime=False)
             for m in messages:
                 folder = self.root / "email" / _safe(m.campaign)
-                folder.mkdir(parents=True, exist_ok=True)
+                if folder not in self._folders:
+                    folder.mkdir(parents=True, exist_ok=True)
+                    self._folders.add(folder)
                 _write(folder / f"{_safe(m.delivery_id)}.eml",
-                       bytes(build_email(m, self.sender)))
+                       email_bytes(m, self.sender, date=date))
         else:
             self.root.mkdir(parents=True, exist_ok=True)
             lines = "".join(json.dumps({
