@@ -8,6 +8,7 @@ from __future__ import annotations
 import email
 import email.policy
 import re
+import time
 from pathlib import Path
 
 import duckdb
@@ -167,3 +168,26 @@ def test_unknown_channel_action_and_field_are_refused_at_load(tmp_path: Path) ->
         (tmp_path / "onetoone.toml").write_text(base + extra, encoding="utf-8")
         with pytest.raises(ConfigError, match=re.escape(says)):
             Workspace(tmp_path)
+
+
+def test_the_call_centre_answer_briefs_the_employee(server: Server) -> None:
+    with server.client("admin") as client:
+        decision = client.post("/v1/decisions", json={
+            "customer": {"email": "briefing@exemple.fr"}, "channel": "call_centre",
+            "context": {"reason": "late delivery"}}).json()
+        briefing = decision["briefing"]
+        assert set(briefing) >= {"customer", "value_tier", "defection_risk",
+                                 "defection_reasons", "needs_segment", "why", "history"}
+        assert [w["action"] for w in briefing["why"]] == [a["action"]
+                                                          for a in decision["actions"]]
+        web = client.post("/v1/decisions", json={
+            "customer": {"email": "briefing@exemple.fr"}, "channel": "web"}).json()
+        assert "briefing" not in web  # the hot path stays small
+        query = ("SELECT details FROM audit_log WHERE action = 'customer.read' AND "
+                 f"customer_id = '{decision['customer_id']}'")
+        for _ in range(100):  # reads are audited with the next group commit
+            audit = client.post("/v1/sql", json={"query": query}).json()["rows"]
+            if audit:
+                break
+            time.sleep(0.05)
+        assert any("briefing:call_centre" in row[0] for row in audit)

@@ -63,6 +63,8 @@ class DecisionOut(BaseModel):
     decision_id: str
     customer_id: str
     actions: list[ActionOut]
+    #: on call_centre and store: who the customer is, why each action, their history
+    briefing: dict[str, Any] | None = None
 
 
 class ResponseIn(BaseModel):

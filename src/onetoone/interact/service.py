@@ -628,6 +628,33 @@ class DecisionService:
         while len(self._decisions) > RECENT_DECISIONS:
             self._decisions.popitem(last=False)
 
+    def briefing(self, customer_id: str, decision_id: str) -> dict[str, Any]:
+        """What an employee facing the customer needs with the decision: who they are, why
+        each action, their last interactions and purchases on every channel."""
+        view = self.customer_view(customer_id)
+        golden, scores = view["profile"], view.get("scores") or {}
+        extra = scores.get("scores") or {}
+        why = [{"action": a, "propensity": d.get("propensity"), "value": d.get("value"),
+                "lever": d.get("lever"), "basis": d.get("basis")}
+               for a, d in self._reasons(decision_id)]
+        return {
+            "customer": {k: golden.get(k) for k in ("first_name", "last_name", "language",
+                                                    "city")},
+            "value_tier": scores.get("value_tier"), "clv": scores.get("clv"),
+            "defection_risk": extra.get("defection_risk"),
+            "defection_reasons": extra.get("defection_reasons") or [],
+            "needs_segment": extra.get("needs_segment"),
+            "why": why,
+            "history": view.get("interactions", [])[:10],
+        }
+
+    def _reasons(self, decision_id: str) -> list[tuple[str, dict[str, Any]]]:
+        """(action, the model inputs logged with it) of a decision's given actions."""
+        self.writer.sync()
+        return [(a, json.loads(c or "{}")) for a, c in self.cursor().execute(
+            "SELECT action_id, context FROM decisions WHERE decision_id = ? AND action_id IS "
+            "NOT NULL AND control_group IS NULL ORDER BY rank", [decision_id]).fetchall()]
+
     def customer_of_decision(self, decision_id: str) -> str:
         """The customer a decision was taken for (404 when unknown)."""
         return self._decision(decision_id).customer_id
