@@ -13,7 +13,12 @@ from pathlib import Path
 
 from pydantic import Field, ValidationError
 
-from onetoone.channels.settings import CampaignConfig, ChannelConfig
+from onetoone.channels.settings import (
+    AudienceConfig,
+    CampaignConfig,
+    ChannelConfig,
+    TriggerConfig,
+)
 from onetoone.customize.settings import (
     ABTestConfig,
     ActionConfig,
@@ -76,7 +81,9 @@ class Config(Section):
     privacy: PrivacySettings = Field(default_factory=lambda: PrivacySettings())
     channels: dict[str, ChannelConfig] = Field(default_factory=dict)
     campaigns: dict[str, CampaignConfig] = Field(default_factory=dict)
+    triggers: dict[str, TriggerConfig] = Field(default_factory=dict)
     consent: ConsentSettings = Field(default_factory=lambda: ConsentSettings())
+    audiences: dict[str, AudienceConfig] = Field(default_factory=dict)
 
     def check(self) -> Config:
         """Cross-field checks that pydantic cannot express per section."""
@@ -134,6 +141,8 @@ class Config(Section):
                     hint=f"Purposes: {', '.join(purposes)} ([consent] purposes lists them).")
         for name, campaign in self.campaigns.items():
             self._check_campaign(name, campaign)
+        for name, audience in self.audiences.items():
+            self._check_audience(name, audience)
         if self.schedule.entries():
             zone(self.workspace.timezone)  # the schedule's times are read in it
         return self
@@ -176,12 +185,60 @@ class Config(Section):
             if strange:
                 raise ConfigError(f"{where} audience names the unknown field '{strange[0]}'.",
                                   hint=f"Fields: {', '.join(sorted(fields))}.")
-        if campaign.schedule != "once":
+        if campaign.schedule.startswith("trigger:"):
+            trigger = campaign.schedule.removeprefix("trigger:")
+            if trigger not in self.triggers:
+                raise ConfigError(f"{where} schedule names the trigger '{trigger}', which is "
+                                  "not a [triggers.NAME] of this file.",
+                                  hint=f"Triggers: {', '.join(self.triggers) or 'none'}.")
+        elif campaign.schedule != "once":
             try:
                 Cron(campaign.schedule, self.workspace.timezone)
             except ValueError as exc:
                 raise ConfigError(f"{where} schedule: {exc}.",
                                   hint='Use "once" or a cron expression.') from None
+
+    def _check_audience(self, name: str, audience: AudienceConfig) -> None:
+        """An audience has a file-safe name, a known purpose, known profile fields and value
+        tiers, and the channel ``ads`` among the outbound channels (its consent is opt-in)."""
+        from onetoone.channels.campaigns import audience_names, known_fields
+        from onetoone.customize.rules import Rule, RuleError
+
+        where = f"[audiences.{name}]"
+        if not re.fullmatch(r"[A-Za-z0-9_\-]+", name):
+            raise ConfigError(f"Audience name '{name}' may only hold letters, digits, '_' and "
+                              "'-' (it names the exported files).")
+        outbound = self.contact_policy.outbound_channels
+        if "ads" not in outbound:
+            listed = ", ".join(f'"{c}"' for c in [*outbound, "ads"])
+            raise ConfigError(
+                f"{where}: the channel 'ads' is not an outbound channel of [contact_policy], so "
+                "no consent could be given or withdrawn for it.",
+                hint=f"Add it: [contact_policy] outbound_channels = [{listed}].")
+        purposes = self.consent.purposes
+        if audience.purpose not in purposes:
+            raise ConfigError(f"{where} purpose = '{audience.purpose}' is not a consent purpose.",
+                              hint=f"Purposes: {', '.join(purposes)} ([consent] purposes lists "
+                              "them).")
+        if audience.tiers:
+            from onetoone.differentiate.tiers import TIERS
+
+            unknown = [t for t in audience.tiers if t not in TIERS]
+            if unknown:
+                raise ConfigError(f"{where} tiers names the unknown value tier '{unknown[0]}'.",
+                                  hint=f"Tiers: {', '.join(TIERS)}.")
+        if any(not s.strip() for s in audience.segments):
+            raise ConfigError(f"{where} segments holds an empty name.")
+        if audience.audience:
+            try:
+                Rule(audience.audience)
+            except RuleError as exc:
+                raise ConfigError(f"{where} audience: {exc}") from None
+            fields = known_fields()
+            strange = [n for n in audience_names(audience.audience) if n not in fields]
+            if strange:
+                raise ConfigError(f"{where} audience names the unknown field '{strange[0]}'.",
+                                  hint=f"Fields: {', '.join(sorted(fields))}.")
 
 
 def load_config(path: Path) -> Config:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from onetoone.channels.campaigns import Campaigns
+    from onetoone.channels.triggers import Triggers
     from onetoone.differentiate.defection import DifferentiateRun
     from onetoone.differentiate.scores import Scores
     from onetoone.differentiate.value import ValueResult
@@ -344,6 +345,12 @@ class Workspace:
         return Campaigns(self.decisions, self.config.campaigns, self.config.channels,
                          self.root, self.store, self.config.api.public_url,
                          self.config.workspace.timezone)
+
+    def trigger_runner(self) -> Triggers:
+        """What runs the campaigns of ``[triggers.NAME]`` in the server (docs/campaigns.md)."""
+        from onetoone.channels.triggers import Triggers
+
+        return Triggers(self, self.config.triggers, self.config.campaigns)
 
     def audit(self, actor: str, action: str, customer_id: str | None = None,
               **details: Any) -> None:

@@ -191,3 +191,62 @@ def test_the_call_centre_answer_briefs_the_employee(server: Server) -> None:
                 break
             time.sleep(0.05)
         assert any("briefing:call_centre" in row[0] for row in audit)
+
+
+TRIGGERED = """
+[triggers.complaint]
+event = "complaint"
+delay_minutes = 0
+
+[campaigns.care]
+channel = "email"
+actions = ["retention_offer"]
+control_share = 0.0
+schedule = "trigger:complaint"
+"""
+
+
+def _event(event_id: str, email: str, kind: str) -> dict[str, object]:
+    return {"event_id": event_id, "occurred_at": "2026-12-07T10:00:00+01:00",
+            "customer": {"email": email}, "channel": "service", "type": kind}
+
+
+def test_a_complaint_triggers_one_message_per_event(tmp_path: Path) -> None:
+    server = Server(tmp_path, make_workspace(tmp_path, CONFIG + TRIGGERED)).start()
+    outbox = tmp_path / "outbox" / "email"
+
+    def mails() -> list[Path]:
+        return sorted(outbox.rglob("*.eml")) if outbox.exists() else []
+
+    def wait_for(count: int) -> list[Path]:
+        for _ in range(300):
+            if len(mails()) >= count:
+                return mails()
+            time.sleep(0.1)
+        return mails()
+
+    try:
+        with server.client("admin") as client:
+            created = client.post("/v1/events", json={"events": [
+                _event("signup-1", "lea@exemple.fr", "signup")]})
+            assert created.status_code == 200, created.text
+            lea = client.get("/v1/customers", params={
+                "identifier": "email:lea@exemple.fr"}).json()["customer_id"]
+            assert client.put(f"/v1/customers/{lea}/consents", json={
+                "channel": "email", "purpose": "marketing", "granted": True}).status_code == 200
+            client.post("/v1/events", json={"events": [
+                _event("complaint-1", "lea@exemple.fr", "complaint")]})
+            first = wait_for(1)
+            assert len(first) == 1 and "care_complaint-complaint-1" in str(first[0])
+            # the same event again is one event; another complaint is another occurrence
+            client.post("/v1/events", json={"events": [
+                _event("complaint-1", "lea@exemple.fr", "complaint")]})
+            client.post("/v1/events", json={"events": [
+                _event("complaint-2", "lea@exemple.fr", "complaint")]})
+            assert len(wait_for(2)) == 2
+            time.sleep(6)  # another look of the server's triggers: nothing new
+            assert len(mails()) == 2
+            status = client.get("/v1/campaigns/care/status").json()
+            assert status["sent"] == 2 and len(status["runs"]) == 2
+    finally:
+        server.stop()

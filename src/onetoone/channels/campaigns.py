@@ -144,11 +144,7 @@ class Campaigns:
         for fresh, current in self._audience(now):
             out.customers += 1
             attrs = fresh.attributes
-            if config.tiers and attrs.get("value_tier") not in config.tiers:
-                continue
-            if config.segments and attrs.get("needs_segment") not in config.segments:
-                continue
-            if rule is not None and not rule.test(engine.environment(fresh, {})):
+            if not self._in_audience(config, rule, fresh):
                 continue
             out.audience += 1
             if fresh.customer_id in skip:
@@ -187,6 +183,60 @@ class Campaigns:
             if keep is not None:
                 keep(decision, profile, str(address))
         return out
+
+    def _in_audience(self, config: CampaignConfig, rule: Any, profile: Profile) -> bool:
+        attrs = profile.attributes
+        if config.tiers and attrs.get("value_tier") not in config.tiers:
+            return False
+        if config.segments and attrs.get("needs_segment") not in config.segments:
+            return False
+        return rule is None or bool(rule.test(self.service.engine.environment(profile, {})))
+
+    # -- one customer (a trigger) -------------------------------------------------------
+    def run_for(self, name: str, customer_id: str, occurrence: str,
+                context: dict[str, Any] | None = None,
+                now: datetime | None = None) -> dict[str, Any]:
+        """Decide and deliver the campaign for one customer (the one a trigger's event
+        names), as occurrence ``occurrence`` (the event): at most one message per event."""
+        from onetoone.customize.rules import Rule
+
+        config = self.config(name)
+        now = now or utcnow()
+        run_id = f"{name}:{occurrence}"
+        service = self.service
+        profile = service.profile(customer_id)
+        if not self._in_audience(config, Rule(config.audience) if config.audience else None,
+                                 profile):
+            return {"run_id": run_id, "sent": 0, "reason": "not in the audience"}
+        if not self._in_window(config, now):
+            return {"run_id": run_id, "sent": 0, "reason": "outside the send window"}
+        address_field = ADDRESS_OF.get(config.channel)
+        address = profile.attributes.get(address_field) if address_field else None
+        if address_field and not address:
+            return {"run_id": run_id, "sent": 0, "reason": f"no {address_field}"}
+        sender = _Sender(self, name, config, run_id, occurrence, lambda: False)
+        try:
+            if customer_id in sender.decided:
+                return {"run_id": run_id, "sent": 0, "reason": "already decided"}
+            holdout = (f"campaign:{name}", config.control_share) if config.control_share \
+                else None
+            with profile.lock:
+                decision = service.engine.decide(
+                    profile, config.channel, {**(context or {}), "campaign": run_id}, now,
+                    only=frozenset(config.actions) or None, holdout=holdout)
+            rows = [_outbound_row(run_id, config.channel, decision, customer_id,
+                                  str(address), now)] if decision.given else []
+
+            def commit(txn: Any) -> None:
+                txn.insert("decisions", decision.rows())
+                txn.insert("outbound", rows)
+
+            service.writer.write(commit)
+            sender.send(rows)
+        finally:
+            sender.close()
+        return {"run_id": run_id, "sent": sender.tally.sent,
+                "reason": None if rows else (decision.reason or "control group")}
 
     # -- preview ------------------------------------------------------------------------
     def preview(self, name: str, now: datetime | None = None) -> dict[str, Any]:
@@ -277,14 +327,9 @@ class Campaigns:
 
             def keep(decision: Any, profile: Profile, address: str | None) -> None:
                 decisions.extend(decision.rows())
-                for proposal in decision.given[:1]:
-                    outbound.append({
-                        "run_id": run_id, "decision_id": decision.decision_id,
-                        "customer_id": profile.customer_id, "channel": config.channel,
-                        "action_id": proposal.action.action_id, "priority": proposal.priority,
-                        "address": address, "language": proposal.treatment.get("language"),
-                        "treatment": json.dumps(proposal.treatment, ensure_ascii=False),
-                        "created_at": now})
+                if decision.given:
+                    outbound.append(_outbound_row(run_id, config.channel, decision,
+                                                  profile.customer_id, address, now))
                 if len(decisions) >= CHUNK:
                     flush()
 
@@ -356,6 +401,17 @@ class Campaigns:
         if lift is not None and out["runs"]:
             out["lift"] = [lift(run) for run in out["runs"]]
         return out
+
+
+def _outbound_row(run_id: str, channel: str, decision: Any, customer_id: str,
+                  address: str | None, now: datetime) -> dict[str, Any]:
+    """The ``outbound`` row of a decision's first given action."""
+    proposal = decision.given[0]
+    return {"run_id": run_id, "decision_id": decision.decision_id, "customer_id": customer_id,
+            "channel": channel, "action_id": proposal.action.action_id,
+            "priority": proposal.priority, "address": address,
+            "language": proposal.treatment.get("language"),
+            "treatment": json.dumps(proposal.treatment, ensure_ascii=False), "created_at": now}
 
 
 class _Sender:

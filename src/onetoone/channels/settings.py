@@ -98,3 +98,36 @@ def send_window(text: str) -> tuple[int, int]:
     if h1 > 23 or h2 > 24 or m1 > 59 or m2 > 59:
         raise ValueError(f"send_window '{text}' holds an impossible time")
     return h1 * 60 + m1, h2 * 60 + m2
+
+
+class AudienceConfig(Section):
+    """``[audiences.NAME]``: customers exported for ads and addressable TV
+    (docs/channels.md#audiences-for-ads-and-addressable-tv)."""
+
+    #: a rule in the catalog's rule language over the customer's profile; empty: everyone
+    audience: str | None = None
+    #: value tiers kept (empty: all)
+    tiers: list[str] = Field(default_factory=list)
+    #: needs segments kept (empty: all)
+    segments: list[str] = Field(default_factory=list)
+    #: share of the selected customers kept out of every export (the same ones each time),
+    #: to measure the lift of the ads
+    holdout_share: float = Field(default=0.1, ge=0, le=0.5)
+    #: the consent purpose required on the channel ``ads``
+    purpose: str = "advertising"
+
+
+class TriggerConfig(Section):
+    """``[triggers.NAME]``: an event that makes a campaign with ``schedule = "trigger:NAME"``
+    decide and deliver for the customer who did it (docs/campaigns.md)."""
+
+    #: the event's type: an interaction type (complaint, basket_abandoned, review...), or
+    #: "purchase" (a transaction), or "first_purchase" (a customer's first one)
+    event: str
+    #: only events on this channel (empty: any)
+    channel: str | None = None
+    #: minutes to wait after the event (a basket abandoned an hour ago, not a second ago)
+    delay_minutes: int = Field(default=0, ge=0, le=60 * 24 * 30)
+    #: events older than this (after their delay) are let go: a server that was stopped
+    #: does not send yesterday's reactions when it starts
+    within_hours: int = Field(default=24, ge=1, le=24 * 30)
