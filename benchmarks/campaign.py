@@ -17,7 +17,8 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import resource
+import csv
+import os
 import shutil
 import subprocess
 import sys
@@ -66,18 +67,20 @@ def _copy(source: Path, name: str, scratch: Path) -> Path:
     return target
 
 
-def _run(args: list[str]) -> tuple[float, float, str]:
-    """Wall seconds, peak memory (GiB) of the child, and its output's last line."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+def _run(args: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak memory (GiB, resident set) of ``onetoone ARGS`` in its own
+    process."""
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "onetoone.cli", *args], capture_output=True,
-                          text=True, check=False)
-    seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
-    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
-    return seconds, max(peak, before) / 2**20, lines[-1] if lines else ""
+    with tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen([sys.executable, "-m", "onetoone.cli", *args], stdout=out,
+                                stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            out.seek(0)
+            raise SystemExit(f"{' '.join(args)} failed:\n{out.read().decode()[-3000:]}")
+    return seconds, usage.ru_maxrss / 2**20
 
 
 def main() -> None:
@@ -90,10 +93,11 @@ def main() -> None:
         peer = _copy(args.workspace, "decide", scratch)
         ours = _copy(args.workspace, "campaign", scratch)
         rows = []
-        seconds, peak, _ = _run(["decide", "--channel", "email", "--workspace", str(peer)])
-        listed = sum(1 for _ in next((peer / "outbound").glob("*.csv")).open()) - 1
+        seconds, peak = _run(["decide", "--channel", "email", "--workspace", str(peer)])
+        with next((peer / "outbound").glob("*.csv")).open(newline="", encoding="utf-8") as f:
+            listed = sum(1 for _ in csv.DictReader(f))
         rows.append(("onetoone decide (CSV list, no delivery)", seconds, peak, listed))
-        seconds, peak, _ = _run(["campaign", "run", "bench", "--workspace", str(ours)])
+        seconds, peak = _run(["campaign", "run", "bench", "--workspace", str(ours)])
         mails = sum(1 for _ in (ours / "outbox" / "email").rglob("*.eml"))
         rows.append(("onetoone campaign run (outbox, deliveries)", seconds, peak, mails))
         import duckdb
