@@ -216,3 +216,25 @@ def test_an_action_ranked_by_uplift_uses_it_and_spares_the_do_not_disturbs() -> 
     assert unknown["winback"] == "propensity"
     decision = engine.decide(_consenting("C1", uplift_winback=0.08), "email", {}, now)
     assert '"basis": "uplift"' in decision.rows()[0]["context"]
+
+
+def test_a_transactional_message_exempt_from_caps_goes_and_does_not_count() -> None:
+    text = CONFIG.replace('eligibility = "context_late_delivery == true"\n',
+                          'eligibility = "context_late_delivery == true"\n'
+                          "exempt_from_caps = true\n")
+    text = text.replace("[control_groups]\nuniversal_share = 0.2\n",
+                        "[control_groups]\nuniversal_share = 0.0\n"
+                        "[[contact_policy.caps]]\nchannel = \"email\"\nmax = 1\ndays = 7\n")
+    engine = _engine(text)
+    noon = datetime(2026, 11, 24, 12, 0)
+    profile = _consenting("C-cap")
+    first = engine.decide(profile, "email", {}, noon)
+    assert [p.action.action_id for p in first.given] == ["winback"]  # the cap is now used
+    capped = engine.decide(profile, "email", {}, noon)
+    assert capped.given == [] and "cap" in (capped.reason or "")
+    late = engine.decide(profile, "email", {"late_delivery": True}, noon)
+    assert [p.action.action_id for p in late.given] == ["care_call"]
+    assert len(profile.contacts) == 1  # the transactional message did not count
+    with pytest.raises(ConfigError, match="only a service message"):
+        parse_config(CONFIG.replace('holdout_share = 0.3\n',
+                                    'holdout_share = 0.3\nexempt_from_caps = true\n'))

@@ -124,7 +124,7 @@ class Campaigns:
 
         service = self.service
         loaded = ProfileStore.load(service.cursor(), now, service.policy.max_days,
-                                   service.policy.outbound)
+                                   service.policy.outbound, exempt=service.policy.exempt)
         for fresh in loaded.profiles():
             yield fresh, (service._profiles.made(fresh.customer_id) or fresh)
 

@@ -258,9 +258,11 @@ class DecisionEngine:
             decision.reason = "quiet hours"
             return decision
         cap = policy.cap_reached(profile, channel, now)
-        if cap:
-            decision.reason = cap
-            return decision
+        if cap:  # only transactional messages exempt from caps may still go
+            offered = [p for p in offered if p.action.config.exempt_from_caps]
+            if not offered:
+                decision.reason = cap
+                return decision
         allowed = [
             p
             for p in offered
@@ -297,7 +299,8 @@ class DecisionEngine:
                 proposal.treatment = proposal.action.render(
                     channel, language, tenv, self.default_language
                 )
-            policy.record_contact(profile, channel, now)
+            if not all(p.action.config.exempt_from_caps for p in decision.given):
+                policy.record_contact(profile, channel, now)
         elif not decision.withheld:
             decision.reason = "held out"
         return decision

@@ -71,6 +71,8 @@ class ContactPolicy:
     def __init__(self, settings: ContactPolicySettings, default_timezone: str) -> None:
         self.settings = settings
         self.outbound = frozenset(settings.outbound_channels)
+        #: actions exempt from the caps (transactional messages): not counted as contacts
+        self.exempt: frozenset[str] = frozenset()
         self.default_timezone = default_timezone
         self.quiet_start = _clock(settings.quiet_hours_start)
         self.quiet_end = _clock(settings.quiet_hours_end)

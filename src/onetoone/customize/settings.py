@@ -57,6 +57,16 @@ class ActionConfig(Section):
     holdout_share: float = Field(0.0, ge=0, lt=1)
     rank_by: Literal["propensity", "uplift"] = "propensity"
     min_uplift: float = Field(0.0, ge=-1, le=1)
+    #: a transactional message (kind "service", purpose other than marketing) that the
+    #: contact policy's caps do not hold back, and that does not count against them
+    exempt_from_caps: bool = False
+
+    @model_validator(mode="after")
+    def _exempt_only_service(self) -> ActionConfig:
+        if self.exempt_from_caps and (self.kind != "service" or self.purpose == "marketing"):
+            raise ValueError("only a service message (kind = \"service\", a purpose other "
+                             "than marketing) may be exempt from caps")
+        return self
 
     @field_validator("channels")
     @classmethod

@@ -49,7 +49,7 @@ def _age(birth: Any, today: date) -> int | None:
 
 def _profile_queries(
     ids: list[str] | None, now: datetime, contact_days: int, outbound: Iterable[str],
-    scores_structure: str | None = None,
+    scores_structure: str | None = None, exempt: Iterable[str] = (),
 ) -> dict[str, tuple[str, list[Any]]]:
     """The SQL of each part of the profiles of ``ids`` (every customer when None).
 
@@ -57,7 +57,8 @@ def _profile_queries(
     one) and its ``scores`` JSON as text, or as a typed struct of the keys of
     ``scores_structure`` (``json_group_structure``: a fraction of the memory of the text);
     ``consents``: the latest state per channel and purpose;
-    ``contacts``: outbound contacts in the longest cap window; ``ignores``: consecutive ignores
+    ``contacts``: outbound contacts in the longest cap window (but those of ``exempt``
+    actions, transactional messages exempt from caps); ``ignores``: consecutive ignores
     of each action since the last positive response. Nothing is sorted: a sort would hold
     every row twice.
     """
@@ -100,6 +101,7 @@ def _profile_queries(
             FROM decisions
             WHERE action_id IS NOT NULL AND control_group IS NULL AND decided_at > ?
               AND channel IN (SELECT unnest(?::VARCHAR[])) AND {where}
+              AND action_id NOT IN (SELECT unnest(?::VARCHAR[]))
             GROUP BY decision_id, customer_id
             UNION ALL
             SELECT customer_id, occurred_at, channel FROM interactions
@@ -107,7 +109,7 @@ def _profile_queries(
               AND channel IN (SELECT unnest(?::VARCHAR[])) AND customer_id IS NOT NULL
               AND {where}
             """,
-            [since, channels, *params, since, channels, *params],
+            [since, channels, *params, list(exempt), since, channels, *params],
         ),
         "ignores": (
             f"""
@@ -227,12 +229,13 @@ def load_profiles(
     now: datetime,
     contact_days: int,
     outbound: Iterable[str],
+    exempt: Iterable[str] = (),
 ) -> dict[str, Profile]:
     """Profiles of ``ids`` (every customer when None), as of ``now`` (naive UTC), as objects.
 
     For a few customers; every customer at once is held more compactly by :class:`ProfileStore`.
     """
-    queries = _profile_queries(ids, now, contact_days, outbound)
+    queries = _profile_queries(ids, now, contact_days, outbound, exempt=exempt)
     profiles: dict[str, Profile] = {}
     res = cur.execute(*queries["customers"])
     names = [d[0] for d in res.description]
@@ -281,6 +284,7 @@ class ProfileStore:
         now: datetime,
         contact_days: int,
         outbound: Iterable[str],
+        exempt: Iterable[str] = (),
     ) -> ProfileStore:
         """Every customer's profile as of ``now`` (naive UTC), read in one pass per part.
 
@@ -292,14 +296,15 @@ class ProfileStore:
         store._today = now.date()
         try:
             with engine_settings(cur, memory_limit=LOAD_MEMORY_LIMIT):
-                store._read(cur, now, contact_days, outbound)
+                store._read(cur, now, contact_days, outbound, exempt)
         except OutOfMemory:
-            store._read(cur, now, contact_days, outbound)
+            store._read(cur, now, contact_days, outbound, exempt)
         return store
 
     def _read(self, cur: Connection, now: datetime, contact_days: int,
-              outbound: Iterable[str]) -> None:
-        queries = _profile_queries(None, now, contact_days, outbound, _scores_structure(cur))
+              outbound: Iterable[str], exempt: Iterable[str] = ()) -> None:
+        queries = _profile_queries(None, now, contact_days, outbound, _scores_structure(cur),
+                                   exempt)
         base = _arrow(cur, *queries["customers"])
         unique = ~pd.Index(base.column(0).to_numpy(zero_copy_only=False)).duplicated()
         if not unique.all():  # one golden record per customer; never trust it blindly

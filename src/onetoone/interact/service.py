@@ -166,6 +166,8 @@ class DecisionService:
             ).fetchall()
         )
         self.policy = ContactPolicy(self.config.contact_policy, self.config.workspace.timezone)
+        self.policy.exempt = frozenset(a.action_id for a in self.catalog.actions
+                                       if a.config.exempt_from_caps)
         self.engine = DecisionEngine(
             self.catalog,
             self.propensities,
@@ -195,8 +197,8 @@ class DecisionService:
         self._outcome_lock = threading.Lock()
         if self.config.api.preload_profiles:
             self._profiles = ProfileStore.load(
-                self.cursor(), utcnow(), self.policy.max_days, self.policy.outbound
-            )
+                self.cursor(), utcnow(), self.policy.max_days, self.policy.outbound,
+                exempt=self.policy.exempt)
             _ = self.resolver.base  # the identifier index too
 
     def close(self) -> None:
@@ -212,7 +214,8 @@ class DecisionService:
         started = utcnow()
         cur = self.con.cursor()
         try:
-            fresh = (ProfileStore.load(cur, started, self.policy.max_days, self.policy.outbound)
+            fresh = (ProfileStore.load(cur, started, self.policy.max_days, self.policy.outbound,
+                                       exempt=self.policy.exempt)
                      if self.config.api.preload_profiles else ProfileStore())
             self.resolver.reload(cur)
         finally:
@@ -302,6 +305,7 @@ class DecisionService:
                     now or utcnow(),
                     self.policy.max_days,
                     self.policy.outbound,
+                    self.policy.exempt,
                 )[customer_id]
                 found = self._profiles.setdefault(customer_id, found)
         return found
@@ -781,7 +785,7 @@ class DecisionService:
         run_context = {**(context or {}), "campaign": result.run_id}
         # every customer as of now, in columns; profiles already in use keep their state
         loaded = ProfileStore.load(self.cursor(), now, self.policy.max_days,
-                                   self.policy.outbound)
+                                   self.policy.outbound, exempt=self.policy.exempt)
         address_field = ADDRESS_OF.get(channel)
         decisions: list[dict[str, Any]] = []
         outbound: list[dict[str, Any]] = []
