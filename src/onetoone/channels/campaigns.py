@@ -349,10 +349,12 @@ class Campaigns:
             (n for n, c in self.channels.items() if (c.carries or n) == config.channel), None)
         if chosen is None:
             return ("outbox", Outbox(config.channel, self.root / "outbox",
-                                     email=config.channel == "email"), Limits(1e6, 1, 0))
+                                     email=config.channel == "email"),
+                    Limits(1e6, 1, 0, batch=2000, queue_first=False))
         settings = self.channels[chosen]
         limits = Limits(settings.rate_per_second, settings.max_attempts,
-                        settings.backoff_seconds)
+                        settings.backoff_seconds, batch=2000 if settings.type == "outbox"
+                        else 100, queue_first=settings.type == "http_gateway")
         return chosen, build_channel(chosen, settings, self.root, config.channel,
                                      self.public_url), limits
 

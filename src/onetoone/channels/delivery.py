@@ -42,6 +42,12 @@ class Limits:
     rate_per_second: float = 50.0
     max_attempts: int = 5
     backoff_seconds: float = 1.0
+    #: messages handed to the channel (and recorded) at once
+    batch: int = BATCH
+    #: record every message as ``queued`` before the first try: a channel whose delivery
+    #: reports may come back before its send call returns (an SMS gateway) needs the row
+    #: there to update; others record each message once, when it is sent or failed
+    queue_first: bool = True
 
 
 class Deliverer:
@@ -65,15 +71,17 @@ class Deliverer:
         attempts: dict[str, int] = {}
         pending = list(messages)
         created = {m.delivery_id: utcnow() for m in pending}
-        self.record([_row(m, "queued", 0, None, None, created[m.delivery_id])
-                     for m in pending])
+        if self.limits.queue_first:
+            self.record([_row(m, "queued", 0, None, None, created[m.delivery_id])
+                         for m in pending])
         wait = self.limits.backoff_seconds
         while pending and not cancelled():
             again: list[Message] = []
-            for start in range(0, len(pending), BATCH):
+            size = self.limits.batch
+            for start in range(0, len(pending), size):
                 if cancelled():
                     break
-                batch = pending[start:start + BATCH]
+                batch = pending[start:start + size]
                 began = self.clock()
                 outcomes = self._send(batch)
                 rows = []
