@@ -250,3 +250,54 @@ def test_a_complaint_triggers_one_message_per_event(tmp_path: Path) -> None:
             assert status["sent"] == 2 and len(status["runs"]) == 2
     finally:
         server.stop()
+
+
+RELEASE = """
+[[contact_policy.caps]]
+channel = "email"
+max = 1
+days = 7
+
+[channels.broken]
+type = "webhook"
+url = "http://127.0.0.1:9/hook"
+secret_env = "ONETOONE_TEST_HOOK_SECRET"
+max_attempts = 1
+backoff_seconds = 0
+
+[channels.files]
+type = "outbox"
+
+[campaigns.first]
+channel = "email"
+actions = ["retention_offer"]
+control_share = 0.0
+deliver_with = "broken"
+
+[campaigns.second]
+channel = "email"
+actions = ["retention_offer"]
+control_share = 0.0
+deliver_with = "files"
+"""
+
+
+def test_a_message_that_failed_for_good_gives_its_contact_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ONETOONE_TEST_HOOK_SECRET", "s3cret")
+    (tmp_path / "crm.csv").write_text(_crm(), encoding="utf-8")
+    (tmp_path / "consents.csv").write_text(_consents(), encoding="utf-8")
+    sources = SOURCES.replace("[actions.retention_offer.treatments.email.fr.extra]\n", "")
+    make_workspace(tmp_path, CONFIG + sources + RELEASE)
+    with Workspace(tmp_path) as ws:
+        ws.ingest()
+        ws.identify()
+        first = ws.campaigns.run("first")  # nobody reached: the hook's port is closed
+        assert first["to_send"] == CUSTOMERS - 5 and first["delivery"]["sent"] == 0
+        assert first["delivery"]["failed"] == CUSTOMERS - 5
+        second = ws.campaigns.run("second")  # the cap of 1 a week is free again
+        assert second["delivery"]["sent"] == CUSTOMERS - 5
+    with Workspace(tmp_path) as ws:  # read again from the tables: the same count
+        preview = ws.campaigns.preview("first")
+        assert preview["to_send"] == 0
+        assert preview["not_sent"]["cap email 1 per 7 days"] == CUSTOMERS - 5

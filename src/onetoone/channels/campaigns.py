@@ -440,12 +440,15 @@ class _Sender:
         self.channel_name, self.channel, self.limits = campaigns._channel(config)
         self.signer = campaigns._signer()
         self.tally = Tally()
+        #: when each decision of the messages sent was taken (a failed one's contact goes)
+        self.decided_at: dict[str, datetime] = {}
 
     def resume(self) -> None:
         rows = self.campaigns.service.cursor().execute(
-            "SELECT decision_id, customer_id, action_id, address, treatment FROM outbound "
-            "WHERE run_id = ? ORDER BY customer_id", [self.run_id]).fetchall()
-        names = ("decision_id", "customer_id", "action_id", "address", "treatment")
+            "SELECT decision_id, customer_id, action_id, address, treatment, created_at "
+            "FROM outbound WHERE run_id = ? ORDER BY customer_id", [self.run_id]).fetchall()
+        names = ("decision_id", "customer_id", "action_id", "address", "treatment",
+                 "created_at")
         for start in range(0, len(rows), CHUNK):
             self.send([dict(zip(names, r, strict=True)) for r in rows[start:start + CHUNK]])
 
@@ -456,6 +459,7 @@ class _Sender:
             did = delivery_id(self.name, self.occurrence, row["customer_id"])
             if did in self.done:
                 continue
+            self.decided_at[row["decision_id"]] = row["created_at"]
             fields = json.loads(row["treatment"] or "{}")
             links: dict[str, str] = {}
             if self.signer is not None and public:
@@ -477,10 +481,21 @@ class _Sender:
             dead = dead_letters(self.campaigns.root, self.channel_name)
         done = Deliverer(self.channel, self.limits, self._record,
                          dead_letters=dead).deliver(messages, self.cancelled)
+        self._release([m for m in messages if m.delivery_id in done.failed_ids])
         for key in ("sent", "failed", "retried", "dead"):
             setattr(self.tally, key, getattr(self.tally, key) + getattr(done, key))
         for reason, count in done.errors.items():
             self.tally.errors[reason] = self.tally.errors.get(reason, 0) + count
+
+    def _release(self, failed: list[Message]) -> None:
+        """A message that failed for good was no contact: its customer's caps get it back."""
+        service = self.campaigns.service
+        for message in failed:
+            profile = service._profiles.made(message.customer_id)
+            when = self.decided_at.get(message.decision_id)
+            if profile is not None and when is not None:
+                with profile.lock:
+                    service.policy.release_contact(profile, self.config.channel, when)
 
     def _record(self, rows: list[dict[str, Any]]) -> None:
         """New rows inserted; known ones updated, except a state a delivery report set

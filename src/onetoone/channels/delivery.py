@@ -29,6 +29,8 @@ class Tally:
     retried: int = 0
     errors: dict[str, int] = field(default_factory=dict)
     dead: int = 0
+    #: the messages that failed for good (or went to the dead letters)
+    failed_ids: set[str] = field(default_factory=set)
 
     def summary(self) -> dict[str, Any]:
         return {"sent": self.sent, "failed": self.failed, "retried": self.retried,
@@ -101,6 +103,7 @@ class Deliverer:
                         tally.sent += 1
                     elif status in ("failed", "dead"):
                         tally.failed += 1
+                        tally.failed_ids.add(message.delivery_id)
                         if status == "dead":
                             tally.dead += 1
                         key = (outcome.error or "failed").split(":")[0][:80]

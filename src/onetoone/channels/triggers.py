@@ -16,14 +16,11 @@ import logging
 import re
 import threading
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from onetoone.channels.settings import CampaignConfig, TriggerConfig
 from onetoone.clock import utcnow
 from onetoone.errors import OneToOneError
-
-if TYPE_CHECKING:
-    from onetoone.workspace import Workspace
 
 log = logging.getLogger("onetoone.triggers")
 
@@ -32,9 +29,10 @@ POLL_SECONDS = 5.0
 
 
 class Triggers:
-    """Runs the triggered campaigns of a served workspace."""
+    """Runs the triggered campaigns of a served workspace (``ws``: its Workspace, which
+    gives ``decisions`` and ``campaigns``)."""
 
-    def __init__(self, ws: Workspace, triggers: dict[str, TriggerConfig],
+    def __init__(self, ws: Any, triggers: dict[str, TriggerConfig],
                  campaigns: dict[str, CampaignConfig]) -> None:
         self.ws = ws
         self.plans = [(name, c.schedule.removeprefix("trigger:"))

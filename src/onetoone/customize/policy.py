@@ -118,6 +118,11 @@ class ContactPolicy:
             profile.contacts = [c for c in profile.contacts if c[0] > horizon]
             profile.contacts.append((now, channel))
 
+    def release_contact(self, profile: Profile, channel: str, when: datetime) -> None:
+        """A contact that did not happen (its message failed for good) no longer counts."""
+        if (when, channel) in profile.contacts:
+            profile.contacts.remove((when, channel))
+
     # -- ignores ------------------------------------------------------------------------
     def suppressed(self, profile: Profile, action_id: str, now: datetime) -> bool:
         count, last = profile.ignores.get(action_id, (0, None))

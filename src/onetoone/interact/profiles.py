@@ -58,7 +58,8 @@ def _profile_queries(
     ``scores_structure`` (``json_group_structure``: a fraction of the memory of the text);
     ``consents``: the latest state per channel and purpose;
     ``contacts``: outbound contacts in the longest cap window (but those of ``exempt``
-    actions, transactional messages exempt from caps); ``ignores``: consecutive ignores
+    actions, transactional messages exempt from caps, and those whose message failed for
+    good); ``ignores``: consecutive ignores
     of each action since the last positive response. Nothing is sorted: a sort would hold
     every row twice.
     """
@@ -102,6 +103,8 @@ def _profile_queries(
             WHERE action_id IS NOT NULL AND control_group IS NULL AND decided_at > ?
               AND channel IN (SELECT unnest(?::VARCHAR[])) AND {where}
               AND action_id NOT IN (SELECT unnest(?::VARCHAR[]))
+              AND decision_id NOT IN (SELECT decision_id FROM deliveries
+                                      WHERE status IN ('failed', 'bounced', 'dead'))
             GROUP BY decision_id, customer_id
             UNION ALL
             SELECT customer_id, occurred_at, channel FROM interactions
