@@ -94,6 +94,8 @@ class Deliverer:
                     tries = attempts[message.delivery_id] = attempts.get(
                         message.delivery_id, 0) + 1
                     status = outcome.status
+                    if status == "failed" and (outcome.error or "").startswith("bounced"):
+                        status = "bounced"  # the provider refused the address for good
                     if status == "retry" and tries >= self.limits.max_attempts:
                         status = "failed"
                         if self.dead_letters is not None:
@@ -101,7 +103,7 @@ class Deliverer:
                             dead.setdefault(outcome.error or "failed", []).append(message)
                     if status == "sent":
                         tally.sent += 1
-                    elif status in ("failed", "dead"):
+                    elif status in ("failed", "dead", "bounced"):
                         tally.failed += 1
                         tally.failed_ids.add(message.delivery_id)
                         if status == "dead":
