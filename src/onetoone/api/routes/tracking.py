@@ -75,22 +75,25 @@ def opened(token: Token, ws: WorkspaceDep) -> Response:
                     headers={"Cache-Control": "no-store, private"})
 
 
-@router.get("/t/c/{token}")
-def clicked(token: Token, ws: WorkspaceDep) -> RedirectResponse:
-    """A click: recorded, then the browser goes where the message said (and only there)."""
-    link = _link(ws, token, "c")
-    _record(ws, link, "click", "click")
+def _redirect(ws: Workspace, token: str, kind: str, event: str) -> RedirectResponse:
+    """Record a click (or a scan), then send the browser where the message said, and only
+    there (the target is inside the signed link)."""
+    link = _link(ws, token, kind)
+    _record(ws, link, "click", event)
     return RedirectResponse(link.target, status_code=302,
                             headers={"Cache-Control": "no-store, private"})
+
+
+@router.get("/t/c/{token}")
+def clicked(token: Token, ws: WorkspaceDep) -> RedirectResponse:
+    """A click in a message."""
+    return _redirect(ws, token, "c", "click")
 
 
 @router.get("/r/{token}")
 def scanned(token: Token, ws: WorkspaceDep) -> RedirectResponse:
     """A personalized QR code scanned: recorded as a click, then the personalized page."""
-    link = _link(ws, token, "r")
-    _record(ws, link, "click", "scan")
-    return RedirectResponse(link.target, status_code=302,
-                            headers={"Cache-Control": "no-store, private"})
+    return _redirect(ws, token, "r", "scan")
 
 
 @router.get("/t/u/{token}")
