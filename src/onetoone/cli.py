@@ -311,11 +311,36 @@ def demo(
                 with _parts("scoring") as tell:
                     result = ws.score(progress=tell)
                 _value_summary(result.summary())
+                _demo_campaign(ws, company)
             console.print(_summary_table(ws.root, ws.summary()))
+            if ws.summary()["customers"]:
+                from onetoone.report import write_workspace_report
+
+                with _parts("reporting") as tell:
+                    tell("report", 0.0)
+                    report_path = write_workspace_report(ws)
+                console.print(f"Report written to {report_path}.")
         console.print(
             f"Demo company of {customers:,} people ready in {root} "
             f"({time.perf_counter() - started:.1f} s). Ground truth is in {root / 'truth'}."
         )
+
+
+def _demo_campaign(ws: Workspace, company: Any) -> None:
+    """The demo's win-back campaign into the outbox, and its customers' simulated answers."""
+    from onetoone.demo.answers import WINBACK, campaign_rows, run_demo_campaign
+    from onetoone.report import run_lift
+
+    with _parts(f"campaign {WINBACK}") as tell:
+        tell("sending", 0.0)
+        _, answers = run_demo_campaign(ws, company.directory / "truth", company.seed,
+                                       company.end)
+        status = ws.campaigns.status(WINBACK, lift=lambda run: run_lift(ws, run))
+    _counts_table(f"Campaign {WINBACK} (simulated answers)",
+                  campaign_rows(status, answers))
+    for found in status.get("lift", []):
+        console.print(f"{found['run']}: {found.get('text') or found.get('error')}",
+                      markup=False, highlight=False)
 
 
 @app.command()
@@ -1231,6 +1256,50 @@ def campaign_status(
     for found in result.get("lift", []):
         console.print(f"{found['run']}: {found.get('text') or found.get('error')}",
                       markup=False, highlight=False)
+
+
+audience_app = typer.Typer(help="Audiences of [audiences.NAME] for ads and addressable TV "
+                           "(docs/channels.md).", no_args_is_help=True)
+app.add_typer(audience_app, name="audience")
+
+
+@audience_app.command("export")
+def audience_export_command(
+    name: Annotated[str, typer.Argument(help="Audience name.")],
+    platform: Annotated[str, typer.Option(
+        "--platform", "-p", help="google (Customer Match), meta (custom audience) or csv "
+        "(plain values, for operators that match themselves).")],
+    workspace: WorkspaceOpt = Path("."),
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="CSV file (readable by you only); default: "
+        "audiences/NAME-PLATFORM.csv in the workspace.")] = None,
+) -> None:
+    """Write the audience's file for an ad platform: only customers whose consent covers its
+    purpose on the channel 'ads'; a holdout kept out (audiences/NAME-holdout.csv). Audited."""
+    from urllib.parse import quote
+
+    from onetoone.channels import audiences
+
+    def alone(ws: Workspace) -> dict[str, Any]:
+        result = audiences.audience_export(ws.decisions, ws.config.audiences, ws.root, name,
+                                           platform, output)
+        audiences.record_export(ws.audit, cli_actor(), result, ws.root)
+        return result
+
+    with _friendly():
+        # with a server, it judges the path (inside its workspace only)
+        result = _either(workspace, lambda server: server.call(
+            "POST", f"/v1/audiences/{quote(name, safe='')}/export",
+            {"platform": platform,
+             "output": None if output is None else str(Path(output).resolve())}), alone)
+    _counts_table(f"Audience {name} for {result['platform']} (purpose {result['purpose']})", [
+        ("customers", result["customers"]), ("selected", result["selected"]),
+        ("  without consent", result["without_consent"]),
+        ("  without an e-mail, phone or address", result["without_identifiers"]),
+        ("  in the universal control group", result["universal_control"]),
+        ("  held out", result["held_out"]), ("exported", result["exported"])])
+    console.print(f"Written to {result['file']} (readable by you only); holdout in "
+                  f"{result['holdout_file']}.", markup=False, highlight=False)
 
 
 def main() -> None:

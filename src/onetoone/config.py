@@ -150,8 +150,6 @@ class Config(Section):
 
     def _check_campaign(self, name: str, campaign: CampaignConfig) -> None:
         """A campaign names known channels, actions and profile fields."""
-        from onetoone.channels.campaigns import audience_names, known_fields
-        from onetoone.customize.rules import Rule, RuleError
         from onetoone.schedule import Cron
 
         where = f"[campaigns.{name}]"
@@ -175,16 +173,7 @@ class Config(Section):
                               "[channels.NAME] of this file.",
                               hint=f"Channels: {', '.join(self.channels) or 'none declared'}.")
         if campaign.audience:
-            try:
-                Rule(campaign.audience)
-            except RuleError as exc:
-                raise ConfigError(f"{where} audience: {exc}") from None
-            fields = known_fields()
-            strange = [n for n in audience_names(campaign.audience)
-                       if n not in fields and not n.startswith("context_")]
-            if strange:
-                raise ConfigError(f"{where} audience names the unknown field '{strange[0]}'.",
-                                  hint=f"Fields: {', '.join(sorted(fields))}.")
+            _check_audience_rule(where, campaign.audience, context=True)
         if campaign.schedule.startswith("trigger:"):
             trigger = campaign.schedule.removeprefix("trigger:")
             if trigger not in self.triggers:
@@ -201,8 +190,6 @@ class Config(Section):
     def _check_audience(self, name: str, audience: AudienceConfig) -> None:
         """An audience has a file-safe name, a known purpose, known profile fields and value
         tiers, and the channel ``ads`` among the outbound channels (its consent is opt-in)."""
-        from onetoone.channels.campaigns import audience_names, known_fields
-        from onetoone.customize.rules import Rule, RuleError
 
         where = f"[audiences.{name}]"
         if not re.fullmatch(r"[A-Za-z0-9_\-]+", name):
@@ -230,15 +217,25 @@ class Config(Section):
         if any(not s.strip() for s in audience.segments):
             raise ConfigError(f"{where} segments holds an empty name.")
         if audience.audience:
-            try:
-                Rule(audience.audience)
-            except RuleError as exc:
-                raise ConfigError(f"{where} audience: {exc}") from None
-            fields = known_fields()
-            strange = [n for n in audience_names(audience.audience) if n not in fields]
-            if strange:
-                raise ConfigError(f"{where} audience names the unknown field '{strange[0]}'.",
-                                  hint=f"Fields: {', '.join(sorted(fields))}.")
+            _check_audience_rule(where, audience.audience, context=False)
+
+
+def _check_audience_rule(where: str, rule: str, *, context: bool) -> None:
+    """An audience rule that parses and reads known profile fields (``context_*`` too when
+    the rule is evaluated with a request's context)."""
+    from onetoone.channels.campaigns import audience_names, known_fields
+    from onetoone.customize.rules import Rule, RuleError
+
+    try:
+        Rule(rule)
+    except RuleError as exc:
+        raise ConfigError(f"{where} audience: {exc}") from None
+    fields = known_fields()
+    strange = [n for n in audience_names(rule)
+               if n not in fields and not (context and n.startswith("context_"))]
+    if strange:
+        raise ConfigError(f"{where} audience names the unknown field '{strange[0]}'.",
+                          hint=f"Fields: {', '.join(sorted(fields))}.")
 
 
 def load_config(path: Path) -> Config:

@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from onetoone import __version__
 from onetoone.api.routes import (
     admin,
+    audiences,
     campaigns,
     channels,
     customers,
@@ -178,7 +179,9 @@ def build_app(workspace: Workspace | Path | str) -> FastAPI:
     # [schedule]: runs steps as jobs by cron expressions and chains, while the server serves
     scheduler = Scheduler(runner, ws.config.schedule, ws.config.workspace.timezone,
                           campaigns={name: c.schedule for name, c in ws.config.campaigns.items()
-                                     if c.schedule != "once"})
+                                     if c.schedule != "once"
+                                     and not c.schedule.startswith("trigger:")})
+    triggers = ws.trigger_runner()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -188,7 +191,9 @@ def build_app(workspace: Workspace | Path | str) -> FastAPI:
         gc.collect()
         gc.freeze()
         scheduler.start()
+        triggers.start()
         yield
+        triggers.stop()
         scheduler.stop()
         runner.close()
         ws.close()
@@ -210,7 +215,7 @@ def build_app(workspace: Workspace | Path | str) -> FastAPI:
     app.state.jobs = runner
     app.state.scheduler = scheduler
     for module in (events, customers, decisions, keys, measure, admin, jobs, health,
-                   campaigns, tracking):
+                   campaigns, tracking, audiences):
         app.include_router(module.router)
     app.include_router(channels.router)  # SMS gateways' callbacks (tokens, no key)
 

@@ -91,6 +91,13 @@ FILE_FOLDERS: tuple[str, ...] = ("outbound", "privacy")
 #: ``outbox/email/<campaign>/<delivery_id>.eml``, other channels as ``outbox/<channel>.jsonl``
 #: (one JSON object a line, with its ``customer_id``).
 OUTBOX = "outbox"
+#: Audience exports for ads and addressable TV (docs/channels.md), by default under this
+#: folder. A hashed file (Google, Meta) names no customer, so every export is written with a
+#: sidecar ``<file>.ids``: the customer id of each of its rows, in order, by which erasure
+#: finds the person's rows and removes them. Not a :data:`FILE_FOLDERS` folder: those files
+#: are read by their ``customer_id`` column.
+AUDIENCES = "audiences"
+AUDIENCE_IDS = ".ids"
 
 
 def holding(table: str) -> Holding:

@@ -2,9 +2,10 @@
 erasure, anonymisation and retention, over every holding of the registry.
 
 Erasure deletes the person's rows everywhere (derived data included), rewrites the outbound
-lists and removes the access exports onetoone wrote under the workspace, and keeps a keyed
-hash of each identifier and record key in ``erasures``: a later load of the same records
-sends them to quarantine instead of bringing the person back. The database file still holds
+lists and the audience exports (by their sidecar of customer ids) and removes the access
+exports onetoone wrote under the workspace, and keeps a keyed hash of each identifier and
+record key in ``erasures``: a later load of the same records sends them to quarantine instead
+of bringing the person back. The database file still holds
 the deleted bytes until it is compacted (:func:`onetoone.store.compact_database`), which the
 command line does at once and the server when it stops (docs/privacy.md).
 """
@@ -27,7 +28,14 @@ from onetoone.errors import InvalidInputError, NotFoundError, WorkspaceError
 from onetoone.ingest._normalize import Normalizer
 from onetoone.ingest.settings import SourceConfig
 from onetoone.privacy.audit import record
-from onetoone.privacy.registry import FILE_FOLDERS, HOLDINGS, OUTBOX, Holding
+from onetoone.privacy.registry import (
+    AUDIENCE_IDS,
+    AUDIENCES,
+    FILE_FOLDERS,
+    HOLDINGS,
+    OUTBOX,
+    Holding,
+)
 from onetoone.privacy.suppression import erasure_hash, privacy_key
 from onetoone.schema import TABLES
 from onetoone.store import Connection, has_table
@@ -196,7 +204,7 @@ def export_person(root: Path, config: WorkspaceSettings, con: Connection, custom
     tables = {h.table: _rows(con, h) for h in HOLDINGS
               if h.table in present and not h.working}
     golden = tables.get("customers") or []
-    files = _file_rows(root, set(ids), _deliveries(con))
+    files = _file_rows(root, set(ids), _deliveries(con)) + _audience_rows(root, con, set(ids))
     document = {
         "format": "onetoone.subject-access/1",
         "generated_at": utcnow().isoformat() + "Z",
@@ -377,6 +385,7 @@ def _scrub_files(root: Path, con: Connection, ids: set[str], sent: set[str]) -> 
             writer.writerows(kept)
         os.replace(tmp, path)
         changed.append(str(path.relative_to(root)))
+    changed += _scrub_audiences(root, con, ids)
     for (details,) in con.execute(
             "SELECT details FROM audit_log WHERE action = 'privacy.export.file' AND customer_id IN "
             "(SELECT customer_id FROM _subject_ids)").fetchall():
@@ -387,6 +396,75 @@ def _scrub_files(root: Path, con: Connection, ids: set[str], sent: set[str]) -> 
                 target.unlink()
                 changed.append(written)
     return changed
+
+
+def _audience_files(root: Path, con: Connection) -> list[Path]:
+    """The audience exports that have their sidecar of customer ids: every one under
+    ``audiences/``, and those the audit log names elsewhere in the workspace."""
+    sidecars = {p.resolve() for p in (root / AUDIENCES).rglob("*" + AUDIENCE_IDS)
+                if p.is_file()}
+    for (details,) in con.execute(
+            "SELECT details FROM audit_log WHERE action = 'audience.export'").fetchall():
+        for written in json.loads(details or "{}").get("files") or []:
+            sidecar = (root / f"{written}{AUDIENCE_IDS}").resolve()
+            if sidecar.is_relative_to(root.resolve()) and sidecar.is_file():
+                sidecars.add(sidecar)
+    return sorted({p.with_name(p.name[:-len(AUDIENCE_IDS)]) for p in sidecars})
+
+
+def _audience_file(path: Path) -> tuple[list[str], list[list[str]], list[str]]:
+    """An audience export's header, rows and the customer id of each row (its sidecar)."""
+    with path.open(newline="", encoding="utf-8") as f:
+        lines = list(csv.reader(f))
+    with path.with_name(path.name + AUDIENCE_IDS).open(newline="", encoding="utf-8") as f:
+        ids = [row[0] if row else "" for row in list(csv.reader(f))[1:]]
+    return (lines[0] if lines else []), lines[1:], ids
+
+
+def _audience_rows(root: Path, con: Connection, ids: set[str]) -> list[dict[str, Any]]:
+    """The person's rows in the audience exports (hashed values as written)."""
+    out = []
+    for path in _audience_files(root, con):
+        with suppress(OSError):
+            header, rows, owners = _audience_file(path)
+            shown = str(path.relative_to(root.resolve()))
+            out += [{"file": shown, **dict(zip(header, row, strict=False))}
+                    for row, owner in zip(rows, owners, strict=False) if owner in ids]
+    return out
+
+
+def _scrub_audiences(root: Path, con: Connection, ids: set[str]) -> list[str]:
+    """Rewrite the audience exports without the people's rows (owner-only, as written); a
+    file whose rows no longer match its sidecar (edited by hand) is removed whole."""
+    changed = []
+    for path in _audience_files(root, con):
+        sidecar = path.with_name(path.name + AUDIENCE_IDS)
+        try:
+            header, rows, owners = _audience_file(path)
+        except FileNotFoundError:  # the export is gone: so goes the list of its rows
+            sidecar.unlink(missing_ok=True)
+            continue
+        if not ids.intersection(owners):
+            continue
+        if len(rows) != len(owners):
+            path.unlink()
+            sidecar.unlink()
+        else:
+            kept = [(row, owner) for row, owner in zip(rows, owners, strict=True)
+                    if owner not in ids]
+            _write_owner_only(sidecar, [["customer_id"], *([o] for _, o in kept)])
+            _write_owner_only(path, [header, *(r for r, _ in kept)])
+        changed.append(str(path.relative_to(root.resolve())))
+    return changed
+
+
+def _write_owner_only(path: Path, rows: list[list[str]]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w", newline="", encoding="utf-8") as out:
+        csv.writer(out).writerows(rows)
+    os.replace(tmp, path)
 
 
 def _names(line: str, ids: set[str]) -> bool:
