@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from onetoone.demo import _names as names
+from onetoone.demo._catalog import DECISIONING_TOML
 from onetoone.demo._dirt import DIRT_RATES, MALFORMED
 from onetoone.demo._format import cat, int_str, lookup
 from onetoone.demo._population import (
@@ -84,13 +85,15 @@ class DemoCompany:
     files: dict[str, Path]
     counts: dict[str, int]
     malformed: dict[str, int] = field(default_factory=dict)
+    #: the last day of the exports (the truth's holdout starts the day after)
+    end: date = date(2025, 12, 31)
 
     def config_text(self) -> str:
-        """The whole ``onetoone.toml`` of the demo company's workspace."""
+        """The whole ``onetoone.toml`` of the demo company's workspace: its sources, then its
+        catalog of actions and its campaigns."""
         return ('[workspace]\nname = "demo"\ndefault_country = "FR"\ntimezone = "Europe/Paris"\n'
-                f'currency = "EUR"\nlanguage = "fr"\n\n{self.sources_toml}')
-
-
+                f'currency = "EUR"\nlanguage = "fr"\n\n{self.sources_toml}\n'
+                f'{DECISIONING_TOML}')
 
 
 def generate_demo(
@@ -177,7 +180,7 @@ def generate_demo(
     report("done", 1.0)
     return DemoCompany(directory=directory, customers=customers, seed=seed,
                        sources_toml=sources_toml({o.name: o.path for o in outs}),
-                       files=files, counts=counts, malformed=malformed)
+                       files=files, counts=counts, malformed=malformed, end=end)
 
 
 # --- truth ----------------------------------------------------------------------------------

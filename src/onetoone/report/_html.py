@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +42,9 @@ class ReportData:
     kpis: pd.DataFrame
     #: predicted against true value, when the base has a known truth (the demo company)
     truth: dict[str, Any] | None = None
+    #: every campaign that ran: ``Campaigns.status`` with the lift of each run
+    #: (:func:`onetoone.report.campaign_results`)
+    campaigns: list[dict[str, Any]] = field(default_factory=list)
 
 
 def write_report(data: ReportData, output: Path) -> Path:
@@ -54,6 +57,7 @@ def write_report(data: ReportData, output: Path) -> Path:
     context["lifts"] = [r.as_dict() for r in data.lifts]
     context["lift_window"] = data.lift_window
     context["kpis"] = kpi_table(data.kpis, 12)
+    context["campaigns"] = campaign_context(data.campaigns)
     template = (Path(__file__).parent / "report.html.j2").read_text(encoding="utf-8")
     html = _environment().from_string(template).render(**context)
     path.write_text(html, encoding="utf-8")
@@ -160,6 +164,29 @@ def defection_context(data: ReportData, path: Path, context: dict[str, Any],
             "detail": detail,
             "by_segment": by_segment, "threshold": settings.alert_threshold,
             "margin": settings.monitor_margin}
+
+
+#: the counts of a campaign the report shows, in order
+CAMPAIGN_COUNTS = ("selected", "held_out", "sent", "opened", "clicked", "converted",
+                   "unsubscribed")
+
+
+def campaign_context(campaigns: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each campaign's counts (with their share of the messages sent) and the lift of each
+    run against its control group."""
+    out = []
+    for status in campaigns:
+        sent = status.get("sent") or 0
+        counts = [{"name": key.replace("_", " "), "value": int(status.get(key) or 0),
+                   "share": (int(status.get(key) or 0) / sent
+                             if sent and key not in ("selected", "held_out", "sent")
+                             else None)}
+                  for key in CAMPAIGN_COUNTS]
+        out.append({"name": status["campaign"], "runs": status.get("runs", []),
+                    "counts": counts,
+                    "lifts": [{"error": None, "n_treated": 0, "n_control": 0, **found}
+                              for found in status.get("lift", [])]})
+    return out
 
 
 def _one_day() -> Any:
