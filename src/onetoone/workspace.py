@@ -342,7 +342,9 @@ class Workspace:
         (docs/campaigns.md)."""
         from onetoone.channels.campaigns import Campaigns
 
-        return Campaigns(self.decisions, self.config.campaigns, self.config.channels,
+        if self.running_service:  # what it logged so far is in the tables
+            self.decisions.writer.sync()
+        return Campaigns(lambda: self.decisions, self.config.campaigns, self.config.channels,
                          self.root, self.store, self.config.api.public_url,
                          self.config.workspace.timezone)
 
@@ -412,32 +414,10 @@ class Workspace:
 
         The value section describes the as-of date scored last in ``customer_scores`` (or the
         last transaction day when nothing was scored yet), recomputed with the same code as
-        ``onetoone score``."""
-        from onetoone.demo.truth import find_truth, truth_comparison
-        from onetoone.differentiate.defection import check_alert, monitor_history
-        from onetoone.report import ReportData, write_report
+        ``onetoone score``; with the campaigns that ran and their lift."""
+        from onetoone.report import write_workspace_report
 
-        stored = self.scores.latest_as_of()
-        value = self.score(as_of=stored, write=False)
-        monitor = monitor_history(self.store)
-        truth_folder = find_truth(self.root)
-        data = ReportData(
-            name=self.config.workspace.name, currency=self.config.workspace.currency,
-            value=value, stored=stored is not None, value_settings=self.config.value,
-            defection_settings=self.config.defection, monitor=monitor,
-            alert=None if monitor.empty else check_alert(
-                self.store, None, self.config.defection.monitor_margin),
-            lifts=self.lift(), lift_window=self.config.control_groups.window_days,
-            kpis=self.kpis(write=False),
-            truth=None if truth_folder is None else truth_comparison(self.store, value,
-                                                                     truth_folder))
-        target = Path(output) if output is not None else self.root / "report" / "index.html"
-        try:
-            return write_report(data, target)
-        except OSError as exc:  # a path that cannot be written: the caller's to change
-            raise InvalidInputError(
-                f"Cannot write the report to {str(target)[:200]}: {exc.strerror or exc}.",
-                hint="Give another --output.") from None
+        return write_workspace_report(self, output)
 
 
 def _timestamp(value: Any, name: str) -> Any:

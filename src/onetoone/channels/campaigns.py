@@ -102,12 +102,19 @@ class Selection:
 class Campaigns:
     """``Workspace.campaigns``: preview, run and status of the configured campaigns."""
 
-    def __init__(self, service: DecisionService, campaigns: dict[str, CampaignConfig],
+    def __init__(self, service: Callable[[], DecisionService],
+                 campaigns: dict[str, CampaignConfig],
                  channels: dict[str, ChannelConfig], root: Path, store: Store,
                  public_url: str | None, timezone: str) -> None:
-        self.service, self.configs, self.channels = service, campaigns, channels
+        self._service, self.configs, self.channels = service, campaigns, channels
         self.root, self.store, self.public_url, self.timezone = (root, store, public_url,
                                                                  timezone)
+
+    @property
+    def service(self) -> DecisionService:
+        """The workspace's decision service (started at first use: :meth:`status` reads the
+        tables without it)."""
+        return self._service()
 
     def config(self, name: str) -> CampaignConfig:
         found = self.configs.get(name)
@@ -369,8 +376,7 @@ class Campaigns:
     def status(self, name: str, lift: Callable[[str], Any] | None = None) -> dict[str, Any]:
         """What the campaign's runs did, from the tables."""
         self.config(name)
-        self.service.writer.sync()
-        cur = self.service.cursor()
+        cur = self.store.con.cursor()
         like = [f"{name}:%"]
         decided = cur.execute("""
             SELECT count(DISTINCT customer_id) FILTER (WHERE control_group IS NULL
