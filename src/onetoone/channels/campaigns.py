@@ -233,17 +233,21 @@ class Campaigns:
                     only=frozenset(config.actions) or None, holdout=holdout)
             rows = [_outbound_row(run_id, config.channel, decision, customer_id,
                                   str(address), now)] if decision.given else []
-
-            def commit(txn: Any) -> None:
-                txn.insert("decisions", decision.rows())
-                txn.insert("outbound", rows)
-
-            service.writer.write(commit)
+            self._commit(decision.rows(), rows)
             sender.send(rows)
         finally:
             sender.close()
         return {"run_id": run_id, "sent": sender.tally.sent,
                 "reason": None if rows else (decision.reason or "control group")}
+
+    def _commit(self, decisions: list[dict[str, Any]], outbound: list[dict[str, Any]]) -> None:
+        """Decisions and their outbound rows durable, before any of their messages leaves
+        (a contact counts once its decision is)."""
+        def work(txn: Any) -> None:
+            txn.insert("decisions", decisions)
+            txn.insert("outbound", outbound)
+
+        self.service.writer.write(work, timeout=None)
 
     # -- preview ------------------------------------------------------------------------
     def preview(self, name: str, now: datetime | None = None) -> dict[str, Any]:
@@ -324,12 +328,7 @@ class Campaigns:
                 rows, chosen = list(outbound), list(decisions)
                 decisions.clear()
                 outbound.clear()
-
-                def commit(txn: Any) -> None:
-                    txn.insert("decisions", chosen)
-                    txn.insert("outbound", rows)
-
-                self.service.writer.write(commit, timeout=None)
+                self._commit(chosen, rows)
                 sender.send(rows)
 
             def keep(decision: Any, profile: Profile, address: str | None) -> None:
