@@ -301,3 +301,47 @@ def test_a_message_that_failed_for_good_gives_its_contact_back(
         preview = ws.campaigns.preview("first")
         assert preview["to_send"] == 0
         assert preview["not_sent"]["cap email 1 per 7 days"] == CUSTOMERS - 5
+
+
+def test_a_hard_bounce_keeps_the_address_from_being_written_to_again(tmp_path: Path) -> None:
+    controller_module = pytest.importorskip("aiosmtpd.controller")
+    from _service_server import free_port
+
+    class Relay:  # a real SMTP server that refuses one address for good
+        async def handle_RCPT(self, server, session, envelope, address,
+                              rcpt_options):
+            if address.startswith("client3@"):
+                return "550 5.1.1 User unknown"
+            envelope.rcpt_tos.append(address)
+            return "250 OK"
+
+        async def handle_DATA(self, server, session, envelope):
+            return "250 OK"
+
+    port = free_port()
+    relay = controller_module.Controller(Relay(), hostname="127.0.0.1", port=port)
+    relay.start()
+    try:
+        (tmp_path / "crm.csv").write_text(_crm(), encoding="utf-8")
+        (tmp_path / "consents.csv").write_text(_consents(), encoding="utf-8")
+        sources = SOURCES.replace("[actions.retention_offer.treatments.email.fr.extra]\n", "")
+        sources += (f'\n[channels.relay]\ntype = "smtp"\nhost = "127.0.0.1"\nport = {port}\n'
+                    'security = "none"\nfrom = "Maison <bonjour@maison.example>"\n'
+                    '\n[campaigns.autumn]\nchannel = "email"\nactions = ["retention_offer"]\n'
+                    'control_share = 0.0\ndeliver_with = "relay"\n')
+        sources = sources.replace("control_share = 0.2\n",
+                                  'control_share = 0.0\ndeliver_with = "relay"\n')
+        make_workspace(tmp_path, CONFIG + sources)
+        with Workspace(tmp_path) as ws:
+            ws.ingest()
+            ws.identify()
+            spring = ws.campaigns.run("spring")
+            assert spring["delivery"]["sent"] == CUSTOMERS - 6
+            assert ws.store.fetchall("SELECT status, count(*) FROM deliveries GROUP BY ALL "
+                                     "ORDER BY 1") == [("bounced", 1), ("sent", CUSTOMERS - 6)]
+            autumn = ws.campaigns.preview("autumn")
+            assert autumn["not_sent"]["address bounced"] == 1
+        with Workspace(tmp_path) as ws:  # read again from the tables
+            assert ws.campaigns.preview("autumn")["not_sent"]["address bounced"] == 1
+    finally:
+        relay.stop()

@@ -31,6 +31,7 @@ from onetoone.channels.outbox import Outbox
 from onetoone.channels.settings import CampaignConfig, ChannelConfig, send_window
 from onetoone.channels.tracking import Signer, message_links, track_clicks
 from onetoone.clock import utcnow
+from onetoone.customize.policy import ADDRESS_OF
 from onetoone.errors import InvalidInputError, NotFoundError
 from onetoone.schema import TABLES
 
@@ -41,8 +42,6 @@ if TYPE_CHECKING:
     from onetoone.interact.service import DecisionService
     from onetoone.store import Store
 
-#: where each decision channel finds the customer's address
-ADDRESS_OF = {"email": "email", "sms": "phone", "phone": "phone"}
 #: names of the ``scores`` JSON that every scoring run writes
 SCORE_NAMES = ("age", "expected_purchases_52w", "expected_spend", "value_rank", "pareto_share",
                "margin", "historical_spend", "defection_risk", "defection_status",
@@ -486,14 +485,16 @@ class _Sender:
             dead = dead_letters(self.campaigns.root, self.channel_name)
         done = Deliverer(self.channel, self.limits, self._record,
                          dead_letters=dead).deliver(messages, self.cancelled)
-        self._release([m for m in messages if m.delivery_id in done.failed_ids])
+        self._release([m for m in messages if m.delivery_id in done.failed_ids],
+                      done.bounced_ids)
         for key in ("sent", "failed", "retried", "dead"):
             setattr(self.tally, key, getattr(self.tally, key) + getattr(done, key))
         for reason, count in done.errors.items():
             self.tally.errors[reason] = self.tally.errors.get(reason, 0) + count
 
-    def _release(self, failed: list[Message]) -> None:
-        """A message that failed for good was no contact: its customer's caps get it back."""
+    def _release(self, failed: list[Message], bounced: set[str]) -> None:
+        """A message that failed for good was no contact: its customer's caps get it back;
+        an address that bounced is not written to again."""
         service = self.campaigns.service
         for message in failed:
             profile = service._profiles.made(message.customer_id)
@@ -501,6 +502,8 @@ class _Sender:
             if profile is not None and when is not None:
                 with profile.lock:
                     service.policy.release_contact(profile, self.config.channel, when)
+                    if message.delivery_id in bounced:
+                        profile.bounced.add(message.to.lower())
 
     def _record(self, rows: list[dict[str, Any]]) -> None:
         """New rows inserted; known ones updated, except a state a delivery report set

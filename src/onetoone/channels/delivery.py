@@ -29,8 +29,10 @@ class Tally:
     retried: int = 0
     errors: dict[str, int] = field(default_factory=dict)
     dead: int = 0
-    #: the messages that failed for good (or went to the dead letters)
+    #: the messages that failed for good (or went to the dead letters), and those of them
+    #: whose address bounced
     failed_ids: set[str] = field(default_factory=set)
+    bounced_ids: set[str] = field(default_factory=set)
 
     def summary(self) -> dict[str, Any]:
         return {"sent": self.sent, "failed": self.failed, "retried": self.retried,
@@ -106,6 +108,8 @@ class Deliverer:
                     elif status in ("failed", "dead", "bounced"):
                         tally.failed += 1
                         tally.failed_ids.add(message.delivery_id)
+                        if status == "bounced":
+                            tally.bounced_ids.add(message.delivery_id)
                         if status == "dead":
                             tally.dead += 1
                         key = (outcome.error or "failed").split(":")[0][:80]

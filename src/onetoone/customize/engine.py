@@ -254,6 +254,9 @@ class DecisionEngine:
             decision.reason = f"no applicable action for channel {channel}"
             return decision
         policy = self.policy
+        if policy.bounced(profile, channel):
+            decision.reason = "address bounced"
+            return decision
         if policy.quiet(profile, channel, now):
             decision.reason = "quiet hours"
             return decision

@@ -65,6 +65,10 @@ def _clock(text: str) -> time | None:
     return time(int(hours), int(minutes))
 
 
+#: where each outbound channel finds the customer's address
+ADDRESS_OF = {"email": "email", "sms": "phone", "phone": "phone"}
+
+
 class ContactPolicy:
     """``[contact_policy]`` applied to one customer's profile at a given time (UTC, naive)."""
 
@@ -117,6 +121,13 @@ class ContactPolicy:
             horizon = now - timedelta(days=self.max_days)
             profile.contacts = [c for c in profile.contacts if c[0] > horizon]
             profile.contacts.append((now, channel))
+
+    def bounced(self, profile: Profile, channel: str) -> bool:
+        """Whether the customer's address for ``channel`` bounced for good (a hard bounce):
+        nothing more is sent to it, until the address changes."""
+        field = ADDRESS_OF.get(channel)
+        address = profile.attributes.get(field) if field else None
+        return bool(address) and str(address).lower() in profile.bounced
 
     def release_contact(self, profile: Profile, channel: str, when: datetime) -> None:
         """A contact that did not happen (its message failed for good) no longer counts."""

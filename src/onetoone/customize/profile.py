@@ -26,6 +26,8 @@ class Profile:
     contacts: list[tuple[datetime, str]] = field(default_factory=list)
     #: action -> (consecutive ignores, last ignore)
     ignores: dict[str, tuple[int, datetime | None]] = field(default_factory=dict)
+    #: addresses (e-mails, phones, lower-cased) that bounced for good: not written to again
+    bounced: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def set_consent(self, channel: str, purpose: str, granted: bool, when: datetime) -> None:

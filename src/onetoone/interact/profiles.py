@@ -57,6 +57,7 @@ def _profile_queries(
     one) and its ``scores`` JSON as text, or as a typed struct of the keys of
     ``scores_structure`` (``json_group_structure``: a fraction of the memory of the text);
     ``consents``: the latest state per channel and purpose;
+    ``bounces``: the addresses whose message bounced for good;
     ``contacts``: outbound contacts in the longest cap window (but those of ``exempt``
     actions, transactional messages exempt from caps, and those whose message failed for
     good); ``ignores``: consecutive ignores
@@ -113,6 +114,14 @@ def _profile_queries(
               AND {where}
             """,
             [since, channels, *params, list(exempt), since, channels, *params],
+        ),
+        "bounces": (
+            f"""
+            SELECT DISTINCT customer_id, lower(address) AS address FROM outbound
+            WHERE address IS NOT NULL AND {where} AND decision_id IN (
+              SELECT decision_id FROM deliveries WHERE status = 'bounced')
+            """,
+            params,
         ),
         "ignores": (
             f"""
@@ -215,9 +224,15 @@ def _arrow(cur: Connection, sql: str, params: list[Any]) -> pa.Table:
     return cur.sql(sql, params=params).to_arrow_table()
 
 
+#: the parts of a profile read beside its golden record and scores
+PARTS = ("consents", "contacts", "ignores", "bounces")
+
+
 def _fill(profile: Profile, part: str, row: tuple[Any, ...]) -> None:
-    """Add one row of the ``consents``, ``contacts`` or ``ignores`` part (customer id first)."""
-    if part == "consents":
+    """Add one row of a part of :data:`PARTS` (customer id first)."""
+    if part == "bounces":
+        profile.bounced.add(row[1])
+    elif part == "consents":
         _cid, channel, purpose, granted, when = row
         profile.consents[(channel, purpose)] = (bool(granted), when)
     elif part == "contacts":
@@ -248,7 +263,7 @@ def load_profiles(
     if ids is not None:
         for cid in ids:
             profiles.setdefault(cid, Profile(cid, {"customer_id": cid}))
-    for part in ("consents", "contacts", "ignores"):
+    for part in PARTS:
         for row in cur.execute(*queries[part]).fetchall():
             if row[0] in profiles:
                 _fill(profiles[row[0]], part, row)
@@ -322,7 +337,7 @@ class ProfileStore:
             "customer_id": base.column(0),
             "_row": pa.array(np.arange(base.num_rows, dtype=np.int64))}))
         try:
-            for part in ("consents", "contacts", "ignores"):
+            for part in PARTS:
                 sql, params = queries[part]
                 table = _arrow(cur, f"SELECT r._row, p.* FROM ({sql}) p JOIN _profile_rows r "
                                "USING (customer_id) ORDER BY r._row", params)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from onetoone.clock import utcnow
 from onetoone.customize.catalog import Catalog, save_catalog
 from onetoone.customize.engine import Decision, DecisionEngine
-from onetoone.customize.policy import ContactPolicy
+from onetoone.customize.policy import ADDRESS_OF, ContactPolicy
 from onetoone.customize.profile import Profile
 from onetoone.customize.propensity import FAILURE, SUCCESS, AdaptivePropensities
 from onetoone.customize.templates import spreadsheet_cell
@@ -55,7 +55,6 @@ if TYPE_CHECKING:
     from onetoone.settings import WorkspaceSettings
 
 _SCORE_COLUMNS = {c.name for c in TABLES["customer_scores"].columns}
-ADDRESS_OF = {"email": "email", "sms": "phone", "phone": "phone"}
 RECENT_DECISIONS = 200_000
 
 
