@@ -10,12 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from onetoone.api.deps import JobsScope
 from onetoone.api.models import ERROR_RESPONSES
 from onetoone.errors import PermissionDeniedError
-from onetoone.jobs import IDENTITY_STEPS, PRIVACY_STEPS, JobRunner
+from onetoone.jobs import CAMPAIGN_STEPS, IDENTITY_STEPS, PRIVACY_STEPS, JobRunner
 
 #: steps that exercise a person's rights or erase by retention
 PRIVACY_SCOPED = (*PRIVACY_STEPS, "retention")
 #: steps whose audit entries name the key that asked
-AUDITED = (*PRIVACY_SCOPED, *IDENTITY_STEPS)
+AUDITED = (*PRIVACY_SCOPED, *IDENTITY_STEPS, *CAMPAIGN_STEPS)
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
 
