@@ -671,11 +671,16 @@ def decide(
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="CSV file (default: outbound/<run>.csv in the workspace).")] = None,
 ) -> None:
-    """Decide for every customer on a channel: the outbound list (CSV + table 'outbound')."""
-    with _friendly(), Workspace(workspace) as ws:
-        result = ws.decisions.campaign(channel, output=output)
-        ws.audit(cli_actor(), "campaign.run", None, channel=channel, run=result.run_id,
-                 customers=result.customers, contacted=result.contacted)
+    """Decide for every customer on a channel: the outbound list (CSV + table 'outbound'),
+    through the workspace's server when one runs."""
+    from onetoone.interact.service import CampaignResult
+    from onetoone.jobs import decide_list
+
+    args = {"channel": channel, "output": None if output is None else str(output.resolve())}
+    with _friendly():
+        result = CampaignResult.from_summary(_either(
+            workspace, lambda server: _job(server, "decide", args, "deciding"),
+            lambda ws: decide_list(ws, channel, output, cli_actor())))
         table = Table(title=f"Campaign {result.run_id} on {channel}", title_justify="left")
         table.add_column("outcome")
         table.add_column("customers", justify="right")

@@ -188,13 +188,32 @@ IDENTITY_STEPS: dict[str, tuple[Step, tuple[str, ...]]] = {
 PRIVACY_STEPS: dict[str, tuple[Step, tuple[str, ...]]] = {
     "erase": (_erase, ("customer", "mode", "actor")),
 }
-#: campaigns (onetoone campaign run): they decide and deliver through the running decision
-#: service itself (its profiles, its writer), not in one transaction of the job's own
+def decide_list(ws: Workspace, channel: str, output: Path | None,
+                actor: str) -> dict[str, Any]:
+    """The outbound list of every customer on a channel (``onetoone decide``), audited."""
+    result = ws.decisions.campaign(channel, output=output)
+    ws.audit(actor, "campaign.run", None, channel=result.channel, run=result.run_id,
+             customers=result.customers, contacted=result.contacted)
+    return result.summary()
+
+
+def _decide(ws: Workspace, args: dict[str, Any], tell: Progress) -> dict[str, Any]:
+    """:func:`decide_list` as a job: the server writes inside its workspace only."""
+    output = args.get("output")
+    tell(f"deciding on {args['channel']}", 0.0)
+    return decide_list(ws, str(args["channel"]), None if output is None
+                       else ws.path_inside(str(output)), _actor(args))
+
+
+#: campaigns (onetoone campaign run, onetoone decide): they decide and deliver through the
+#: running decision service itself (its profiles, its writer), not in one transaction of the
+#: job's own
 CAMPAIGN_STEPS: dict[str, tuple[Step, tuple[str, ...]]] = {
     "campaign": (_campaign, ("name", "actor")),
+    "decide": (_decide, ("channel", "output", "actor")),
 }
 _REQUIRED = {"merge": ("customer_a", "customer_b"), "unmerge": ("record_key",),
-             "erase": ("customer",), "campaign": ("name",)}
+             "erase": ("customer",), "campaign": ("name",), "decide": ("channel",)}
 
 
 def job_steps() -> dict[str, tuple[Step, tuple[str, ...]]]:

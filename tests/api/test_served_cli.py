@@ -119,3 +119,17 @@ def test_commands_go_through_the_running_server(tmp_path: Path) -> None:
         assert not address.exists()
     finally:
         server.stop()
+
+
+def test_decide_goes_through_the_server_and_refuses_an_unknown_channel(tmp_path: Path) -> None:
+    server = Server(tmp_path, make_workspace(tmp_path)).start()
+    try:
+        where = ["--workspace", str(tmp_path)]
+        done = CliRunner().invoke(app, ["decide", "--channel", "email", *where])
+        assert done.exit_code == 0, done.output
+        assert "customers in the outbound list" in done.output
+        wrong = CliRunner().invoke(app, ["decide", "--channel", "emial", *where])
+        assert wrong.exit_code == 1 and "Unknown channel 'emial'" in wrong.output
+        assert "email" in wrong.output
+    finally:
+        server.stop()

@@ -115,6 +115,20 @@ class CampaignResult:
     output: Path | None = None
     seconds: float = 0.0
 
+    def summary(self) -> dict[str, Any]:
+        """As plain data (a job's result); :meth:`from_summary` reads it back."""
+        return {"run_id": self.run_id, "channel": self.channel, "customers": self.customers,
+                "contacted": self.contacted, "control": self.control,
+                "reasons": dict(self.reasons), "actions": dict(self.actions),
+                "output": None if self.output is None else str(self.output),
+                "seconds": self.seconds}
+
+    @classmethod
+    def from_summary(cls, data: dict[str, Any]) -> CampaignResult:
+        return cls(data["run_id"], data["channel"], data["customers"], data["contacted"],
+                   data["control"], Counter(data["reasons"]), Counter(data["actions"]),
+                   None if data["output"] is None else Path(data["output"]), data["seconds"])
+
 
 @dataclass(frozen=True)
 class ServiceSettings:
@@ -777,6 +791,10 @@ class DecisionService:
         context: Mapping[str, Any] | None = None,
     ) -> CampaignResult:
         """Decide for every customer on ``channel``: the outbound list (table + CSV)."""
+        known, _ = self.consent_vocabulary()
+        if channel not in known:
+            raise InvalidInputError(f"Unknown channel '{channel}'.",
+                                    hint=f"Channels: {', '.join(known)}.")
         started = time.perf_counter()
         now = now or utcnow()
         result = CampaignResult(f"run-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}", channel)
