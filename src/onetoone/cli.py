@@ -249,12 +249,14 @@ def ingest(
         }
         server = _served(workspace)
         if server is not None:
-            if entity or map_ or identifier or options:
-                raise OneToOneError(
-                    "A running server loads the sources declared in onetoone.toml only.",
-                    hint="Declare the file as a [sources.NAME] section, or stop the server.")
+            args: dict[str, Any] = {"source": source} if source else {}
+            if entity and source:  # an ad-hoc file: the server reads it in its workspace
+                args = {"path": str(Path(source).resolve()), "entity": entity,
+                        "columns": _parse_pairs(map_, "--map"),
+                        "identifiers": _parse_pairs(identifier, "--identifier"),
+                        "options": options}
             results = [SourceResult.from_summary(r) for r in _job(
-                server, "ingest", {"source": source} if source else {}, "loading")["sources"]]
+                server, "ingest", args, "loading")["sources"]]
         else:
             with Workspace(workspace) as ws, _progress("loading") as progress:
                 results = ws.ingest(

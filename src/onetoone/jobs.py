@@ -86,7 +86,16 @@ def _ingest(ws: Workspace, args: dict[str, Any], tell: Progress) -> dict[str, An
         rows[source] = rows.get(source, 0) + read
         tell(f"{source}: {rows[source]:,} rows read", 0.0)
 
-    results = ws.ingest(args.get("source"), progress=counted)
+    path, source = args.get("path"), args.get("source")
+    if source is not None and str(source) not in ws.config.sources:
+        path, source = path or source, None  # a file named as the source: checked below
+    results = ws.ingest(
+        source, progress=counted,
+        # an ad-hoc file: inside the workspace only (a key may not make the server read
+        # anything else of the machine)
+        path=None if path is None else ws.path_inside(str(path), reading=True),
+        entity=args.get("entity"), columns=args.get("columns"),
+        identifiers=args.get("identifiers"), options=args.get("options"))
     return {"sources": [r.summary() for r in results]}
 
 
@@ -171,7 +180,7 @@ def _campaign(ws: Workspace, args: dict[str, Any], tell: Progress) -> dict[str, 
 Step = Callable[["Workspace", dict[str, Any], "Progress"], dict[str, Any]]
 #: step -> (function, the arguments it takes); the batch steps, which [schedule] can run
 STEPS: dict[str, tuple[Step, tuple[str, ...]]] = {
-    "ingest": (_ingest, ("source",)),
+    "ingest": (_ingest, ("source", "path", "entity", "columns", "identifiers", "options")),
     "identify": (_identify, ("full",)),
     "score": (_score, ("as_of",)),
     "kpis": (_kpis, ()),

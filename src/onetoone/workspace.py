@@ -394,17 +394,20 @@ class Workspace:
         """Whether the decision service of this workspace has been started."""
         return self._decisions is not None
 
-    def path_inside(self, text: str) -> Path:
+    def path_inside(self, text: str, *, reading: bool = False) -> Path:
         """A path given by a caller of the service (relative to the workspace folder, or
-        absolute), checked to lie inside the folder: the server writes nowhere else."""
+        absolute), checked to lie inside the folder: the server reads and writes nowhere
+        else."""
         if "\x00" in text or not text.strip():
             raise InvalidInputError("This is not a file path.")
         path = (self.root / text).resolve()
         if not path.is_relative_to(self.root):
+            verb = "reads" if reading else "writes"
             raise InvalidInputError(
-                "The server writes inside its workspace folder only.",
-                hint="Give a path inside the workspace, or stop the server and run the "
-                "command alone.")
+                f"The server {verb} inside its workspace folder only.",
+                hint=("Copy the file into the workspace (e.g. exports/)" if reading else
+                      "Give a path inside the workspace") + ", or stop the server and run "
+                "the command alone.")
         return path
 
     # -- report -------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import stat
+import time
 from pathlib import Path
 
 import httpx
@@ -133,5 +134,42 @@ def test_decide_goes_through_the_server_and_refuses_an_unknown_channel(tmp_path:
         wrong = CliRunner().invoke(app, ["decide", "--channel", "emial", *where])
         assert wrong.exit_code == 1 and "Unknown channel 'emial'" in wrong.output
         assert "email" in wrong.output
+    finally:
+        server.stop()
+
+
+def test_an_ad_hoc_file_loads_through_the_server_from_inside_the_workspace(
+        tmp_path: Path) -> None:
+    server = Server(tmp_path, make_workspace(tmp_path)).start()
+    try:
+        (tmp_path / "exports").mkdir()
+        (tmp_path / "exports" / "fair.csv").write_text(
+            "id;mail\n1;ana@exemple.fr\n2;bruno@exemple.fr\n", encoding="utf-8")
+        outside = tmp_path.parent / f"{tmp_path.name}-outside.csv"
+        outside.write_text("id;mail\n1;x@exemple.fr\n", encoding="utf-8")
+        where = ["--workspace", str(tmp_path)]
+        loaded = CliRunner().invoke(app, [
+            "ingest", str(tmp_path / "exports" / "fair.csv"), "--entity", "customers",
+            "--map", "source_id=id", "--map", "email=mail", "--delimiter", ";", *where])
+        assert loaded.exit_code == 0, loaded.output
+        assert "Done in" in loaded.output
+        refused = CliRunner().invoke(app, [
+            "ingest", str(outside), "--entity", "customers", "--map", "source_id=id", *where])
+        assert refused.exit_code == 1 and "reads inside its workspace folder only" \
+            in refused.output
+        with server.client("admin") as client:  # nor by naming the file as the source
+            job = client.post("/v1/jobs", json={"step": "ingest", "args": {
+                "source": str(outside), "entity": "customers"}})
+            ended = job.json()
+            for _ in range(200):
+                if ended["status"] not in ("queued", "running"):
+                    break
+                time.sleep(0.05)
+                ended = client.get(f"/v1/jobs/{ended['job_id']}").json()
+            assert ended["status"] == "failed"
+            assert "reads inside its workspace folder only" in ended["error"]
+            rows = client.post("/v1/sql", json={
+                "query": "SELECT count(*) FROM customer_records"}).json()["rows"]
+            assert rows == [[2]]
     finally:
         server.stop()
