@@ -61,6 +61,9 @@ class Workspace:
         self.store = Store(self.root / DATABASE_FILE, read_only=read_only)
         self._keys: ApiKeys | None = None
         self._decisions: DecisionService | None = None
+        #: set by ``onetoone serve`` before the decision service starts: it then reads every
+        #: profile at start (``[api] preload_profiles``); a command reads those it needs
+        self.serving = False
 
     # -- lifecycle ----------------------------------------------------------------------
     @classmethod
@@ -86,7 +89,7 @@ class Workspace:
         what a job runs its step on, in one transaction (``store.atomic()``)."""
         other = object.__new__(Workspace)
         other.root, other.config = self.root, self.config
-        other._keys, other._decisions = self._keys, None
+        other._keys, other._decisions, other.serving = self._keys, None, self.serving
         with self.store.cursor() as store:
             other.store = store
             yield other
@@ -386,7 +389,8 @@ class Workspace:
 
             self._decisions = DecisionService(
                 self.store, ServiceSettings.of(self.config), self.keys,
-                outbound=self.root / "outbound")
+                outbound=self.root / "outbound",
+                preload=self.config.api.preload_profiles and self.serving)
         return self._decisions
 
     @property

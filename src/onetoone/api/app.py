@@ -174,6 +174,7 @@ def _noise(part: object) -> bool:
 def build_app(workspace: Workspace | Path | str) -> FastAPI:
     """The application owning ``workspace`` (opened here when given as a folder)."""
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    ws.serving = True
     _ = ws.decisions  # started now: the catalog saved, the propensities and profiles loaded
     runner = JobRunner(ws)  # the batch steps, one at a time, beside the decisions
     # [schedule]: runs steps as jobs by cron expressions and chains, while the server serves

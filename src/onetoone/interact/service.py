@@ -158,8 +158,11 @@ class DecisionService:
     """
 
     def __init__(self, store: Store, settings: ServiceSettings, keys: ApiKeys,
-                 outbound: Path) -> None:
+                 outbound: Path, *, preload: bool | None = None) -> None:
         self.config = settings
+        #: every profile read at start (``[api] preload_profiles``, for a server); a command
+        #: that reads every customer itself (a campaign) reads them once, not twice
+        self.preload = settings.api.preload_profiles if preload is None else preload
         self.con = store.con
         self.outbound = outbound
         self._local = threading.local()
@@ -208,7 +211,7 @@ class DecisionService:
         self._responses: OrderedDict[tuple[Any, ...], None] = OrderedDict()
         self._outcomes: OrderedDict[tuple[str, str | None], None] = OrderedDict()
         self._outcome_lock = threading.Lock()
-        if self.config.api.preload_profiles:
+        if self.preload:
             self._profiles = ProfileStore.load(
                 self.cursor(), utcnow(), self.policy.max_days, self.policy.outbound,
                 exempt=self.policy.exempt)
@@ -229,7 +232,7 @@ class DecisionService:
         try:
             fresh = (ProfileStore.load(cur, started, self.policy.max_days, self.policy.outbound,
                                        exempt=self.policy.exempt)
-                     if self.config.api.preload_profiles else ProfileStore())
+                     if self.preload else ProfileStore())
             self.resolver.reload(cur)
         finally:
             cur.close()
