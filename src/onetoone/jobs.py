@@ -87,7 +87,8 @@ def _ingest(ws: Workspace, args: dict[str, Any], tell: Progress) -> dict[str, An
         tell(f"{source}: {rows[source]:,} rows read", 0.0)
 
     path, source = args.get("path"), args.get("source")
-    if source is not None and str(source) not in ws.config.sources:
+    if source is not None and str(source) not in ws.config.sources and (
+            Path(str(source)).exists() or (ws.root / str(source)).exists()):
         path, source = path or source, None  # a file named as the source: checked below
     results = ws.ingest(
         source, progress=counted,
