@@ -70,6 +70,27 @@ SCOPE_SETS = {
 }
 
 
+#: The optin source of :func:`crm_sources`: consents.csv, columns client;canal;ok;date.
+OPTIN = {"customer_source_id": "client", "channel": "canal", "granted": "ok",
+         "occurred_at": "date"}
+
+
+def crm_sources(columns: dict[str, str], optin: dict[str, str] | None = None) -> str:
+    """``[identify]`` without probabilistic matching and the ``[sources.crm]`` of a small
+    ``crm.csv`` (``;``-separated, ``columns``: canonical field -> column), with a
+    ``[sources.optin]`` of ``consents.csv`` when ``optin`` maps its columns."""
+    def mapped(fields: dict[str, str]) -> str:
+        return "".join(f'{k} = "{v}"\n' for k, v in fields.items())
+
+    text = ('\n[identify]\nprobabilistic = false\n\n[sources.crm]\nentity = "customers"\n'
+            'path = "crm.csv"\ndelimiter = ";"\n[sources.crm.columns]\n' + mapped(columns))
+    if optin is not None:
+        text += ('\n[sources.optin]\nentity = "consents"\npath = "consents.csv"\n'
+                 'delimiter = ";"\ncustomer_source = "crm"\n[sources.optin.columns]\n'
+                 + mapped(optin))
+    return text
+
+
 def make_workspace(root: Path, config: str = CONFIG) -> dict[str, str]:
     """A workspace with the test catalog and one key per scope set."""
     with Workspace.init(root, config_text=config) as ws:

@@ -15,7 +15,7 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
-from _service_server import Server, make_workspace
+from _service_server import OPTIN, Server, crm_sources, make_workspace
 from onetoone import Workspace
 from onetoone.channels.audiences import (
     HEADERS,
@@ -130,9 +130,6 @@ CONFIG = """
 name = "audiences"
 default_country = "FR"
 
-[identify]
-probabilistic = false
-
 [contact_policy]
 outbound_channels = ["email", "sms", "ads"]
 quiet_hours_start = ""
@@ -140,33 +137,9 @@ quiet_hours_end = ""
 
 [control_groups]
 universal_share = 0.0
-
-[sources.crm]
-entity = "customers"
-path = "crm.csv"
-delimiter = ";"
-[sources.crm.columns]
-source_id = "id"
-first_name = "prenom"
-last_name = "nom"
-email = "mail"
-phone = "tel"
-postcode = "cp"
-city = "ville"
-country = "pays"
-
-[sources.optin]
-entity = "consents"
-path = "consents.csv"
-delimiter = ";"
-customer_source = "crm"
-[sources.optin.columns]
-customer_source_id = "client"
-channel = "canal"
-purpose = "finalite"
-granted = "ok"
-occurred_at = "date"
-
+""" + crm_sources({"source_id": "id", "first_name": "prenom", "last_name": "nom",
+                  "email": "mail", "phone": "tel", "postcode": "cp", "city": "ville",
+                  "country": "pays"}, {**OPTIN, "purpose": "finalite"}) + """
 [audiences.fans]
 holdout_share = 0.0
 

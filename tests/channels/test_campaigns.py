@@ -16,7 +16,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from _service_server import CONFIG, Server, make_workspace
+from _service_server import CONFIG, OPTIN, Server, crm_sources, make_workspace
 from onetoone import Workspace
 from onetoone.cli import app
 from onetoone.errors import ConfigError
@@ -36,33 +36,8 @@ def _consents() -> str:  # everyone but the last five consented to e-mail market
     return "\n".join(rows) + "\n"
 
 
-SOURCES = """
-[identify]
-probabilistic = false
-
-[sources.crm]
-entity = "customers"
-path = "crm.csv"
-delimiter = ";"
-[sources.crm.columns]
-source_id = "id"
-first_name = "prenom"
-email = "mail"
-language = "langue"
-
-[sources.optin]
-entity = "consents"
-path = "consents.csv"
-delimiter = ";"
-customer_source = "crm"
-[sources.optin.columns]
-customer_source_id = "client"
-channel = "canal"
-granted = "ok"
-occurred_at = "date"
-
-[actions.retention_offer.treatments.email.fr.extra]
-
+SOURCES = crm_sources({"source_id": "id", "first_name": "prenom", "email": "mail",
+                       "language": "langue"}, OPTIN) + """
 [campaigns.spring]
 channel = "email"
 actions = ["retention_offer"]
@@ -79,8 +54,7 @@ def _workspace(root: Path, public_url: str) -> dict[str, str]:
         "html = '<p>Bonjour {{ first_name }}</p><a href=\"https://shop.example/offre?c=1\">"
         "Voir</a>'")
     config = config.replace("[api]\n", f'[api]\npublic_url = "{public_url}"\n')
-    sources = SOURCES.replace("[actions.retention_offer.treatments.email.fr.extra]\n", "")
-    keys = make_workspace(root, config + sources)
+    keys = make_workspace(root, config + SOURCES)
     with Workspace(root) as ws:
         ws.ingest()
         ws.identify()
@@ -287,8 +261,7 @@ def test_a_message_that_failed_for_good_gives_its_contact_back(
     monkeypatch.setenv("ONETOONE_TEST_HOOK_SECRET", "s3cret")
     (tmp_path / "crm.csv").write_text(_crm(), encoding="utf-8")
     (tmp_path / "consents.csv").write_text(_consents(), encoding="utf-8")
-    sources = SOURCES.replace("[actions.retention_offer.treatments.email.fr.extra]\n", "")
-    make_workspace(tmp_path, CONFIG + sources + RELEASE)
+    make_workspace(tmp_path, CONFIG + SOURCES + RELEASE)
     with Workspace(tmp_path) as ws:
         ws.ingest()
         ws.identify()
@@ -324,8 +297,8 @@ def test_a_hard_bounce_keeps_the_address_from_being_written_to_again(tmp_path: P
     try:
         (tmp_path / "crm.csv").write_text(_crm(), encoding="utf-8")
         (tmp_path / "consents.csv").write_text(_consents(), encoding="utf-8")
-        sources = SOURCES.replace("[actions.retention_offer.treatments.email.fr.extra]\n", "")
-        sources += (f'\n[channels.relay]\ntype = "smtp"\nhost = "127.0.0.1"\nport = {port}\n'
+        sources = SOURCES + (
+                    f'\n[channels.relay]\ntype = "smtp"\nhost = "127.0.0.1"\nport = {port}\n'
                     'security = "none"\nfrom = "Maison <bonjour@maison.example>"\n'
                     '\n[campaigns.autumn]\nchannel = "email"\nactions = ["retention_offer"]\n'
                     'control_share = 0.0\ndeliver_with = "relay"\n')

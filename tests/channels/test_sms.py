@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, unquote_to_bytes, urlsplit
 import httpx
 import pytest
 
-from _service_server import CONFIG, Server, free_port, make_workspace
+from _service_server import CONFIG, OPTIN, Server, crm_sources, free_port, make_workspace
 from onetoone import Workspace
 from onetoone.channels.base import Message
 from onetoone.channels.delivery import Deliverer, Limits
@@ -337,33 +337,8 @@ CONSENTS = """client;canal;ok;date
 1;sms;oui;2026-01-10
 2;sms;oui;2026-01-10
 """
-SOURCES = """
-[identify]
-probabilistic = false
-
-[sources.crm]
-entity = "customers"
-path = "crm.csv"
-delimiter = ";"
-[sources.crm.columns]
-source_id = "id"
-first_name = "prenom"
-email = "mail"
-phone = "tel"
-language = "langue"
-country = "pays"
-
-[sources.optin]
-entity = "consents"
-path = "consents.csv"
-delimiter = ";"
-customer_source = "crm"
-[sources.optin.columns]
-customer_source_id = "client"
-channel = "canal"
-granted = "ok"
-occurred_at = "date"
-"""
+SOURCES = crm_sources({"source_id": "id", "first_name": "prenom", "email": "mail",
+                       "phone": "tel", "language": "langue", "country": "pays"}, OPTIN)
 KANNEL_CONF = """
 group = core
 admin-port = {admin}

@@ -11,7 +11,7 @@ from typing import Any
 
 from typer.testing import CliRunner
 
-from _service_server import CONFIG, Server, make_workspace
+from _service_server import CONFIG, Server, crm_sources, make_workspace
 from onetoone import Workspace
 from onetoone.cli import app
 
@@ -20,21 +20,8 @@ CRM = """id;prenom;nom;mail;tel
 2;John;Smith;john.smith@example.co.uk;0698765432
 3;Paul;Durand;paul.durand@exemple.fr;0655555555
 """
-SOURCES = """
-[identify]
-probabilistic = false
-
-[sources.crm]
-entity = "customers"
-path = "crm.csv"
-delimiter = ";"
-[sources.crm.columns]
-source_id = "id"
-first_name = "prenom"
-last_name = "nom"
-email = "mail"
-phone = "tel"
-"""
+SOURCES = crm_sources({"source_id": "id", "first_name": "prenom", "last_name": "nom",
+                       "email": "mail", "phone": "tel"})
 
 
 def _audit(server: Server, where: str = "") -> list[dict[str, Any]]:

@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from onetoone.channels.base import Channel, Message
@@ -280,21 +280,20 @@ class Campaigns:
         return errors
 
     # -- run ----------------------------------------------------------------------------
+    def _local(self, now: datetime) -> datetime:
+        """``now`` (naive UTC) in the workspace's time zone."""
+        from onetoone.schedule import zone
+
+        return now.replace(tzinfo=UTC).astimezone(zone(self.timezone))
+
     def occurrence(self, config: CampaignConfig, now: datetime) -> str:
         """``once``, or the day of a scheduled run in the workspace's time zone."""
-        if config.schedule == "once":
-            return "once"
-        from zoneinfo import ZoneInfo
-
-        return now.replace(tzinfo=ZoneInfo("UTC")).astimezone(ZoneInfo(self.timezone)
-                                                              ).strftime("%Y-%m-%d")
+        return "once" if config.schedule == "once" else f"{self._local(now):%Y-%m-%d}"
 
     def _in_window(self, config: CampaignConfig, now: datetime) -> bool:
         if config.send_window is None:
             return True
-        from zoneinfo import ZoneInfo
-
-        local = now.replace(tzinfo=ZoneInfo("UTC")).astimezone(ZoneInfo(self.timezone))
+        local = self._local(now)
         minute = local.hour * 60 + local.minute
         start, end = send_window(config.send_window)
         return start <= minute < end if start <= end else minute >= start or minute < end
@@ -448,13 +447,13 @@ class _Sender:
         self.decided_at: dict[str, datetime] = {}
 
     def resume(self) -> None:
-        rows = self.campaigns.service.cursor().execute(
+        """Send what an earlier run of this occurrence listed, a chunk at a time."""
+        cur = self.campaigns.service.cursor().execute(
             "SELECT decision_id, customer_id, action_id, address, treatment, created_at "
-            "FROM outbound WHERE run_id = ? ORDER BY customer_id", [self.run_id]).fetchall()
-        names = ("decision_id", "customer_id", "action_id", "address", "treatment",
-                 "created_at")
-        for start in range(0, len(rows), CHUNK):
-            self.send([dict(zip(names, r, strict=True)) for r in rows[start:start + CHUNK]])
+            "FROM outbound WHERE run_id = ? ORDER BY customer_id", [self.run_id])
+        names = [d[0] for d in cur.description]
+        while rows := cur.fetchmany(CHUNK):
+            self.send([dict(zip(names, r, strict=True)) for r in rows])
 
     def send(self, rows: list[dict[str, Any]]) -> None:
         public = self.campaigns.public_url

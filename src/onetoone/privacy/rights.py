@@ -506,10 +506,6 @@ class Privacy:
                  store: Store) -> None:
         self.root, self.config, self.settings, self.store = root, workspace, settings, store
 
-    def find(self, kind: str, value: str) -> str:
-        """The current customer id of the person named by (type, value)."""
-        return find_person(self.config, self.store.con, kind, value)
-
     def export(self, kind: str, value: str, *, actor: str,
                output: Path | None = None) -> dict[str, Any]:
         """The access document of the person named; with ``output``, also written there
