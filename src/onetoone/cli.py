@@ -255,8 +255,9 @@ def ingest(
                         "columns": _parse_pairs(map_, "--map"),
                         "identifiers": _parse_pairs(identifier, "--identifier"),
                         "options": options}
-            results = [SourceResult.from_summary(r) for r in _job(
-                server, "ingest", args, "loading")["sources"]]
+            done = _job(server, "ingest", args, "loading")
+            results = [SourceResult.from_summary(r) for r in done["sources"]]
+            attributed = int(done.get("conversions_attributed") or 0)
         else:
             with Workspace(workspace) as ws, _progress("loading") as progress:
                 results = ws.ingest(
@@ -265,11 +266,16 @@ def ingest(
                     progress=progress,
                     path=Path(source) if entity and source else None,
                 )
+                from onetoone.channels.attribution import after_ingest
+
+                attributed = after_ingest(ws)
         console.print(_ingest_table(results))
         quarantined = sum(r.total("rows_quarantined") for r in results)
         console.print(
             f"Done in {time.perf_counter() - started:.1f} s."
             + (f" {quarantined:,} rows quarantined: see the 'quarantine' table." if quarantined
+               else "")
+            + (f" {attributed:,} purchase(s) converted campaign messages." if attributed
                else "")
         )
 

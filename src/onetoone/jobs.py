@@ -412,6 +412,22 @@ class JobRunner:
             job.log.append(f"{moved:,} event row(s) received during the job attached to the "
                            "customers it changed")
 
+    def _attribute(self, job: Job) -> None:
+        """After an ingest job: the purchases it loaded converting campaign messages."""
+        from onetoone.channels.attribution import after_ingest
+
+        try:
+            attributed = after_ingest(self.ws)
+        except Exception as exc:  # the step is committed: it still succeeded
+            log.error("attributing conversions after the job failed: %s", type(exc).__name__)
+            job.log.append("the purchases could not be attributed to campaign messages (see "
+                           "the server's log)")
+            return
+        if attributed:
+            job.log.append(f"{attributed:,} conversion(s) attributed to campaign messages")
+            if job.result is not None:
+                job.result["conversions_attributed"] = attributed
+
     def _in_worker(self, step: str, view: Workspace, args: dict[str, Any],
                    tell: Progress) -> dict[str, Any]:
         """Run ``step`` in a worker process on a copy of the database, then replace the tables
@@ -491,6 +507,8 @@ class JobRunner:
                                    "step's changes in decisions")
             if job.step == "identify" or job.step in IDENTITY_STEPS:
                 self._attach_late_events(job)
+            if job.step == "ingest":
+                self._attribute(job)
             job.done = 1.0
             self._end(job, "succeeded")
 

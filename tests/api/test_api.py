@@ -76,9 +76,9 @@ def test_duplicate_event_ids_count_once(server: Server) -> None:
         again = c.post("/v1/events", json=_event("dup-1", email)).json()
         batch = c.post("/v1/events", json={"events": [
             _event("dup-1", email), _event("dup-2", email), _event("dup-2", email)]}).json()
-    assert first == {"received": 1, "accepted": 1, "duplicates": 0}
-    assert again == {"received": 1, "accepted": 0, "duplicates": 1}
-    assert batch == {"received": 3, "accepted": 1, "duplicates": 2}
+    assert first == {"received": 1, "accepted": 1, "duplicates": 0, "conversions": 0}
+    assert again == {"received": 1, "accepted": 0, "duplicates": 1, "conversions": 0}
+    assert batch == {"received": 3, "accepted": 1, "duplicates": 2, "conversions": 0}
     with server.client("reader") as c:
         view = c.get("/v1/customers", params={"identifier": f"email:{email}"}).json()
     ids = sorted(i["event_id"] for i in view["interactions"])

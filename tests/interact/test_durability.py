@@ -43,7 +43,7 @@ def test_acknowledged_events_survive_sigkill(fresh_server: Server) -> None:
     with server.client("admin") as c:
         # every acknowledged event is there, once: sending them again adds nothing
         again = c.post("/v1/events", json=_events("k3", 50, "durable@exemple.fr")).json()
-        assert again == {"received": 50, "accepted": 0, "duplicates": 50}
+        assert again == {"received": 50, "accepted": 0, "duplicates": 50, "conversions": 0}
         view = c.get(f"/v1/customers/{customer_id}").json()
         assert view["consents"][0]["granted"] is True
         assert {d["decision_id"] for d in view["decisions"]} == {d["decision_id"]

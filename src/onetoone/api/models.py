@@ -94,6 +94,8 @@ class EventsOut(BaseModel):
     received: int
     accepted: int
     duplicates: int
+    #: purchases among them that converted a campaign's message (docs/campaigns.md)
+    conversions: int = 0
 
 
 class ConsentOut(BaseModel):

@@ -384,8 +384,9 @@ class Campaigns:
         statuses = dict(cur.execute("SELECT status, count(*) FROM deliveries WHERE campaign "
                                     "LIKE ? GROUP BY status", like).fetchall())
         answers = dict(cur.execute("""
-            SELECT r.response, count(DISTINCT r.decision_id) FROM responses r
-            JOIN outbound o USING (decision_id) WHERE o.run_id LIKE ? GROUP BY r.response""",
+            SELECT CASE WHEN r.response = 'accept' THEN 'conversion' ELSE r.response END,
+                   count(DISTINCT r.decision_id) FROM responses r
+            JOIN outbound o USING (decision_id) WHERE o.run_id LIKE ? GROUP BY ALL""",
                                    like).fetchall())
         events = dict(cur.execute("""
             SELECT i.type, count(DISTINCT i.decision_id) FROM interactions i
@@ -400,7 +401,7 @@ class Campaigns:
             "failed": statuses.get("failed", 0) + statuses.get("dead", 0),
             "queued": statuses.get("queued", 0),
             "opened": events.get("open", 0), "clicked": answers.get("click", 0),
-            "converted": answers.get("conversion", 0) + answers.get("accept", 0),
+            "converted": answers.get("conversion", 0),
             "unsubscribed": events.get("unsubscribe", 0) + events.get("stop", 0),
         }
         if lift is not None and out["runs"]:

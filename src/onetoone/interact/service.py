@@ -49,6 +49,7 @@ if TYPE_CHECKING:
         ControlGroupSettings,
         DecisioningSettings,
     )
+    from onetoone.differentiate.settings import ValueSettings
     from onetoone.identify.settings import IdentifySettings
     from onetoone.interact.settings import ApiSettings
     from onetoone.privacy.settings import ConsentSettings
@@ -143,6 +144,7 @@ class ServiceSettings:
     control_groups: ControlGroupSettings
     api: ApiSettings
     consent: ConsentSettings
+    value: ValueSettings
 
     @classmethod
     def of(cls, config: Any) -> ServiceSettings:
@@ -384,8 +386,11 @@ class DecisionService:
                 if txn.claim(event_id):
                     txn.insert(table, [row])
                     accepted.append(row)
+                    if table == "transactions":
+                        bought.add(row["customer_id"])
             return accepted
 
+        bought: set[str] = set()
         accepted: list[dict[str, Any]] = self.writer.write(work)
         for row in accepted:  # contacts made outside the engine count against the caps
             if (
@@ -396,11 +401,18 @@ class DecisionService:
                 profile = self.profile(row["customer_id"])
                 with profile.lock:
                     self.policy.record_contact(profile, row["channel"], row["occurred_at"])
-        return {
+        out = {
             "received": len(events),
             "accepted": len(accepted),
             "duplicates": len(events) - len(accepted),
         }
+        if bought:  # a purchase after a campaign's message converts it
+            from onetoone.channels import attribution
+
+            converting = attribution.find(self.cursor(), self.config, customers=bought)
+            if converting:
+                out["conversions"] = attribution.record(self, converting)
+        return out
 
     def attach_late_events(self, since: datetime) -> int:
         """After an identify job and :meth:`refresh`: the events written during the job follow
