@@ -266,9 +266,9 @@ def ingest(
                     progress=progress,
                     path=Path(source) if entity and source else None,
                 )
-                from onetoone.channels.attribution import after_ingest
+                from onetoone.jobs import attribute_conversions
 
-                attributed = after_ingest(ws)
+                attributed = attribute_conversions(ws)
         console.print(_ingest_table(results))
         quarantined = sum(r.total("rows_quarantined") for r in results)
         console.print(

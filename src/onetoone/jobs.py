@@ -178,6 +178,17 @@ def _campaign(ws: Workspace, args: dict[str, Any], tell: Progress) -> dict[str, 
     return result
 
 
+def attribute_conversions(ws: Workspace) -> int:
+    """After an ingest: the purchases it loaded that converted campaign messages, recorded
+    through the workspace's decision service (started only when there is one to record)."""
+    from onetoone.interact import conversions
+
+    found = conversions.attributable(ws.store.con.cursor(),
+                                     ws.config.control_groups.window_days,
+                                     exclude_statuses=ws.config.value.exclude_statuses)
+    return ws.decisions.convert(found) if found else 0
+
+
 Step = Callable[["Workspace", dict[str, Any], "Progress"], dict[str, Any]]
 #: step -> (function, the arguments it takes); the batch steps, which [schedule] can run
 STEPS: dict[str, tuple[Step, tuple[str, ...]]] = {
@@ -414,10 +425,8 @@ class JobRunner:
 
     def _attribute(self, job: Job) -> None:
         """After an ingest job: the purchases it loaded converting campaign messages."""
-        from onetoone.channels.attribution import after_ingest
-
         try:
-            attributed = after_ingest(self.ws)
+            attributed = attribute_conversions(self.ws)
         except Exception as exc:  # the step is committed: it still succeeded
             log.error("attributing conversions after the job failed: %s", type(exc).__name__)
             job.log.append("the purchases could not be attributed to campaign messages (see "

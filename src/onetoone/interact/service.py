@@ -18,7 +18,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -407,11 +407,13 @@ class DecisionService:
             "duplicates": len(events) - len(accepted),
         }
         if bought:  # a purchase after a campaign's message converts it
-            from onetoone.channels import attribution
+            from onetoone.interact import conversions
 
-            converting = attribution.find(self.cursor(), self.config, customers=bought)
+            converting = conversions.attributable(
+                self.cursor(), self.config.control_groups.window_days, customers=bought,
+                exclude_statuses=self.config.value.exclude_statuses)
             if converting:
-                out["conversions"] = attribution.record(self, converting)
+                out["conversions"] = self.convert(converting)
         return out
 
     def attach_late_events(self, since: datetime) -> int:
@@ -770,6 +772,17 @@ class DecisionService:
         if learned and action is not None:
             out["propensity"] = round(self.propensities.posterior(action, segment).mean, 6)
         return out
+
+    def convert(self, found: list[tuple[str, float, datetime]]) -> int:
+        """Record the conversions :func:`~onetoone.interact.conversions.attributable` found
+        (``(decision_id, amount, occurred_at)``, UTC) as responses, learned by the
+        propensities; the number recorded."""
+        recorded = 0
+        for decision_id, amount, occurred_at in found:
+            answer = self.respond(decision_id, "conversion", value=amount,
+                                  occurred_at=occurred_at.replace(tzinfo=UTC))
+            recorded += not answer.get("duplicate", False)
+        return recorded
 
     def _response_state(self, decision_id: str, action: str | None, response: str,
                         value: float | None, dated: bool, when: datetime) -> tuple[bool, bool]:

@@ -14,8 +14,9 @@ from typer.testing import CliRunner
 
 from _service_server import CONFIG, OPTIN, Server, crm_sources, make_workspace
 from onetoone import Workspace
-from onetoone.channels.attribution import after_ingest, attributable
 from onetoone.cli import app
+from onetoone.interact.conversions import attributable
+from onetoone.jobs import attribute_conversions
 
 CUSTOMERS = 30
 ORDERS_HEAD = "ref;client;quand;montant;statut\n"
@@ -114,7 +115,7 @@ def test_purchases_after_a_message_convert_it_once(tmp_path: Path) -> None:
     assert learned == 3  # one success a decision, b's second purchase included
 
     with Workspace(tmp_path) as ws:  # again: nothing new
-        assert after_ingest(ws) == 0
+        assert attribute_conversions(ws) == 0
         status = ws.campaigns.status("spring")
         assert status["converted"] == 3
         # a message later than the purchase does not take it; a window of 0 days takes none

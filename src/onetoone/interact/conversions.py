@@ -15,16 +15,13 @@ propensities see.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from onetoone.clock import utcnow
 
 if TYPE_CHECKING:
-    from onetoone.config import Config
-    from onetoone.interact.service import DecisionService, ServiceSettings
     from onetoone.store import Connection
-    from onetoone.workspace import Workspace
 
 #: delivery states of a message that reached the customer's provider
 REACHED = ("sent", "delivered")
@@ -71,29 +68,3 @@ def attributable(cur: Connection, window_days: int, *, now: datetime | None = No
             WHERE response = 'conversion' AND decision_id IS NOT NULL)
         GROUP BY decision_id ORDER BY min(occurred_at), decision_id""", params).fetchall()
     return [(str(d), float(a), t) for d, a, t in rows]
-
-
-def find(cur: Connection, config: Config | ServiceSettings, *,
-         customers: Iterable[str] | None = None,
-         now: datetime | None = None) -> list[tuple[str, float, datetime]]:
-    """:func:`attributable` with the workspace's window and excluded statuses."""
-    return attributable(cur, config.control_groups.window_days, now=now, customers=customers,
-                        exclude_statuses=config.value.exclude_statuses)
-
-
-def record(service: DecisionService, found: list[tuple[str, float, datetime]]) -> int:
-    """Record conversions :func:`find` found as responses (learned by the propensities);
-    the number recorded."""
-    recorded = 0
-    for decision_id, amount, occurred_at in found:
-        answer = service.respond(decision_id, "conversion", value=amount,
-                                 occurred_at=occurred_at.replace(tzinfo=UTC))
-        recorded += not answer.get("duplicate", False)
-    return recorded
-
-
-def after_ingest(ws: Workspace) -> int:
-    """The conversions of the purchases just loaded (through the workspace's decision
-    service, started only when there is one to record)."""
-    found = find(ws.store.con.cursor(), ws.config)
-    return record(ws.decisions, found) if found else 0
