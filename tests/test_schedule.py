@@ -195,13 +195,13 @@ def test_a_valid_section() -> None:
 @pytest.mark.parametrize(("text", "says"), [
     ('[schedule]\nscore = "0 2 * * *"\nscor = "0 3 * * *"\n',
      "Invalid value for 'schedule' (onetoone.toml, line 1): 'scor' is not a step; the steps "
-     "are ingest, identify, score, kpis, report, retention."),
+     "are ingest, identify, score, kpis, report, retention, bounces."),
     ('[schedule]\nscore = "61 2 * * *"\n',
      "Invalid value for 'schedule.score' (onetoone.toml, line 2): minute field '61' is out of "
      "0-59."),
     ('[schedule]\nkpis = "0 6 * * *"\nidentify = "after ingets"\n',
      "Invalid value for 'schedule.identify' (onetoone.toml, line 3): 'after ingets' does not "
-     "name a step; the steps are ingest, identify, score, kpis, report, retention."),
+     "name a step; the steps are ingest, identify, score, kpis, report, retention, bounces."),
     ('[schedule]\ningest = "after score"\nscore = "after ingest"\n',
      "the chains form a cycle, so none of them would ever run: ingest after score after ingest"),
     ('[schedule]\ningest = "after report"\nreport = "after score"\nscore = "after ingest"\n',

@@ -178,6 +178,17 @@ def _campaign(ws: Workspace, args: dict[str, Any], tell: Progress) -> dict[str, 
     return result
 
 
+def _bounces(ws: Workspace, args: dict[str, Any], tell: Progress) -> dict[str, Any]:
+    """Apply the bounces of the channels' ``bounce_mailbox`` (``onetoone campaign bounces``),
+    or of a one-off ``mailbox`` inside the workspace, through the decision service."""
+    from onetoone.channels.bounces import intake
+
+    mailbox = args.get("mailbox")
+    return intake(ws, None if args.get("channel") is None else str(args["channel"]),
+                  None if mailbox is None else ws.path_inside(str(mailbox), reading=True),
+                  actor=str(args.get("actor") or "job:bounces"), tell=tell)
+
+
 def attribute_conversions(ws: Workspace) -> int:
     """After an ingest: the purchases it loaded that converted campaign messages, recorded
     through the workspace's decision service (started only when there is one to record)."""
@@ -198,6 +209,8 @@ STEPS: dict[str, tuple[Step, tuple[str, ...]]] = {
     "kpis": (_kpis, ()),
     "report": (_report, ("output",)),
     "retention": (_retention, ("dry_run", "actor")),
+    #: run through the decision service, as CAMPAIGN_STEPS (below) says
+    "bounces": (_bounces, ("channel", "mailbox", "actor")),
 }
 #: a person's decisions on identity (onetoone identify merge / unmerge / review), as jobs too
 IDENTITY_STEPS: dict[str, tuple[Step, tuple[str, ...]]] = {
@@ -232,6 +245,7 @@ def _decide(ws: Workspace, args: dict[str, Any], tell: Progress) -> dict[str, An
 CAMPAIGN_STEPS: dict[str, tuple[Step, tuple[str, ...]]] = {
     "campaign": (_campaign, ("name", "actor")),
     "decide": (_decide, ("channel", "output", "actor")),
+    "bounces": STEPS["bounces"],
 }
 _REQUIRED = {"merge": ("customer_a", "customer_b"), "unmerge": ("record_key",),
              "erase": ("customer",), "campaign": ("name",), "decide": ("channel",)}

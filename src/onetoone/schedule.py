@@ -261,6 +261,8 @@ class ScheduleSettings(Section):
     report: str | None = None
     #: ``[privacy] retention_days`` applied (erase or anonymise the inactive)
     retention: str | None = None
+    #: the bounce mailboxes of the smtp channels read (docs/channels.md#bounces)
+    bounces: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -272,7 +274,7 @@ class ScheduleSettings(Section):
                                  f"{', '.join(STEPS)}")
         return data
 
-    @field_validator("ingest", "identify", "score", "kpis", "report", "retention")
+    @field_validator("ingest", "identify", "score", "kpis", "report", "retention", "bounces")
     @classmethod
     def _entry(cls, value: str | None) -> str | None:
         if value is not None:
@@ -310,6 +312,11 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _cron(schedule: str) -> bool:
+    """Whether a campaign's ``schedule`` is a cron expression (not once, not a trigger)."""
+    return schedule != "once" and not schedule.startswith("trigger:")
+
+
 class Scheduler:
     """Runs ``[schedule]`` inside the server: submits each cron step when it is due and each
     chained step when the step it follows succeeds.
@@ -331,8 +338,11 @@ class Scheduler:
         self.clock = clock
         self.entries = settings.entries(self.tz)
         self.crons = {step: e for step, e in self.entries.items() if isinstance(e, Cron)}
-        # campaigns with a cron schedule ([campaigns.NAME] schedule), as "campaign:NAME"
-        for name, expression in (campaigns or {}).items():
+        # campaigns with a cron schedule, as "campaign:NAME": those given, and the workspace's
+        # (its file's and those created through the API, which plan_campaign follows)
+        stored = {name: c.schedule for name, c in runner.ws.campaigns.configs.items()
+                  if _cron(c.schedule)}
+        for name, expression in {**stored, **(campaigns or {})}.items():
             self.crons[f"{CAMPAIGN}{name}"] = Cron(expression, self.tz)
         self._followers: dict[str, list[str]] = {}
         for step, entry in self.entries.items():
@@ -358,10 +368,33 @@ class Scheduler:
         for step, at in self._next.items():
             log.info("schedule: %s next at %s", step, f"{at:%Y-%m-%d %H:%M %Z}")
         if self.crons:
-            self._thread = threading.Thread(target=self._loop, name="onetoone-schedule",
-                                            daemon=True)
-            self._thread.start()
+            self._start_thread()
         return self
+
+    def _start_thread(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="onetoone-schedule",
+                                        daemon=True)
+        self._thread.start()
+
+    def plan_campaign(self, name: str, schedule: str | None) -> None:
+        """Follow a campaign created, changed or retired (``schedule`` None) through the API:
+        a cron schedule is planned from now (kept as planned when unchanged), else none."""
+        step = f"{CAMPAIGN}{name}"
+        with self._lock:
+            current = self.crons.get(step)
+            if current is not None and schedule is not None \
+                    and current.expression == schedule.strip():
+                return
+            self.crons.pop(step, None)
+            self._next.pop(step, None)
+            if schedule is not None and _cron(schedule):
+                self.crons[step] = Cron(schedule, self.tz)
+                if self._running:
+                    self._next[step] = self.crons[step].next_after(self.clock())
+            start = self._running and self._thread is None and step in self.crons
+        if start:
+            self._start_thread()
+        self._wake.set()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Submit nothing more; the thread ends (at once: its sleep is interrupted)."""

@@ -11,9 +11,19 @@ from hypothesis import HealthCheck, settings
 from _service_server import Server
 
 schemathesis = pytest.importorskip("schemathesis")
+from hypothesis import strategies as st  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
 
 pytestmark = pytest.mark.slow
+
+#: a bounce posted by a relay (POST /v1/channels/{name}/bounces): any bytes, and messages
+#: with headers a report would have
+schemathesis.openapi.media_type("message/rfc822", st.one_of(
+    st.binary(max_size=2000),
+    st.builds(lambda kind, body: (f"Content-Type: {kind}\r\n\r\n{body}").encode(),
+              st.sampled_from(["multipart/report; report-type=delivery-status; boundary=b",
+                               "text/plain", "message/delivery-status"]),
+              st.text(max_size=500))))
 
 
 @pytest.fixture(scope="module")

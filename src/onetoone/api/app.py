@@ -218,7 +218,7 @@ def build_app(workspace: Workspace | Path | str) -> FastAPI:
     for module in (events, customers, decisions, keys, measure, admin, jobs, health,
                    campaigns, tracking, audiences):
         app.include_router(module.router)
-    app.include_router(channels.router)  # SMS gateways' callbacks (tokens, no key)
+    app.include_router(channels.router)  # gateways' callbacks (tokens), relays' bounces
 
     @app.exception_handler(OneToOneError)
     async def _domain(_request: Request, exc: OneToOneError) -> JSONResponse:

@@ -1,7 +1,9 @@
 """E-mail over SMTP (docs/channels.md): one connection kept open for many messages, implicit
 TLS, STARTTLS (required) or none, login with a password read from the environment, one
 outcome per recipient from the server's replies, and :func:`parse_dsn` for the bounces that
-come back later as delivery status notifications (RFC 3464).
+come back later as delivery status notifications (RFC 3464). The envelope sender is the
+channel's ``return_path`` (one address per message with ``{delivery_id}``: VERP, read back by
+:func:`verp_delivery_id`), else the ``from`` address.
 
 TLS verifies the server's certificate against the system store; ``SSL_CERT_FILE`` (read by
 OpenSSL) points to another bundle, e.g. one holding a private CA. No address is ever written
@@ -20,7 +22,7 @@ import re
 import smtplib
 import ssl
 from email.message import Message as MimeMessage
-from email.parser import HeaderParser
+from email.parser import BytesHeaderParser, HeaderParser
 from typing import Literal
 
 from onetoone.channels.base import ChannelError, Message, Outcome
@@ -51,6 +53,7 @@ class SmtpChannel:
         self.sender: str = config.sender
         self.port = config.port or DEFAULT_PORTS[config.security]
         self._envelope_from = email.utils.parseaddr(self.sender)[1] or self.sender
+        self._return_path = config.return_path
         self._smtp: smtplib.SMTP | None = None
         #: connections opened so far (read by the tests and the benchmark)
         self.connections = 0
@@ -91,7 +94,9 @@ class SmtpChannel:
         to = message.to.strip()
         if not to or "@" not in to or any(c in to for c in "\r\n<>"):
             return Outcome(message.delivery_id, "failed", error="invalid address")
-        international = not (to.isascii() and self._envelope_from.isascii())
+        envelope = (verp_address(self._return_path, message.delivery_id)
+                    if self._return_path else self._envelope_from)
+        international = not (to.isascii() and envelope.isascii())
         try:
             data = email_bytes(message, self.sender)
             if international:
@@ -101,16 +106,17 @@ class SmtpChannel:
         fresh = self._smtp is None or self._smtp.sock is None
         smtp = self._connection()
         try:
-            return self._transaction(smtp, message, data, to, international)
+            return self._transaction(smtp, message, data, to, envelope, international)
         except _RECONNECTABLE:
             if fresh:
                 raise
             log.info("channel %s: the server closed the connection; reconnecting", self.name)
             self._drop()
-            return self._transaction(self._connection(), message, data, to, international)
+            return self._transaction(self._connection(), message, data, to, envelope,
+                                     international)
 
     def _transaction(self, smtp: smtplib.SMTP, message: Message, data: bytes, to: str,
-                     international: bool) -> Outcome:
+                     envelope: str, international: bool) -> Outcome:
         options: list[str] = []
         if international:
             if not smtp.has_extn("smtputf8"):
@@ -120,7 +126,7 @@ class SmtpChannel:
         elif not data.isascii() and smtp.has_extn("8bitmime"):
             options = ["BODY=8BITMIME"]
         try:
-            code, reply = smtp.mail(self._envelope_from, options)
+            code, reply = smtp.mail(envelope, options)
             if code != 250:
                 return self._refused(smtp, message, code, reply, "sender refused")
             code, reply = smtp.rcpt(to)
@@ -315,6 +321,38 @@ def parse_dsn(raw: bytes) -> list[tuple[str | None, Status, str]]:
         final = str(block.get("Final-Recipient", "")).rpartition(";")[2].strip()
         found.append((delivery_id, status, _short(f"{code} {diagnostic}", final)))
     return found
+
+
+#: headers in which a receiving MTA, or the report itself, names the address a bounce was
+#: sent to: the VERP return path of the message it reports
+_ENVELOPE_HEADERS = ("Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To", "To")
+
+
+def verp_address(return_path: str, delivery_id: str) -> str:
+    """The envelope sender of one message: ``return_path`` with the message's delivery id
+    in place of ``{delivery_id}`` (VERP, variable envelope return path: the bounce comes back
+    to an address naming the message)."""
+    return return_path.replace("{delivery_id}", delivery_id)
+
+
+def verp_delivery_id(raw: bytes, return_path: str | None) -> str | None:
+    """The delivery id of the VERP address (of ``return_path``) a bounce was sent to, read
+    from the headers that name it (``Delivered-To``, ``X-Original-To``, ``Envelope-To``, as
+    the receiving MTA adds them, then ``To``): it attributes a delivery status notification
+    that returns none of the original's headers. None without VERP or without a match."""
+    if not return_path or "{delivery_id}" not in return_path:
+        return None
+    before, _, after = return_path.partition("{delivery_id}")
+    pattern = re.compile(re.escape(before) + r"([A-Za-z0-9][A-Za-z0-9._=-]{0,99}?)"
+                         + re.escape(after), re.I)
+    head = BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
+    for name in _ENVELOPE_HEADERS:
+        values = [str(v) for v in head.get_all(name) or []]
+        for _, address in email.utils.getaddresses(values):
+            match = pattern.fullmatch(address.strip())
+            if match:
+                return match.group(1)
+    return None
 
 
 def _delivery_id(original: MimeMessage | None) -> str | None:

@@ -1,10 +1,11 @@
-"""Callbacks of SMS gateways (docs/channels.md): delivery reports and inbound messages.
+"""Callbacks of SMS gateways (docs/channels.md): delivery reports and inbound messages; and
+the bounces of e-mail channels that relays forward by HTTP.
 
 Gateways call them with GET and cannot send an API key: each URL carries a token, an HMAC
 under the workspace's channel secret (:func:`onetoone.channels.sms.callback_token`). A missing
 or forged token is a 404, as for a route that does not exist. The answers are empty
 ``text/plain`` bodies: Kannel would send a non-empty answer to an inbound message back to its
-sender as a reply.
+sender as a reply. A bounce is posted with an API key of scope ``events:write``.
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import PlainTextResponse
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
-from onetoone.api.deps import WorkspaceDep
+from onetoone.api.deps import EventsWriter, WorkspaceDep
+from onetoone.channels.bounces import MAX_MESSAGE_BYTES, apply_message
 from onetoone.channels.secrets import channel_secret
 from onetoone.channels.sms import (
     clean_text,
@@ -29,7 +33,7 @@ from onetoone.channels.sms import (
     valid_token,
 )
 from onetoone.clock import utcnow
-from onetoone.errors import InvalidInputError, NotFoundError
+from onetoone.errors import InvalidInputError, NotFoundError, PayloadTooLargeError
 from onetoone.interact.events import Consent, Event
 
 router = APIRouter(prefix="/v1/channels", tags=["channels"])
@@ -118,3 +122,40 @@ def sms_inbound(
             service.set_consent(customer_id, withdrawn, actor="channel:sms")
         log.info("sms STOP: consent withdrawn for %d customer(s)", len(customers))
     return _empty()
+
+
+@router.post("/{name}/bounces",
+             responses={404: {"description": "No channel of type smtp by this name."},
+                        413: {"description": "A message over 1 MiB."},
+                        422: {"description": "An empty body."}},
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "message/rfc822": {"schema": {"type": "string", "format": "binary"}}}}})
+async def channel_bounce(
+    name: Annotated[str, PathParam(min_length=1, max_length=100,
+                                   description="The channel (`[channels.NAME]`, of type "
+                                   "smtp) whose message bounced.")],
+    request: Request, ws: WorkspaceDep, _: EventsWriter,
+) -> dict[str, int]:
+    """One message received at the channel's return path (a delivery status notification,
+    RFC 3464), as a relay forwards it: applied as ``onetoone campaign bounces`` applies the
+    messages of a bounce mailbox (docs/channels.md#bounces). The counts: ``bounced``,
+    ``soft``, ``unmatched``, ``already`` (applied before: nothing changes), ``other`` (no
+    report)."""
+    config = ws.config.channels.get(name)
+    if config is None or config.type != "smtp":
+        raise NotFoundError(f"No channel '{name}' of type smtp.")
+    too_large = PayloadTooLargeError(f"A bounce is at most {MAX_MESSAGE_BYTES} bytes.",
+                                     hint="Post the report with the original's headers only.")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_MESSAGE_BYTES:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_MESSAGE_BYTES:
+            raise too_large
+    if not bytes(body).strip():
+        raise InvalidInputError("The body must be one e-mail message (message/rfc822).")
+    tally = await run_in_threadpool(apply_message, ws.decisions, bytes(body),
+                                    config.return_path)
+    return tally.summary()

@@ -27,7 +27,7 @@ class JobIn(BaseModel):
 
     step: Annotated[str, Field(min_length=1, max_length=32,
                                description="ingest, identify, score, kpis, report, retention, "
-                               "merge, unmerge, review, erase, campaign or decide")]
+                               "bounces, merge, unmerge, review, erase, campaign or decide")]
     args: dict[str, Any] = Field(default_factory=dict)
 
 
