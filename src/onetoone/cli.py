@@ -1174,8 +1174,9 @@ def privacy_compact(workspace: WorkspaceOpt = Path(".")) -> None:
         _compact(Path(workspace))
 
 
-campaign_app = typer.Typer(help="Campaigns of [campaigns.NAME]: preview, run, status "
-                           "(docs/campaigns.md).", no_args_is_help=True)
+campaign_app = typer.Typer(help="Campaigns of [campaigns.NAME] and those created through "
+                           "the API: preview, run, status, bounces (docs/campaigns.md).",
+                           no_args_is_help=True)
 app.add_typer(campaign_app, name="campaign")
 
 
@@ -1269,6 +1270,33 @@ def campaign_status(
     for found in result.get("lift", []):
         console.print(f"{found['run']}: {found.get('text') or found.get('error')}",
                       markup=False, highlight=False)
+
+
+@campaign_app.command("bounces")
+def campaign_bounces(
+    workspace: WorkspaceOpt = Path("."),
+    mailbox: Annotated[Path | None, typer.Option(
+        "--mailbox", help="A Maildir folder or an mbox file to read once, instead of the "
+        "channels' bounce_mailbox.")] = None,
+    channel: Annotated[str | None, typer.Option(
+        "--channel", help="The smtp channel whose bounces to read (default: every one "
+        "with a bounce_mailbox).")] = None,
+) -> None:
+    """Apply the delivery status notifications (RFC 3464) of the bounce mailboxes: hard
+    bounces turn deliveries 'bounced' and their addresses are not written to again; each
+    report applies once."""
+    from onetoone.channels.bounces import intake
+
+    args: dict[str, Any] = {k: v for k, v in (
+        ("channel", channel), ("mailbox", None if mailbox is None else str(mailbox.resolve())))
+        if v is not None}
+    with _friendly():
+        result = _either(workspace, lambda server: _job(server, "bounces", args, "reading"),
+                         lambda ws: intake(ws, channel, mailbox, actor=cli_actor()))
+    _counts_table("Bounces", [
+        ("messages read", result["messages"]), ("bounced (hard)", result["bounced"]),
+        ("soft (delayed, 4.x.x)", result["soft"]), ("unmatched", result["unmatched"]),
+        ("applied before", result["already"]), ("other messages", result["other"])])
 
 
 audience_app = typer.Typer(help="Audiences of [audiences.NAME] for ads and addressable TV "

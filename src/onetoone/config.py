@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, ValidationError
 
@@ -140,7 +141,7 @@ class Config(Section):
                     "consent purpose.",
                     hint=f"Purposes: {', '.join(purposes)} ([consent] purposes lists them).")
         for name, campaign in self.campaigns.items():
-            self._check_campaign(name, campaign)
+            self.check_campaign(name, campaign)
         for name, audience in self.audiences.items():
             self._check_audience(name, audience)
         if self.schedule.entries():
@@ -148,8 +149,19 @@ class Config(Section):
         return self
 
 
-    def _check_campaign(self, name: str, campaign: CampaignConfig) -> None:
-        """A campaign names known channels, actions and profile fields."""
+    def campaign(self, name: str, settings: dict[str, Any],
+                 where: str = "request body") -> CampaignConfig:
+        """``[campaigns.NAME]`` given as data (``where`` says whence): read and checked as
+        when the file is read, with the same sentences."""
+        try:
+            campaign = Config.model_validate({"campaigns": {name: settings}}).campaigns[name]
+        except ValidationError as exc:
+            raise _config_error(exc, "", where) from None
+        self.check_campaign(name, campaign)
+        return campaign
+
+    def check_campaign(self, name: str, campaign: CampaignConfig) -> None:
+        """A campaign names known channels, actions, value tiers and profile fields."""
         from onetoone.schedule import Cron
 
         where = f"[campaigns.{name}]"
@@ -168,6 +180,7 @@ class Config(Section):
             raise ConfigError(f"{where}: the action '{carried[0]}' is not sent on "
                               f"{campaign.channel}.",
                               hint=f"Its channels: {', '.join(self.actions[carried[0]].channels)}.")
+        _check_tiers(where, campaign.tiers)
         if campaign.deliver_with is not None and campaign.deliver_with not in self.channels:
             raise ConfigError(f"{where} deliver_with = '{campaign.deliver_with}' is not a "
                               "[channels.NAME] of this file.",
@@ -207,17 +220,21 @@ class Config(Section):
             raise ConfigError(f"{where} purpose = '{audience.purpose}' is not a consent purpose.",
                               hint=f"Purposes: {', '.join(purposes)} ([consent] purposes lists "
                               "them).")
-        if audience.tiers:
-            from onetoone.differentiate.tiers import TIERS
-
-            unknown = [t for t in audience.tiers if t not in TIERS]
-            if unknown:
-                raise ConfigError(f"{where} tiers names the unknown value tier '{unknown[0]}'.",
-                                  hint=f"Tiers: {', '.join(TIERS)}.")
+        _check_tiers(where, audience.tiers)
         if any(not s.strip() for s in audience.segments):
             raise ConfigError(f"{where} segments holds an empty name.")
         if audience.audience:
             _check_audience_rule(where, audience.audience, context=False)
+
+
+def _check_tiers(where: str, tiers: list[str]) -> None:
+    """Value tiers that exist."""
+    from onetoone.differentiate.tiers import TIERS
+
+    unknown = [t for t in tiers if t not in TIERS]
+    if unknown:
+        raise ConfigError(f"{where} tiers names the unknown value tier '{unknown[0]}'.",
+                          hint=f"Tiers: {', '.join(TIERS)}.")
 
 
 def _check_audience_rule(where: str, rule: str, *, context: bool) -> None:

@@ -34,6 +34,13 @@ class WorkspaceError(OneToOneError):
     http_status = 409
 
 
+class ConflictError(OneToOneError):
+    """A change the current state refuses: a name of the configuration file changed through
+    the API, a retired campaign run, a name taken with other settings."""
+
+    http_status = 409
+
+
 class IngestError(OneToOneError):
     """A source file cannot be read at all (missing columns, wrong encoding, empty)."""
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 
 @dataclass(frozen=True)
@@ -626,13 +626,27 @@ TABLES: dict[str, Table] = {
             ),
         ),
         Table(
+            "campaign_definitions",
+            "Campaigns created through the API (`POST /v1/campaigns`, docs/campaigns.md): the "
+            "settings of a `[campaigns.NAME]`, run like those of the file. A retired one no "
+            "longer runs; its runs keep its name.",
+            (
+                _c("name", "VARCHAR", "Campaign name (letters, digits, `-`, `_`)."),
+                _c("settings", "JSON", "Its settings: the keys of `[campaigns.NAME]`."),
+                _c("created_by", "VARCHAR", "Name of the API key that created it."),
+                _c("created_at", "TIMESTAMP", "When created (UTC)."),
+                _c("updated_at", "TIMESTAMP", "Last change (UTC)."),
+                _c("retired_at", "TIMESTAMP", "When retired (UTC); empty while it runs."),
+            ),
+        ),
+        Table(
             "api_keys",
             "Keys of the REST API, stored hashed.",
             (
                 _c("name", "VARCHAR", "Name given at creation."),
                 _c("key_hash", "VARCHAR", "SHA-256 of the key (hexadecimal)."),
                 _c("scopes", "VARCHAR[]", "events:write, consents:write, customers:read, "
-                   "decisions, jobs, admin."),
+                   "decisions, jobs, privacy, campaigns, admin."),
                 _c("created_at", "TIMESTAMP", "When created (UTC)."),
                 _c("revoked_at", "TIMESTAMP", "When revoked (UTC); empty while valid."),
                 _c("expires_at", "TIMESTAMP", "When it stops being valid (UTC); empty: never "

@@ -341,21 +341,22 @@ class Workspace:
 
     @property
     def campaigns(self) -> Campaigns:
-        """The campaigns of ``[campaigns.NAME]``: ``preview``, ``run``, ``status``
-        (docs/campaigns.md)."""
+        """The campaigns of ``[campaigns.NAME]`` and those created through the API:
+        ``preview``, ``run``, ``status`` (docs/campaigns.md)."""
         from onetoone.channels.campaigns import Campaigns
+        from onetoone.channels.definitions import Definitions
 
         if self.running_service:  # what it logged so far is in the tables
             self.decisions.writer.sync()
         return Campaigns(lambda: self.decisions, self.config.campaigns, self.config.channels,
                          self.root, self.store, self.config.api.public_url,
-                         self.config.workspace.timezone)
+                         self.config.workspace.timezone, Definitions.of(self))
 
     def trigger_runner(self) -> Triggers:
         """What runs the campaigns of ``[triggers.NAME]`` in the server (docs/campaigns.md)."""
         from onetoone.channels.triggers import Triggers
 
-        return Triggers(self, self.config.triggers, self.config.campaigns)
+        return Triggers(self, self.config.triggers)
 
     def audit(self, actor: str, action: str, customer_id: str | None = None,
               **details: Any) -> None:

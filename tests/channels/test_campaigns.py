@@ -167,11 +167,14 @@ def test_the_call_centre_answer_briefs_the_employee(server: Server) -> None:
         assert any("briefing:call_centre" in row[0] for row in audit)
 
 
-TRIGGERED = """
+TRIGGER = """
 [triggers.complaint]
 event = "complaint"
 delay_minutes = 0
-
+"""
+CARE = {"channel": "email", "actions": ["retention_offer"], "control_share": 0.0,
+        "schedule": "trigger:complaint"}
+TRIGGERED = TRIGGER + """
 [campaigns.care]
 channel = "email"
 actions = ["retention_offer"]
@@ -185,8 +188,11 @@ def _event(event_id: str, email: str, kind: str) -> dict[str, object]:
             "customer": {"email": email}, "channel": "service", "type": kind}
 
 
-def test_a_complaint_triggers_one_message_per_event(tmp_path: Path) -> None:
-    server = Server(tmp_path, make_workspace(tmp_path, CONFIG + TRIGGERED)).start()
+@pytest.mark.parametrize("declared", ["in the file", "through the API"])
+def test_a_complaint_triggers_one_message_per_event(tmp_path: Path, declared: str) -> None:
+    api = declared == "through the API"
+    server = Server(tmp_path, make_workspace(tmp_path, CONFIG + (TRIGGER if api
+                                                                 else TRIGGERED))).start()
     outbox = tmp_path / "outbox" / "email"
 
     def mails() -> list[Path]:
@@ -201,6 +207,9 @@ def test_a_complaint_triggers_one_message_per_event(tmp_path: Path) -> None:
 
     try:
         with server.client("admin") as client:
+            if api:  # a campaign created while the server runs reacts as the file's
+                made = client.post("/v1/campaigns", json={"name": "care", **CARE})
+                assert made.status_code == 201, made.text
             created = client.post("/v1/events", json={"events": [
                 _event("signup-1", "lea@exemple.fr", "signup")]})
             assert created.status_code == 200, created.text

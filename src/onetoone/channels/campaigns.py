@@ -38,6 +38,7 @@ from onetoone.schema import TABLES
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from onetoone.channels.definitions import Definitions
     from onetoone.customize.profile import Profile
     from onetoone.interact.service import DecisionService
     from onetoone.store import Store
@@ -104,8 +105,12 @@ class Campaigns:
     def __init__(self, service: Callable[[], DecisionService],
                  campaigns: dict[str, CampaignConfig],
                  channels: dict[str, ChannelConfig], root: Path, store: Store,
-                 public_url: str | None, timezone: str) -> None:
-        self._service, self.configs, self.channels = service, campaigns, channels
+                 public_url: str | None, timezone: str,
+                 definitions: Definitions | None = None) -> None:
+        self._service, self.channels = service, channels
+        #: the campaigns that run: the file's, then those created through the API
+        self.configs = {**campaigns, **(definitions.active() if definitions else {})}
+        self.definitions = definitions
         self.root, self.store, self.public_url, self.timezone = (root, store, public_url,
                                                                  timezone)
 
@@ -118,9 +123,11 @@ class Campaigns:
     def config(self, name: str) -> CampaignConfig:
         found = self.configs.get(name)
         if found is None:
+            if self.definitions is not None:  # retired, or no longer allowed: say so
+                self.definitions.refuse(name)
             raise NotFoundError(f"No campaign '{name}'.",
                                 hint=f"Campaigns: {', '.join(self.configs) or 'none'} "
-                                "([campaigns.NAME] in onetoone.toml).")
+                                "([campaigns.NAME] in onetoone.toml, or POST /v1/campaigns).")
         return found
 
     # -- selection ----------------------------------------------------------------------
@@ -254,6 +261,9 @@ class Campaigns:
         Every treatment of the allowed actions is rendered once: errors are listed (and
         refuse the run)."""
         config = self.config(name)
+        chosen = self._deliverer(config)
+        if chosen is not None and self.channels[chosen].type == "print":
+            _needs_public_url(chosen, self.public_url)  # refused now, not at launch
         now = now or utcnow()
         selection = self._select(name, config, now, live=False,
                                  occurrence=self.occurrence(config, now), skip=set())
@@ -349,8 +359,7 @@ class Campaigns:
     def _channel(self, config: CampaignConfig) -> tuple[str, Channel, Limits]:
         """The adapter that delivers the campaign: ``deliver_with``, else the channel that
         carries its decision channel, else the outbox."""
-        chosen = config.deliver_with or next(
-            (n for n, c in self.channels.items() if (c.carries or n) == config.channel), None)
+        chosen = self._deliverer(config)
         if chosen is None:
             return ("outbox", Outbox(config.channel, self.root / "outbox",
                                      email=config.channel == "email"),
@@ -360,7 +369,12 @@ class Campaigns:
                         settings.backoff_seconds, batch=2000 if settings.type == "outbox"
                         else 100, queue_first=settings.type == "http_gateway")
         return chosen, build_channel(chosen, settings, self.root, config.channel,
-                                     self.public_url), limits
+                                     self.public_url, self.store), limits
+
+    def _deliverer(self, config: CampaignConfig) -> str | None:
+        """The ``[channels.NAME]`` that delivers the campaign (None: the outbox)."""
+        return config.deliver_with or next(
+            (n for n, c in self.channels.items() if (c.carries or n) == config.channel), None)
 
     def _signer(self) -> Signer | None:
         if not self.public_url:
@@ -371,8 +385,9 @@ class Campaigns:
 
     # -- status -------------------------------------------------------------------------
     def status(self, name: str, lift: Callable[[str], Any] | None = None) -> dict[str, Any]:
-        """What the campaign's runs did, from the tables."""
-        self.config(name)
+        """What the campaign's runs did, from the tables (a retired campaign's too)."""
+        if self.definitions is None or self.definitions.get(name) is None:
+            self.config(name)
         cur = self.store.con.cursor()
         like = [f"{name}:%"]
         decided = cur.execute("""
@@ -537,9 +552,20 @@ class _Sender:
         self.channel.close()
 
 
+def _needs_public_url(name: str, public_url: str | None) -> str:
+    """The workspace's public URL, which a print channel's codes lead to."""
+    if not public_url:
+        raise InvalidInputError(
+            f"The channel '{name}' prints QR codes of signed links to the server: set "
+            "[api] public_url in onetoone.toml to the address at which phones reach "
+            "'onetoone serve'.")
+    return public_url
+
+
 def build_channel(name: str, settings: ChannelConfig, root: Path, carries: str,
-                  public_url: str | None = None) -> Channel:
-    """The adapter of ``[channels.NAME]``."""
+                  public_url: str | None = None, store: Store | None = None) -> Channel:
+    """The adapter of ``[channels.NAME]`` (``store``: the workspace's, where a print channel
+    reads the postal addresses; by default it opens the database at ``root``)."""
     if settings.type == "outbox":
         return Outbox(name, root / "outbox", email=carries == "email", sender=settings.sender)
     if settings.type == "smtp":
@@ -551,6 +577,14 @@ def build_channel(name: str, settings: ChannelConfig, root: Path, carries: str,
         from onetoone.channels.sms import HttpGateway
 
         return HttpGateway(name, settings, secret=channel_secret(root), server_url=public_url)
+    if settings.type == "print":
+        from onetoone.channels.printing import PrintChannel, golden_records
+        from onetoone.channels.secrets import channel_secret
+
+        return PrintChannel(name, root / "outbox",
+                            public_url=_needs_public_url(name, public_url),
+                            secret=channel_secret(root), golden=golden_records(root, store),
+                            fmt=settings.qr_format, scale=settings.qr_scale)
     from onetoone.channels.webhook import Webhook
 
     return Webhook(name, settings)

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from onetoone.settings import Section
 
-CHANNEL_TYPES = ("outbox", "smtp", "http_gateway", "webhook")
+CHANNEL_TYPES = ("outbox", "smtp", "http_gateway", "webhook", "print")
 
 
 class ChannelConfig(Section):
     """One delivery channel. ``carries`` names the decision channel it delivers (``email``,
     ``sms``...; default: the section's name)."""
 
-    type: Literal["outbox", "smtp", "http_gateway", "webhook"]
+    type: Literal["outbox", "smtp", "http_gateway", "webhook", "print"]
     carries: str | None = None
     # smtp
     host: str | None = None
@@ -26,12 +26,24 @@ class ChannelConfig(Section):
     password_env: str | None = None
     #: the sender, e.g. "Maison Dupont <bonjour@maison-dupont.fr>"
     sender: str | None = Field(default=None, alias="from")
+    #: the envelope sender (MAIL FROM) bounces return to; default: the ``from`` address.
+    #: ``{delivery_id}`` in its local part makes one address per message (VERP), e.g.
+    #: "bounces+{delivery_id}@mail.example.com"
+    return_path: str | None = None
+    #: the Maildir or mbox file where the mail server delivers the return path's mail
+    #: (relative to the workspace folder, or absolute)
+    bounce_mailbox: str | None = None
     # http_gateway and webhook
     url: str | None = None
     method: Literal["GET", "POST"] = "GET"
     dlr_url: str | None = None
     #: the environment variable holding the webhook's signing secret
     secret_env: str | None = None
+    # print
+    #: the image format of the QR codes
+    qr_format: Literal["png", "svg"] = "png"
+    #: pixels (PNG) or units (SVG) a module of the QR codes; default: 8 (PNG), 4 (SVG)
+    qr_scale: int | None = Field(default=None, ge=1, le=100)
     # every type
     #: messages a second at most
     rate_per_second: float = Field(default=50.0, gt=0)
@@ -40,6 +52,29 @@ class ChannelConfig(Section):
     #: seconds before the first retry; doubled at each one
     backoff_seconds: float = Field(default=1.0, ge=0)
     timeout_seconds: float = Field(default=30.0, gt=0)
+
+    @field_validator("return_path")
+    @classmethod
+    def _return_path(cls, value: str | None) -> str | None:
+        """One address, with ``{delivery_id}`` at most once and only in its local part
+        (VERP), a local part within 64 characters with a delivery id's 24 (RFC 5321)."""
+        if value is None:
+            return None
+        value = value.strip()
+        local, _, domain = value.rpartition("@")
+        if value.count("@") != 1 or not local or not domain or any(
+                c.isspace() or c in '<>"(),;:[]\\' for c in value):
+            raise ValueError('return_path must be one address, e.g. '
+                             '"bounces+{delivery_id}@mail.example.com"')
+        placeholder = "{delivery_id}"
+        if placeholder in domain or local.count(placeholder) > 1:
+            raise ValueError("return_path takes {delivery_id} once at most, before the @")
+        if "{" in local.replace(placeholder, "") or "}" in local.replace(placeholder, ""):
+            raise ValueError("return_path knows one placeholder: {delivery_id}")
+        if len(local.replace(placeholder, "x" * 24)) > 64:
+            raise ValueError("the local part of return_path (before the @, with the 24 "
+                             "characters of a delivery id) exceeds 64 characters")
+        return value
 
     @model_validator(mode="after")
     def _needs(self) -> ChannelConfig:
@@ -52,6 +87,13 @@ class ChannelConfig(Section):
         if self.type == "http_gateway" and self.url and "{to}" not in self.url \
                 and self.method == "GET":
             raise ValueError("the gateway url needs the placeholders {to} and {text}")
+        if self.type != "smtp" and (self.return_path, self.bounce_mailbox) != (None, None):
+            raise ValueError("return_path and bounce_mailbox are keys of a channel of type "
+                             "'smtp'")
+        if self.bounce_mailbox is not None and (not self.bounce_mailbox.strip()
+                                                or "\x00" in self.bounce_mailbox):
+            raise ValueError("bounce_mailbox must be the path of a Maildir folder or an mbox "
+                             "file")
         return self
 
 

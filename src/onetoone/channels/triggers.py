@@ -18,7 +18,7 @@ import threading
 from datetime import datetime, timedelta
 from typing import Any
 
-from onetoone.channels.settings import CampaignConfig, TriggerConfig
+from onetoone.channels.settings import TriggerConfig
 from onetoone.clock import utcnow
 from onetoone.errors import OneToOneError
 
@@ -32,18 +32,22 @@ class Triggers:
     """Runs the triggered campaigns of a served workspace (``ws``: its Workspace, which
     gives ``decisions`` and ``campaigns``)."""
 
-    def __init__(self, ws: Any, triggers: dict[str, TriggerConfig],
-                 campaigns: dict[str, CampaignConfig]) -> None:
+    def __init__(self, ws: Any, triggers: dict[str, TriggerConfig]) -> None:
         self.ws = ws
-        self.plans = [(name, c.schedule.removeprefix("trigger:"))
-                      for name, c in campaigns.items() if c.schedule.startswith("trigger:")]
         self.triggers = triggers
         self._seen: set[str] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    def plans(self) -> list[tuple[str, str]]:
+        """(campaign, trigger) of every triggered campaign, the file's and those created
+        through the API since (read at each look)."""
+        return [(name, c.schedule.removeprefix("trigger:"))
+                for name, c in self.ws.campaigns.configs.items()
+                if c.schedule.startswith("trigger:")]
+
     def start(self) -> Triggers:
-        if self.plans:
+        if self.triggers:
             self._thread = threading.Thread(target=self._loop, name="onetoone-triggers",
                                             daemon=True)
             self._thread.start()
@@ -77,7 +81,7 @@ class Triggers:
         service.writer.sync()
         seen = self._handled()
         done = []
-        for campaign, name in self.plans:
+        for campaign, name in self.plans():
             trigger = self.triggers[name]
             due = now - timedelta(minutes=trigger.delay_minutes)
             for event_id, customer_id in _due_events(service.cursor(), trigger,

@@ -65,8 +65,9 @@ def _clock(text: str) -> time | None:
     return time(int(hours), int(minutes))
 
 
-#: where each outbound channel finds the customer's address
-ADDRESS_OF = {"email": "email", "sms": "phone", "phone": "phone"}
+#: where each outbound channel finds the customer's address (``post``: the street address
+#: of the golden record; its postcode, city and country go with it)
+ADDRESS_OF = {"email": "email", "sms": "phone", "phone": "phone", "post": "address"}
 
 
 class ContactPolicy:

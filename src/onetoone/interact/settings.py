@@ -4,22 +4,23 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, field_validator
 
 from onetoone.settings import Section
 
-SCOPES = ("events:write", "consents:write", "customers:read", "decisions", "jobs", "privacy",
-          "admin")
+Scope = Literal["events:write", "consents:write", "customers:read", "decisions", "jobs",
+                "privacy", "campaigns", "admin"]
+#: what an API key may be allowed (``admin``: everything)
+SCOPES: tuple[str, ...] = get_args(Scope)
 
 
 class ApiKeyConfig(Section):
     """[api.keys.NAME]: a key given by its SHA-256 (never the key itself)."""
 
     sha256: str
-    scopes: list[Literal["events:write", "consents:write", "customers:read", "decisions",
-                         "jobs", "admin"]]
+    scopes: list[Scope]
 
     @field_validator("sha256")
     @classmethod

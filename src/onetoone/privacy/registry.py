@@ -81,7 +81,7 @@ HOLDINGS: tuple[Holding, ...] = (
 #: point to nothing once the person is erased).
 NO_PERSON: frozenset[str] = frozenset({
     "ingestions", "identity_runs", "needs_segments", "defection_monitor", "kpis", "jobs",
-    "actions", "propensities", "api_keys", "erasures", "products",
+    "actions", "propensities", "api_keys", "erasures", "products", "campaign_definitions",
 })
 
 #: Folders of the workspace where onetoone writes files that can name a person: outbound
@@ -91,6 +91,11 @@ FILE_FOLDERS: tuple[str, ...] = ("outbound", "privacy")
 #: ``outbox/email/<campaign>/<delivery_id>.eml``, other channels as ``outbox/<channel>.jsonl``
 #: (one JSON object a line, with its ``customer_id``).
 OUTBOX = "outbox"
+#: Direct mail of a ``print`` channel, under ``outbox/print/<campaign>/``: the mailing files
+#: ``<occurrence>.csv`` (a row a message: its ``customer_id``, name, postal address and, in
+#: ``code``, the file name of its QR code) and the codes ``<delivery_id>.png`` or ``.svg``.
+PRINT = "print"
+PRINT_CODES = (".png", ".svg")
 #: Audience exports for ads and addressable TV (docs/channels.md), by default under this
 #: folder. A hashed file (Google, Meta) names no customer, so every export is written with a
 #: sidecar ``<file>.ids``: the customer id of each of its rows, in order, by which erasure

@@ -34,6 +34,8 @@ from onetoone.privacy.registry import (
     FILE_FOLDERS,
     HOLDINGS,
     OUTBOX,
+    PRINT,
+    PRINT_CODES,
     Holding,
 )
 from onetoone.privacy.suppression import erasure_hash, privacy_key
@@ -244,7 +246,53 @@ def _file_rows(root: Path, ids: set[str], deliveries: set[str]) -> list[dict[str
     for path in _outbox_mails(root, deliveries):
         out.append({"file": str(path.relative_to(root)),
                     "message": path.read_text(encoding="utf-8", errors="replace")})
+    codes: set[Path] = set()
+    for path in _print_lists(root):
+        columns, _, theirs = _print_file(path, ids)
+        out += [{"file": str(path.relative_to(root)), **dict(zip(columns, line, strict=False))}
+                for line in theirs]
+        codes |= _codes_named(path, columns, theirs)
+    out += [{"file": str(p.relative_to(root))} for p in _print_codes(root, deliveries, codes)]
     return out
+
+
+def _print_lists(root: Path) -> list[Path]:
+    """The mailing files of the print channels (``print/<campaign>/<occurrence>.csv``)."""
+    return sorted(p for p in (root / OUTBOX / PRINT).glob("*/*.csv") if p.is_file())
+
+
+def _print_file(path: Path, ids: set[str]) -> tuple[list[str], list[list[str]],
+                                                    list[list[str]]]:
+    """A mailing file's header, the rows of others and those of these people (a cell may
+    carry the ``'`` that keeps spreadsheets from running it)."""
+    with path.open(newline="", encoding="utf-8") as f:
+        lines = list(csv.reader(f))
+    header = lines[0] if lines else []
+    if "customer_id" not in header:
+        return header, lines[1:], []
+    at = header.index("customer_id")
+
+    def theirs(line: list[str]) -> bool:
+        cell = line[at] if len(line) > at else ""
+        return cell in ids or cell.removeprefix("'") in ids
+
+    return (header, [line for line in lines[1:] if not theirs(line)],
+            [line for line in lines[1:] if theirs(line)])
+
+
+def _codes_named(path: Path, header: list[str], rows: list[list[str]]) -> set[Path]:
+    """The QR codes these rows of a mailing file name (beside it)."""
+    if "code" not in header:
+        return set()
+    at = header.index("code")
+    return {path.parent / Path(row[at].removeprefix("'")).name for row in rows
+            if len(row) > at and row[at].strip("'. ")}
+
+
+def _print_codes(root: Path, deliveries: set[str], named: set[Path]) -> list[Path]:
+    """The print channels' QR codes of these deliveries, and those their rows name."""
+    return sorted(p for p in (root / OUTBOX / PRINT).glob("*/*") if p.suffix in PRINT_CODES
+                  and p.is_file() and (p.stem in deliveries or p in named))
 
 
 def _outbox_lists(root: Path) -> list[Path]:
@@ -368,6 +416,16 @@ def _scrub_files(root: Path, con: Connection, ids: set[str], sent: set[str]) -> 
             os.replace(tmp, path)
             changed.append(str(path.relative_to(root)))
     for path in _outbox_mails(root, sent):
+        path.unlink()
+        changed.append(str(path.relative_to(root)))
+    codes: set[Path] = set()
+    for path in _print_lists(root):
+        columns, rest, theirs = _print_file(path, ids)
+        if theirs:
+            codes |= _codes_named(path, columns, theirs)
+            _write_owner_only(path, [columns, *rest])
+            changed.append(str(path.relative_to(root)))
+    for path in _print_codes(root, sent, codes):
         path.unlink()
         changed.append(str(path.relative_to(root)))
     for path in _outbound_files(root):

@@ -20,14 +20,15 @@ Workspace = Any
 
 
 def campaign_results(ws: Workspace) -> list[dict[str, Any]]:
-    """The status (``Campaigns.status``) of every configured campaign that ran, with the lift
-    of each of its runs against its control group (``lift``: a list of ``{"run", "text",
-    **Lift.as_dict()}``, or ``{"run", "error"}``). Without ``[campaigns]`` the decision
-    service is not started."""
-    if not ws.config.campaigns:
-        return []
-    found = [ws.campaigns.status(name, lift=lambda run: run_lift(ws, run))
-             for name in ws.config.campaigns]
+    """The status (``Campaigns.status``) of every campaign that ran, the file's and those
+    created through the API (retired ones too), with the lift of each of its runs against its
+    control group (``lift``: a list of ``{"run", "text", **Lift.as_dict()}``, or ``{"run",
+    "error"}``). Without a campaign the decision service is not started."""
+    campaigns = ws.campaigns
+    names = [*campaigns.configs, *(d.name for d in campaigns.definitions.all()
+                                   if d.name not in campaigns.configs)
+             ] if campaigns.definitions is not None else list(campaigns.configs)
+    found = [campaigns.status(name, lift=lambda run: run_lift(ws, run)) for name in names]
     return [status for status in found if status["runs"]]
 
 

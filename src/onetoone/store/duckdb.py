@@ -59,10 +59,11 @@ def _privacy(con: duckdb.DuckDBPyConnection) -> None:
 #: Migration to version N is MIGRATIONS[N]; each brings a database from N-1 to N. Version 2
 #: adds ``identity_graph`` (the next identify run is a full one); version 3 adds ``kpis``;
 #: version 4 adds ``jobs``; version 5 adds ``consents.received_at``; version 6 adds
-#: ``api_keys.expires_at``, ``audit_log`` and ``erasures``; version 7 adds ``deliveries``.
+#: ``api_keys.expires_at``, ``audit_log`` and ``erasures``; version 7 adds ``deliveries``;
+#: version 8 adds ``campaign_definitions``.
 MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
     1: _create_tables, 2: _create_tables, 3: _create_tables, 4: _create_tables,
-    5: _received_at, 6: _privacy, 7: _create_tables}
+    5: _received_at, 6: _privacy, 7: _create_tables, 8: _create_tables}
 
 
 def _con(target: Any) -> Connection:
