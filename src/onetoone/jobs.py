@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from onetoone.clock import utcnow
 from onetoone.errors import InvalidInputError, NotFoundError, OneToOneError
@@ -422,30 +422,26 @@ class JobRunner:
     def _attach_late_events(self, job: Job) -> None:
         """After an identify job (and the refresh): the events the service wrote during it,
         which its transaction could not see, follow their records to the customers it made."""
-        try:
+        def attach() -> int:
             if self.ws.running_service:  # in the order of the service's writes
-                moved = self.ws.decisions.attach_late_events(job.started_at or job.created_at)
-            else:
-                with self.ws.reader() as view, view.store.transaction():
-                    moved = view.identity.attach_late_events(job.started_at)
-        except Exception as exc:  # the step is committed: it still succeeded
-            log.error("attaching the events of the job's time failed: %s", type(exc).__name__)
-            job.log.append("events received during the job could not be attached to the "
-                           "customers it changed (see the server's log)")
-            return
+                return int(self.ws.decisions.attach_late_events(
+                    job.started_at or job.created_at))
+            with self.ws.reader() as view, view.store.transaction():
+                return int(view.identity.attach_late_events(job.started_at))
+
+        moved = _after(job, "attaching the events of the job's time", attach,
+                       "events received during the job could not be attached to the "
+                       "customers it changed (see the server's log)")
         if moved:
             job.log.append(f"{moved:,} event row(s) received during the job attached to the "
                            "customers it changed")
 
     def _attribute(self, job: Job) -> None:
         """After an ingest job: the purchases it loaded converting campaign messages."""
-        try:
-            attributed = attribute_conversions(self.ws)
-        except Exception as exc:  # the step is committed: it still succeeded
-            log.error("attributing conversions after the job failed: %s", type(exc).__name__)
-            job.log.append("the purchases could not be attributed to campaign messages (see "
-                           "the server's log)")
-            return
+        attributed = _after(job, "attributing conversions",
+                            lambda: attribute_conversions(self.ws),
+                            "the purchases could not be attributed to campaign messages (see "
+                            "the server's log)")
         if attributed:
             job.log.append(f"{attributed:,} conversion(s) attributed to campaign messages")
             if job.result is not None:
@@ -522,18 +518,29 @@ class JobRunner:
         else:
             if job.step in _REFRESHING and self.ws.running_service:
                 job.log.append("refreshing the decision service's profiles")
-                try:
-                    self.ws.decisions.refresh()
-                except Exception as exc:  # the step is committed: it still succeeded
-                    log.error("refresh after a job failed: %s", type(exc).__name__)
-                    job.log.append("the refresh failed; restart the server to see the "
-                                   "step's changes in decisions")
+                _after(job, "the refresh", self.ws.decisions.refresh,
+                       "the refresh failed; restart the server to see the step's changes in "
+                       "decisions")
             if job.step == "identify" or job.step in IDENTITY_STEPS:
                 self._attach_late_events(job)
             if job.step == "ingest":
                 self._attribute(job)
             job.done = 1.0
             self._end(job, "succeeded")
+
+
+T = TypeVar("T")
+
+
+def _after(job: Job, doing: str, work: Callable[[], T], failed: str) -> T | None:
+    """What ``work`` returns, done after the job's step committed; when it fails the step
+    still succeeded: the error's kind in the server's log, ``failed`` in the job's."""
+    try:
+        return work()
+    except Exception as exc:
+        log.error("%s after a job failed: %s", doing, type(exc).__name__)
+        job.log.append(failed)
+        return None
 
 
 def _run_worker(folder: Path, step: str, args: dict[str, Any],

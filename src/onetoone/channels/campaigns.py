@@ -21,6 +21,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -330,26 +331,36 @@ class Campaigns:
             sender.resume()  # what an earlier run of this occurrence decided but did not send
             decisions: list[dict[str, Any]] = []
             outbound: list[dict[str, Any]] = []
+            # a chunk's messages go out on a thread of their own while the next chunk is
+            # decided (writing files, waiting for a relay: time the deciding need not wait)
+            with ThreadPoolExecutor(1, thread_name_prefix="onetoone-delivery") as delivery:
+                sending: list[Future[None]] = []
 
-            def flush() -> None:
-                """Decisions and the list durable, then their messages sent."""
-                rows, chosen = list(outbound), list(decisions)
-                decisions.clear()
-                outbound.clear()
-                self._commit(chosen, rows)
-                sender.send(rows)
+                def flush() -> None:
+                    """Decisions and the list durable, then their messages sent, one chunk
+                    in flight at most (its error raised here)."""
+                    rows, chosen = list(outbound), list(decisions)
+                    decisions.clear()
+                    outbound.clear()
+                    self._commit(chosen, rows)
+                    while sending:
+                        sending.pop().result()
+                    sending.append(delivery.submit(sender.send, rows))
 
-            def keep(decision: Any, profile: Profile, address: str | None) -> None:
-                decisions.extend(decision.rows())
-                if decision.given:
-                    outbound.append(_outbound_row(run_id, config.channel, decision,
-                                                  profile.customer_id, address, now))
-                if len(decisions) >= CHUNK:
-                    flush()
+                def keep(decision: Any, profile: Profile, address: str | None) -> None:
+                    decisions.extend(decision.rows())
+                    if decision.given:
+                        outbound.append(_outbound_row(run_id, config.channel, decision,
+                                                      profile.customer_id, address, now))
+                    if len(decisions) >= CHUNK:
+                        flush()
 
-            selection = self._select(name, config, now, live=True, occurrence=occurrence,
-                                     skip=sender.decided, keep=keep)
-            flush()
+                selection = self._select(name, config, now, live=True,
+                                         occurrence=occurrence, skip=sender.decided,
+                                         keep=keep)
+                flush()
+                while sending:
+                    sending.pop().result()
         finally:
             sender.close()
         return {"campaign": name, "run_id": run_id, **selection.summary(),
