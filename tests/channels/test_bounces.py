@@ -138,8 +138,11 @@ def test_a_maildir_of_bounces_is_applied_once(relay_workspace, smtp_relay, make_
     assert len(os.listdir(root / "bounces" / "new")) == 3
     applied = os.listdir(root / "bounces" / "cur")
     assert len(applied) == 4 and all(name.endswith(":2,S") for name in applied)
-    # a bounce is no answer of the customer: nothing learned, no response
+    # a bounce is no answer of the customer: nothing learned, no response; but it is in
+    # the customer's timeline, once a decision
     assert _sql(root, "SELECT count(*) FROM responses") == [(0,)]
+    assert _sql(root, "SELECT count(*), count(DISTINCT decision_id) FROM interactions "
+                      "WHERE type = 'bounce'") == [(2, 2)]
 
     box.add(hard)  # the same report delivered twice
     code, output = _cli(root, "campaign", "bounces")

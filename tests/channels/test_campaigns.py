@@ -321,6 +321,10 @@ def test_a_hard_bounce_keeps_the_address_from_being_written_to_again(tmp_path: P
             assert spring["delivery"]["sent"] == CUSTOMERS - 6
             assert ws.store.fetchall("SELECT status, count(*) FROM deliveries GROUP BY ALL "
                                      "ORDER BY 1") == [("bounced", 1), ("sent", CUSTOMERS - 6)]
+            ws.decisions.writer.sync()
+            assert ws.store.fetchall("SELECT i.decision_id FROM interactions i JOIN "
+                                     "deliveries d USING (decision_id) WHERE i.type = "
+                                     "'bounce' AND d.status = 'bounced'") != []
             autumn = ws.campaigns.preview("autumn")
             assert autumn["not_sent"]["address bounced"] == 1
         with Workspace(tmp_path) as ws:  # read again from the tables

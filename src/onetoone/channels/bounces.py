@@ -16,9 +16,10 @@ The delivery id comes from the returned original's headers (:func:`parse_dsn`) o
 report returns none, from the VERP address it was sent to (:func:`verp_delivery_id`).
 Applying is idempotent: a report whose effect is there already changes nothing (``already``),
 and in a Maildir a message applied is moved to ``cur`` with the seen flag ``S`` and is not
-read again. Like a refusal during the session, a bounce records no response: the customer
-never saw the offer, so the adaptive propensities learn nothing from it (least of all a
-success). Addresses never reach a log line, an error or a delivery's ``error``.
+read again. Like a refusal during the session, a hard bounce is an interaction ``bounce`` of
+the decision in the customer's timeline but no response: the customer never saw the offer, so
+the adaptive propensities learn nothing from it (least of all a success). Addresses never
+reach a log line, an error or a delivery's ``error``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -106,11 +107,26 @@ def apply_message(service: DecisionService, raw: bytes, return_path: str | None 
     if not known:
         return tally
     outcomes = service.writer.write(_apply(known, now or utcnow()))
-    for outcome, suppressed in outcomes:
+    for outcome, bounced in outcomes:
         setattr(tally, outcome, getattr(tally, outcome) + 1)
-        if suppressed is not None:
-            _suppress(service, *suppressed)
+        if bounced is not None:
+            customer_id, address, decided_at, channel, decision_id = bounced
+            if address:
+                _suppress(service, customer_id, address, decided_at, channel)
+            record_bounce(service, customer_id, decision_id, channel or "email")
     return tally
+
+
+def record_bounce(service: DecisionService, customer_id: str, decision_id: str,
+                  channel: str) -> None:
+    """The bounce in the customer's timeline: an interaction ``bounce`` of the decision (one
+    a decision; no response, so nothing learned)."""
+    from onetoone.interact.events import Event
+
+    service.ingest_events([Event(
+        event_id=f"bounce-{decision_id}", occurred_at=utcnow().replace(tzinfo=UTC),
+        customer={"customer_id": customer_id}, channel=channel, type="bounce",
+        properties={"decision_id": decision_id, "direction": "inbound"})])
 
 
 def _apply(reports: list[tuple[str, bool, str]], now: datetime) -> Callable[[Any], Any]:
@@ -123,7 +139,8 @@ def _apply(reports: list[tuple[str, bool, str]], now: datetime) -> Callable[[Any
         out: list[tuple[str, tuple[Any, ...] | None]] = []
         for delivery_id, hard, note in reports:
             row = cur.execute("""
-                SELECT d.status, d.error, d.customer_id, o.address, o.created_at, o.channel
+                SELECT d.status, d.error, d.customer_id, o.address, o.created_at, o.channel,
+                       d.decision_id
                 FROM deliveries d LEFT JOIN outbound o
                   ON o.run_id = d.campaign AND o.decision_id = d.decision_id
                 WHERE d.delivery_id = ? LIMIT 1""", [delivery_id]).fetchone()
@@ -134,7 +151,7 @@ def _apply(reports: list[tuple[str, bool, str]], now: datetime) -> Callable[[Any
             elif hard:
                 cur.execute("UPDATE deliveries SET status = 'bounced', error = ?, "
                             "updated_at = ? WHERE delivery_id = ?", [note, now, delivery_id])
-                out.append(("bounced", tuple(row[2:]) if row[3] else None))
+                out.append(("bounced", tuple(row[2:])))
             else:
                 cur.execute("UPDATE deliveries SET error = ?, updated_at = ? "
                             "WHERE delivery_id = ?", [note, now, delivery_id])

@@ -521,6 +521,8 @@ class _Sender:
     def _release(self, failed: list[Message], bounced: set[str]) -> None:
         """A message that failed for good was no contact: its customer's caps get it back;
         an address that bounced is not written to again."""
+        from onetoone.channels.bounces import record_bounce
+
         service = self.campaigns.service
         for message in failed:
             profile = service._profiles.made(message.customer_id)
@@ -530,6 +532,9 @@ class _Sender:
                     service.policy.release_contact(profile, self.config.channel, when)
                     if message.delivery_id in bounced:
                         profile.bounced.add(message.to.lower())
+            if message.delivery_id in bounced:
+                record_bounce(service, message.customer_id, message.decision_id,
+                              self.config.channel)
 
     def _record(self, rows: list[dict[str, Any]]) -> None:
         """New rows inserted; known ones updated, except a state a delivery report set
