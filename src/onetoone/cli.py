@@ -1283,8 +1283,8 @@ def campaign_bounces(
         "with a bounce_mailbox).")] = None,
 ) -> None:
     """Apply the delivery status notifications (RFC 3464) of the bounce mailboxes: hard
-    bounces turn deliveries 'bounced' and their addresses are not written to again; each
-    report applies once."""
+    bounces turn deliveries 'bounced' and their addresses are not written to again; customers'
+    replies to the campaigns' e-mails are recorded; each message applies once."""
     from onetoone.channels.bounces import intake
 
     args: dict[str, Any] = {k: v for k, v in (
@@ -1296,7 +1296,8 @@ def campaign_bounces(
     _counts_table("Bounces", [
         ("messages read", result["messages"]), ("bounced (hard)", result["bounced"]),
         ("soft (delayed, 4.x.x)", result["soft"]), ("unmatched", result["unmatched"]),
-        ("applied before", result["already"]), ("other messages", result["other"])])
+        ("applied before", result["already"]), ("replies of customers", result["replies"]),
+        ("other messages", result["other"])])
 
 
 audience_app = typer.Typer(help="Audiences of [audiences.NAME] for ads and addressable TV "

@@ -46,7 +46,8 @@ def _counts(output: str) -> dict[str, int]:
     """The counts of the ``campaign bounces`` table."""
     labels = {"messages read": "messages", "bounced (hard)": "bounced",
               "soft (delayed, 4.x.x)": "soft", "unmatched": "unmatched",
-              "applied before": "already", "other messages": "other"}
+              "applied before": "already", "replies of customers": "replies",
+              "other messages": "other"}
     found = {}
     for label, key in labels.items():
         match = re.search(re.escape(label) + r"\W+(\d+)", output)
@@ -124,7 +125,7 @@ def test_a_maildir_of_bounces_is_applied_once(relay_workspace, smtp_relay, make_
     code, output = _cli(root, "campaign", "bounces")
     assert code == 0, output
     assert _counts(output) == {"messages": 7, "bounced": 2, "soft": 2, "unmatched": 2,
-                               "already": 0, "other": 1}
+                               "already": 0, "replies": 0, "other": 1}
     rows = _deliveries(root)
     for hit in (gone, late):  # a late report turns a delivered message bounced too
         status, error, *_ = rows[hit[0]]
@@ -148,7 +149,7 @@ def test_a_maildir_of_bounces_is_applied_once(relay_workspace, smtp_relay, make_
     code, output = _cli(root, "campaign", "bounces")
     assert code == 0, output
     assert _counts(output) == {"messages": 4, "bounced": 0, "soft": 0, "unmatched": 2,
-                               "already": 1, "other": 1}
+                               "already": 1, "replies": 0, "other": 1}
     assert _deliveries(root) == rows  # nothing changed, not even a time
     audit = _sql(root, "SELECT actor, details FROM audit_log WHERE action = "
                        "'campaign.bounces' ORDER BY \"at\"")
@@ -185,7 +186,7 @@ def test_verp_names_the_message_when_the_report_returns_nothing_of_it_and_mbox_i
                         "--channel", "relay")
     assert code == 0, output
     assert _counts(output) == {"messages": 2, "bounced": 1, "soft": 0, "unmatched": 0,
-                               "already": 0, "other": 1}
+                               "already": 0, "replies": 0, "other": 1}
     rows = _deliveries(root)
     assert rows[target[0]][0] == "bounced"
     code, output = _cli(root, "campaign", "bounces", "--mailbox", str(mbox))
@@ -245,7 +246,7 @@ def test_the_route_takes_one_bounce_with_an_events_key(relay_workspace, smtp_rel
         done = client.post(url, content=dsn, headers=key("events"))
         assert done.status_code == 200, done.text
         assert done.json() == {"messages": 1, "bounced": 1, "soft": 0, "unmatched": 0,
-                               "already": 0, "other": 0}
+                               "already": 0, "replies": 0, "other": 0}
         again = client.post(url, content=dsn, headers=key("events")).json()
         assert again["bounced"] == 0 and again["already"] == 1
         assert client.post(url, content=AUTO_REPLY, headers=key("events")).json()["other"] == 1
@@ -370,3 +371,40 @@ def test_the_keys_are_checked_at_load(keys: str, says: str) -> None:
     with pytest.raises(ConfigError, match="keys of a channel of type 'smtp'"):
         parse_config('[channels.hook]\ntype = "webhook"\nurl = "https://h.example"\n'
                      'secret_env = "X"\nbounce_mailbox = "b"\n')
+
+
+def _reply(original: bytes, words: str, *, automatic: bool = False) -> bytes:
+    """A customer's answer to ``original``, quoting it as mail programs do."""
+    head = email.message_from_bytes(original, policy=email.policy.compat32)
+    quoted = "\r\n".join("> " + line for line in ["Bonjour,", "Votre code : FIDELE20"])
+    return (f"From: {head['To']}\r\nTo: {head['From']}\r\nSubject: Re: {head['Subject']}\r\n"
+            f"Message-ID: <r{abs(hash(words))}@exemple.fr>\r\n"
+            f"In-Reply-To: {head['Message-ID']}\r\nReferences: {head['Message-ID']}\r\n"
+            + ("Auto-Submitted: auto-replied\r\n" if automatic else "")
+            + "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+            f"{words}\r\n\r\nLe 8 déc. 2026 à 09:12, Maison a écrit :\r\n{quoted}\r\n"
+            ).encode()
+
+
+def test_a_customers_reply_is_heard_once(relay_workspace, smtp_relay) -> None:
+    root, _ = relay_workspace
+    sent = _run_spring(root, smtp_relay)
+    (delivery, _, original), other = sent["client1@exemple.fr"], sent["client2@exemple.fr"]
+    box = mailbox.Maildir(root / "bounces", create=True)
+    box.add(_reply(original, "Merci, mais je préfère être appelée le soir."))
+    box.add(_reply(other[2], "Je suis absente.", automatic=True))  # an automatic answer
+    box.add(_reply(_never_sent(), "Bonjour ?"))  # to a message this workspace never sent
+    code, output = _cli(root, "campaign", "bounces")
+    assert code == 0, output
+    assert _counts(output) == {"messages": 3, "bounced": 0, "soft": 0, "unmatched": 0,
+                               "already": 0, "replies": 1, "other": 2}
+    decision = _sql(root, f"SELECT decision_id FROM deliveries WHERE delivery_id = "
+                          f"'{delivery}'")[0][0]
+    assert _sql(root, "SELECT type, decision_id, text FROM interactions "
+                      "WHERE type = 'reply'") == [
+        ("reply", decision, "Merci, mais je préfère être appelée le soir.")]
+    assert _sql(root, "SELECT decision_id, response FROM responses") == [
+        (decision, "impression")]  # read, and nothing learned
+    code, output = _cli(root, "campaign", "bounces")  # seen now: not read again
+    assert _counts(output)["replies"] == 0 and _counts(output)["other"] == 2
+    assert _sql(root, "SELECT count(*) FROM interactions WHERE type = 'reply'") == [(1,)]

@@ -8,8 +8,9 @@ delivers the return path's mail, or posted one at a time, and applied to ``deliv
   server reported ``delivered`` turns ``bounced`` too; one already ``bounced`` stays so.
 - ``Action: failed`` with a 4.x.x status, or ``Action: delayed``, a soft bounce: the delivery
   keeps its state and its error notes the report.
-- A report naming no delivery, or one unknown here: ``unmatched``, left alone. A message that
-  is no delivery status notification (an auto-reply, a person's answer): ``other``, left in
+- A report naming no delivery, or one unknown here: ``unmatched``, left alone.
+- A customer's answer to one of the campaigns' e-mails: a ``reply`` (:func:`record_reply`).
+- Any other message (an automatic answer, mail about something else): ``other``, left in
   place.
 
 The delivery id comes from the returned original's headers (:func:`parse_dsn`) or, when the
@@ -25,6 +26,7 @@ reach a log line, an error or a delivery's ``error``.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import mailbox
 import os
@@ -69,6 +71,8 @@ class BounceTally:
     soft: int = 0
     unmatched: int = 0
     already: int = 0
+    #: customers' answers to a message (``In-Reply-To`` one of its ids)
+    replies: int = 0
     other: int = 0
 
     def add(self, other: BounceTally) -> None:
@@ -89,7 +93,10 @@ def apply_message(service: DecisionService, raw: bytes, return_path: str | None 
     tally = BounceTally(messages=1)
     reports = parse_dsn(raw)
     if not reports:
-        tally.other = 1
+        if record_reply(service, raw):
+            tally.replies = 1
+        else:
+            tally.other = 1
         return tally
     verp = verp_delivery_id(raw, return_path)
     known: list[tuple[str, bool, str]] = []
@@ -115,6 +122,66 @@ def apply_message(service: DecisionService, raw: bytes, return_path: str | None 
                 _suppress(service, customer_id, address, decided_at, channel)
             record_bounce(service, customer_id, decision_id, channel or "email")
     return tally
+
+
+def record_reply(service: DecisionService, raw: bytes) -> bool:
+    """A customer's answer to one of the campaigns' e-mails (its ``In-Reply-To`` or
+    ``References`` names the message's id, which holds the delivery id) recorded: an
+    interaction ``reply`` of the decision with the answer's own words (quoted lines and what
+    follows "On ... wrote:" left out, 2,000 characters at most) and an ``impression`` response
+    (the message was read; nothing learned). Automatic answers (RFC 3834) are none. Whether
+    it was one (a reply recorded before counts)."""
+    import email
+    import email.policy
+
+    from onetoone.interact.events import Event
+
+    mail = email.message_from_bytes(raw, policy=email.policy.default)
+    automatic = str(mail.get("Auto-Submitted", "no")).strip().lower()
+    if automatic != "no" or str(mail.get("Precedence", "")).lower() in _BULK:
+        return False
+    ids = [m.group(1) for header in ("In-Reply-To", "References")
+           for m in _REPLY_ID.finditer(str(mail.get(header, "")))]
+    if not ids:
+        return False
+    cur = service.cursor()
+    found = cur.execute(
+        "SELECT d.delivery_id, d.decision_id, d.customer_id, d.channel FROM deliveries d "
+        "WHERE d.delivery_id IN (SELECT unnest(?::VARCHAR[])) LIMIT 1", [ids]).fetchone()
+    if found is None:
+        return False
+    delivery, decision_id, customer_id, _ = found
+    body = mail.get_body(("plain",))
+    words = _own_words(body.get_content() if body is not None else "")
+    key = str(mail.get("Message-ID", "")).strip().encode() or raw
+    service.ingest_events([Event(
+        event_id=f"reply-{delivery}-{hashlib.sha256(key).hexdigest()[:24]}",
+        occurred_at=utcnow().replace(tzinfo=UTC), customer={"customer_id": customer_id},
+        channel="email", type="reply",
+        properties={"decision_id": decision_id, "direction": "inbound", "text": words})])
+    with contextlib.suppress(OneToOneError):  # an action no longer in the catalog, say
+        service.respond(decision_id, "impression")
+    return True
+
+
+#: a message id of a campaign's e-mail: ``<delivery_id@domain>``
+_REPLY_ID = re.compile(r"<([A-Za-z0-9_-]{8,200})@[^<>\s]+>")
+#: Precedence values of automatic mail
+_BULK = ("bulk", "junk", "list", "auto_reply")
+#: the line that opens the quoted original in most mail programs (English, French)
+_QUOTE_HEAD = re.compile(r"^(On .{4,200} wrote:|Le .{4,200} a écrit ?:|-{2,} ?Original "
+                         r"Message ?-{2,}|-{2,} ?Message d'origine ?-{2,})\s*$", re.I | re.M)
+
+
+def _own_words(text: str) -> str:
+    """The reply's own words: without the quoted original, control characters, 2,000
+    characters at most."""
+    from onetoone.customize.templates import plain_text
+
+    head = _QUOTE_HEAD.search(text)
+    kept = text[:head.start()] if head else text
+    lines = [line for line in kept.splitlines() if not line.lstrip().startswith(">")]
+    return plain_text("\n".join(lines).strip())[:2000]
 
 
 def record_bounce(service: DecisionService, customer_id: str, decision_id: str,
@@ -198,7 +265,7 @@ def read_mailbox(service: DecisionService, path: Path, return_path: str | None =
             for file, raw in _maildir(path):
                 done = apply_message(service, raw, return_path, now)
                 tally.add(done)
-                if done.bounced or done.soft or done.already:
+                if done.bounced or done.soft or done.already or done.replies:
                     _mark_seen(path, file)
         else:
             box = mailbox.mbox(path, create=False)
