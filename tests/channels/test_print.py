@@ -118,6 +118,11 @@ def _build(root: Path, public_url: str | None = PUBLIC) -> Path:
     return root
 
 
+def _scalar(root: Path, sql: str) -> object:
+    with duckdb.connect(str(root / "onetoone.duckdb"), read_only=True) as con:
+        return con.execute(sql).fetchone()[0]
+
+
 def _mailing(root: Path, campaign: str = "spring") -> list[dict[str, str]]:
     with (root / "outbox" / "print" / campaign / "once.csv").open(
             newline="", encoding="utf-8") as f:
@@ -238,6 +243,8 @@ def test_every_code_reads_back_to_its_rows_link(
     root, _ = printed
     rows = _mailing(root)
     assert len({r["link"] for r in rows}) == len(rows)
+    # the link names the delivery only: a small code (version 5 at most with this address)
+    assert all(len(r["link"]) <= len(PUBLIC) + 52 for r in rows)
     for row in rows:
         assert _decode(root / "outbox" / "print" / "spring" / row["code"]) == row["link"]
 
@@ -412,3 +419,9 @@ def test_erasure_removes_the_persons_code_and_mailing_rows(tmp_path: Path) -> No
         assert sorted(p.name for p in folder.iterdir()) == sorted(
             ["once.csv", *(r["code"] for r in left)])
         assert stat.S_IMODE((folder / "once.csv").stat().st_mode) == 0o600
+    # the letter already in their mailbox leads to the home page, and records nothing
+    responses = _scalar(root, "SELECT count(*) FROM responses")
+    with _client(root) as client:
+        went = client.get(urlsplit(alice["spring"]["link"]).path, follow_redirects=False)
+        assert went.status_code == 302 and went.headers["location"] == PUBLIC
+    assert _scalar(root, "SELECT count(*) FROM responses") == responses

@@ -21,11 +21,10 @@ import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from onetoone.channels.base import Message, Outcome
 from onetoone.channels.qr import qr_png, qr_svg
-from onetoone.channels.tracking import Signer, scan_url
+from onetoone.channels.tracking import Signer, short_scan_url, web_address
 from onetoone.customize.templates import is_html, spreadsheet_cell
 
 if TYPE_CHECKING:
@@ -66,7 +65,7 @@ class PrintChannel:
         for m in messages:
             record = records.get(m.customer_id) or {}
             target = str(m.fields.get("url") or self.public_url)
-            if not _web_address(target):
+            if not web_address(target):
                 outcomes.append(Outcome(m.delivery_id, "failed",
                                         error="the treatment's url is not an http(s) address"))
                 continue
@@ -74,7 +73,7 @@ class PrintChannel:
                 outcomes.append(Outcome(m.delivery_id, "failed",
                                         error="incomplete postal address: no city"))
                 continue
-            link = scan_url(self.signer, self.public_url, m.delivery_id, m.decision_id, target)
+            link = short_scan_url(self.signer, self.public_url, m.delivery_id)
             campaign, _, occurrence = m.campaign.partition(":")
             folder = self.root / FOLDER / _safe(campaign)
             folder.mkdir(parents=True, exist_ok=True)
@@ -170,12 +169,6 @@ def _lines(columns: list[str], rows: Iterable[dict[str, Any]], *, header: bool) 
         writer.writerow([spreadsheet_cell("" if row.get(c) is None else str(row[c]))
                          for c in columns])
     return out.getvalue().encode("utf-8")
-
-
-def _web_address(url: str) -> bool:
-    parts = urlsplit(url)
-    return parts.scheme in ("http", "https") and bool(parts.netloc) and url.isprintable() \
-        and " " not in url
 
 
 def _write_private(path: Path, data: bytes) -> None:

@@ -12,10 +12,16 @@ import hmac
 import html
 import re
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 #: kinds of link: open pixel, click, unsubscribe, QR scan
 KINDS = ("o", "c", "u", "r")
 _HREF = re.compile(r'href="(https?://[^"]+)"', re.IGNORECASE)
+#: a delivery id (``onetoone.channels.campaigns.delivery_id``)
+_DELIVERY = re.compile(r"m[0-9a-f]{23}")
+#: what a short token's MAC is of, before the delivery id (a long token's payload holds four
+#: separators: never the same bytes)
+_SCAN = b"r\x1f"
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,19 @@ class Signer:
                                link.target)).encode()
         body = base64.urlsafe_b64encode(payload).decode().rstrip("=")
         return f"{body}.{self._mac(payload)}"
+
+    def short(self, delivery_id: str) -> str:
+        """The short token of a delivery's QR code: its id and a MAC (the rest is read from
+        the delivery when scanned, so that the code stays small)."""
+        return f"{delivery_id}.{self._mac(_SCAN + delivery_id.encode())}"
+
+    def read_short(self, token: str) -> str | None:
+        """The delivery id of a short token, or None when forged, altered or not one."""
+        delivery_id, _, mac = token.partition(".")
+        if not _DELIVERY.fullmatch(delivery_id) or not mac:
+            return None
+        expected = self._mac(_SCAN + delivery_id.encode())
+        return delivery_id if hmac.compare_digest(mac, expected) else None
 
     def read(self, token: str, kind: str) -> Link | None:
         """The link of a token of this kind, or None when forged, altered or malformed."""
@@ -84,6 +103,20 @@ def scan_url(signer: Signer, base_url: str, delivery_id: str, decision_id: str,
     """The short link a personalized QR code encodes: records the scan, then redirects."""
     token = signer.token(Link("r", delivery_id, decision_id, "qr", target))
     return f"{base_url.rstrip('/')}/r/{token}"
+
+
+def short_scan_url(signer: Signer, base_url: str, delivery_id: str) -> str:
+    """The short link of a campaign's QR code: ``/r/<delivery id>.<MAC>`` (about 50
+    characters, where :func:`scan_url` carries the page too); the server reads the decision
+    and the page (the treatment's ``url``) from the delivery when it is scanned."""
+    return f"{base_url.rstrip('/')}/r/{signer.short(delivery_id)}"
+
+
+def web_address(url: str) -> bool:
+    """Whether ``url`` is an http(s) address a browser may be sent to."""
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.netloc) and url.isprintable() \
+        and " " not in url
 
 
 def track_clicks(body: str, signer: Signer, base_url: str, delivery_id: str,

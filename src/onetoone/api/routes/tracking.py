@@ -15,7 +15,7 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from onetoone.api.deps import WorkspaceDep
-from onetoone.channels.tracking import Link, Signer
+from onetoone.channels.tracking import Link, Signer, web_address
 from onetoone.clock import utcnow
 from onetoone.errors import NotFoundError, OneToOneError
 from onetoone.interact.events import Consent, Event
@@ -92,8 +92,23 @@ def clicked(token: Token, ws: WorkspaceDep) -> RedirectResponse:
 
 @router.get("/r/{token}")
 def scanned(token: Token, ws: WorkspaceDep) -> RedirectResponse:
-    """A personalized QR code scanned: recorded as a click, then the personalized page."""
-    return _redirect(ws, token, "r", "scan")
+    """A personalized QR code scanned: recorded as a click, then the personalized page. A
+    campaign's code holds the delivery only (``short_scan_url``): the decision and the page
+    (the treatment's ``url``, else the public URL) are read from it."""
+    delivery_id = _signer(ws).read_short(token)
+    if delivery_id is None:
+        return _redirect(ws, token, "r", "scan")
+    found = ws.decisions.cursor().execute("""
+        SELECT d.decision_id, json_extract_string(o.treatment, '$.url') FROM deliveries d
+        LEFT JOIN outbound o ON o.run_id = d.campaign AND o.decision_id = d.decision_id
+        WHERE d.delivery_id = ? LIMIT 1""", [delivery_id]).fetchone()
+    home = ws.config.api.public_url or "/"
+    if found is None:  # erased since, say: the home page, nothing recorded
+        return RedirectResponse(home, status_code=302, headers={"Cache-Control": "no-store"})
+    target = found[1] if found[1] and web_address(found[1]) else home
+    _record(ws, Link("r", delivery_id, found[0], "qr", target), "click", "scan")
+    return RedirectResponse(target, status_code=302,
+                            headers={"Cache-Control": "no-store, private"})
 
 
 @router.get("/t/u/{token}")
