@@ -395,6 +395,20 @@ class Campaigns:
         return Signer(channel_secret(self.root))
 
     # -- status -------------------------------------------------------------------------
+    def page_of(self, delivery_id: str) -> tuple[str, str | None] | None:
+        """(decision id, the treatment's ``url``) of a delivery, for its QR code's scan; None
+        when there is no such delivery (erased since, say)."""
+        cur = self.store.con.cursor()
+        try:
+            found = cur.execute("""
+                SELECT d.decision_id, json_extract_string(o.treatment, '$.url')
+                FROM deliveries d LEFT JOIN outbound o
+                  ON o.run_id = d.campaign AND o.decision_id = d.decision_id
+                WHERE d.delivery_id = ? LIMIT 1""", [delivery_id]).fetchone()
+        finally:
+            cur.close()
+        return None if found is None else (str(found[0]), found[1])
+
     def status(self, name: str, lift: Callable[[str], Any] | None = None) -> dict[str, Any]:
         """What the campaign's runs did, from the tables (a retired campaign's too)."""
         if self.definitions is None or self.definitions.get(name) is None:

@@ -98,10 +98,7 @@ def scanned(token: Token, ws: WorkspaceDep) -> RedirectResponse:
     delivery_id = _signer(ws).read_short(token)
     if delivery_id is None:
         return _redirect(ws, token, "r", "scan")
-    found = ws.decisions.cursor().execute("""
-        SELECT d.decision_id, json_extract_string(o.treatment, '$.url') FROM deliveries d
-        LEFT JOIN outbound o ON o.run_id = d.campaign AND o.decision_id = d.decision_id
-        WHERE d.delivery_id = ? LIMIT 1""", [delivery_id]).fetchone()
+    found = ws.campaigns.page_of(delivery_id)
     home = ws.config.api.public_url or "/"
     if found is None:  # erased since, say: the home page, nothing recorded
         return RedirectResponse(home, status_code=302, headers={"Cache-Control": "no-store"})
