@@ -139,8 +139,8 @@ async def channel_bounce(
     """One message received at the channel's return path (a delivery status notification,
     RFC 3464), as a relay forwards it: applied as ``onetoone campaign bounces`` applies the
     messages of a bounce mailbox (docs/channels.md#bounces). The counts: ``bounced``,
-    ``soft``, ``unmatched``, ``already`` (applied before: nothing changes), ``other`` (no
-    report)."""
+    ``soft``, ``unmatched``, ``already`` (applied before: nothing changes), ``replies`` (a
+    customer's answer to a campaign's e-mail, recorded), ``other``."""
     config = ws.config.channels.get(name)
     if config is None or config.type != "smtp":
         raise NotFoundError(f"No channel '{name}' of type smtp.")
