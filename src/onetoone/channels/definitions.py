@@ -200,10 +200,10 @@ class Definitions:
         now = utcnow()
 
         def work(con: Connection) -> str:
-            current = _current(con, name)
-            if current is None or current[1] is not None:
-                return "missing" if current is None else "retired"
-            if current[0] == json.loads(text):
+            current, state = _live(con, name)
+            if state is not None:
+                return state
+            if current == json.loads(text):
                 return "same"
             con.execute(f"UPDATE {TABLE} SET settings = ?, updated_at = ? WHERE name = ?",
                         [text, now, name])
@@ -226,9 +226,8 @@ class Definitions:
         now = utcnow()
 
         def work(con: Connection) -> str:
-            current = _current(con, name)
-            if current is None or current[1] is not None:
-                return "missing" if current is None else "retired"
+            if (state := _live(con, name)[1]) is not None:
+                return state
             con.execute(f"UPDATE {TABLE} SET retired_at = ?, updated_at = ? WHERE name = ?",
                         [now, now, name])
             return "done"
@@ -257,6 +256,14 @@ def _current(con: Connection, name: str) -> tuple[dict[str, Any], datetime | Non
     rows = con.execute(f"SELECT settings, retired_at FROM {TABLE} WHERE name = ?",
                        [name]).fetchall()
     return (json.loads(rows[0][0]), rows[0][1]) if rows else None
+
+
+def _live(con: Connection, name: str) -> tuple[dict[str, Any] | None, str | None]:
+    """(settings, None) of a campaign that runs; (None, "missing" or "retired") else."""
+    current = _current(con, name)
+    if current is None:
+        return None, "missing"
+    return (None, "retired") if current[1] is not None else (current[0], None)
 
 
 def _text(campaign: CampaignConfig) -> str:
