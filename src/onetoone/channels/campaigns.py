@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from onetoone.channels.base import Channel, Message
@@ -109,11 +110,15 @@ class Campaigns:
                  public_url: str | None, timezone: str,
                  definitions: Definitions | None = None) -> None:
         self._service, self.channels = service, channels
-        #: the campaigns that run: the file's, then those created through the API
-        self.configs = {**campaigns, **(definitions.active() if definitions else {})}
-        self.definitions = definitions
+        self._file, self.definitions = campaigns, definitions
         self.root, self.store, self.public_url, self.timezone = (root, store, public_url,
                                                                  timezone)
+
+    @cached_property
+    def configs(self) -> dict[str, CampaignConfig]:
+        """The campaigns that run: the file's, then those created through the API (read at
+        first use: a scan's page or a status needs none of them)."""
+        return {**self._file, **(self.definitions.active() if self.definitions else {})}
 
     @property
     def service(self) -> DecisionService:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from onetoone.channels.base import Message, Outcome
-from onetoone.channels.qr import qr_png, qr_svg
+from onetoone.channels.qr import file_stem, qr_png, qr_svg, temporary, write_private
 from onetoone.channels.tracking import Signer, short_scan_url, web_address
 from onetoone.customize.templates import is_html, spreadsheet_cell
 
@@ -75,13 +75,13 @@ class PrintChannel:
                 continue
             link = short_scan_url(self.signer, self.public_url, m.delivery_id)
             campaign, _, occurrence = m.campaign.partition(":")
-            folder = self.root / FOLDER / _safe(campaign)
+            folder = self.root / FOLDER / file_stem(campaign)
             folder.mkdir(parents=True, exist_ok=True)
-            code = f"{_safe(m.delivery_id)}.{self.fmt}"
-            _write_private(folder / code, self._image(link))
+            code = f"{file_stem(m.delivery_id)}.{self.fmt}"
+            write_private(folder / code, self._image(link))
             texts = {k: v for k, v in m.fields.items()
                      if k not in _NOT_TEXT and not is_html(k) and v is not None}
-            rows.setdefault(folder / f"{_safe(occurrence or 'once')}.csv", []).append({
+            rows.setdefault(folder / f"{file_stem(occurrence or 'once')}.csv", []).append({
                 **{k: record.get(k) for k in POSTAL}, **texts,
                 "delivery_id": m.delivery_id, "customer_id": m.customer_id, "address": m.to,
                 "language": m.fields.get("language") or record.get("language"),
@@ -112,7 +112,7 @@ class PrintChannel:
         if header and wanted != header:
             with path.open(newline="", encoding="utf-8") as f:
                 old = [dict(zip(header, line, strict=False)) for line in list(csv.reader(f))[1:]]
-            _write_private(path, _lines(wanted, old, header=True))
+            write_private(path, _lines(wanted, old, header=True))
             header = wanted
         data = _lines(wanted, rows, header=not header)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -128,7 +128,7 @@ class PrintChannel:
 
     def _file(self, path: Path) -> tuple[list[str], set[str]]:
         if path not in self._files:
-            _temporary(path).unlink(missing_ok=True)  # left by a rewrite that stopped
+            temporary(path).unlink(missing_ok=True)  # left by a rewrite that stopped
             header: list[str] = []
             ids: set[str] = set()
             try:
@@ -170,21 +170,3 @@ def _lines(columns: list[str], rows: Iterable[dict[str, Any]], *, header: bool) 
                          for c in columns])
     return out.getvalue().encode("utf-8")
 
-
-def _write_private(path: Path, data: bytes) -> None:
-    """``path`` written whole under a temporary name, then put in place (owner only)."""
-    tmp = _temporary(path)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        os.fchmod(out.fileno(), 0o600)
-        out.write(data)
-    os.replace(tmp, path)
-
-
-def _temporary(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp")
-
-
-def _safe(name: str) -> str:
-    kept = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in name)
-    return kept.lstrip(".")[:100] or "_"

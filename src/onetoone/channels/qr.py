@@ -71,22 +71,35 @@ def write_codes(folder: Path, items: Iterable[tuple[str, str]],
     taken: set[str] = set()
     for name, url in items:
         data = qr_png(url) if fmt == "png" else qr_svg(url).encode("utf-8")
-        stem = _safe(name)
+        stem = file_stem(name)
         unique, n = stem, 1
         while unique.lower() in taken:
             n += 1
             unique = f"{stem}-{n}"
         taken.add(unique.lower())
         path = folder / f"{unique}.{fmt}"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            os.fchmod(out.fileno(), 0o600)
-            out.write(data)
+        write_private(path, data)
         written.append(path)
     return written
 
 
-def _safe(name: str) -> str:
+def file_stem(name: str) -> str:
     """A file name stem made of ``name``: no separators, no leading dot, 100 characters."""
     kept = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in name)
     return kept.lstrip(".")[:100] or "_"
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """``path`` written whole under a temporary name (:func:`temporary`), then put in place,
+    readable by its owner only."""
+    tmp = temporary(path)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        os.fchmod(out.fileno(), 0o600)
+        out.write(data)
+    os.replace(tmp, path)
+
+
+def temporary(path: Path) -> Path:
+    """Where :func:`write_private` writes ``path`` before putting it in place."""
+    return path.with_name(f".{path.name}.tmp")
